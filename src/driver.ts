@@ -1,0 +1,169 @@
+/**
+ * The driver interface: the only way the pool core talks to a PostgreSQL
+ * connection. The default driver is built on postgres.js; the core's unit
+ * tests use a scriptable fake. Nothing in here depends on a runtime.
+ *
+ * @module
+ */
+
+/** A result row: a plain object keyed by column name. */
+export type Row = Record<string, unknown>;
+
+/** Transaction status from the server's last `ReadyForQuery` message. */
+export type TransactionStatus = "idle" | "transaction" | "failed";
+
+/**
+ * Per-query bounds. `timeout` is in seconds. A timeout or abort cancels the
+ * query on the server and leaves the connection usable.
+ */
+export interface QueryOptions {
+  /** Seconds until the query is cancelled and rejects with `QUERY_TIMEOUT`. */
+  timeout?: number;
+  /** Aborting cancels the query; it rejects with `signal.reason`. */
+  signal?: AbortSignal;
+}
+
+/** What one statement returned. */
+export interface QueryResult {
+  /** The rows, in order. */
+  rows: Row[];
+  /** Column names, in order (empty for statements without a result set). */
+  columns: string[];
+  /** The command status tag, e.g. `"INSERT 0 1"` or `"SELECT 3"`. */
+  command: string;
+}
+
+/** The server's version, parsed from `server_version`. */
+export interface ServerVersion {
+  /** Major version, e.g. `15`. */
+  major: number;
+  /** Minor version, e.g. `4` for 15.4 (for 9.6.3: 6). */
+  minor: number;
+  /** Patch level where the server reports three parts (9.6.3 → 3), else 0. */
+  micro: number;
+  /** The raw `server_version` string. */
+  text: string;
+}
+
+/** TLS modes with libpq's meaning. */
+export type SslMode = "disable" | "prefer" | "require" | "verify-ca" | "verify-full";
+
+/**
+ * How to reach and log into a server. Durations are in seconds. Values come from
+ * the DSN, then these options, then the libpq environment.
+ */
+export interface ConnectOptions {
+  /** A `postgres://` URL or a libpq `key=value` string. */
+  dsn?: string;
+  /** Host name, IP address, or a directory holding a unix socket; comma-separated for several. */
+  host?: string;
+  /** TCP port (also names the unix socket file). */
+  port?: number;
+  /** Role to log in as. */
+  user?: string;
+  /** Password; never shown in any message. */
+  password?: string;
+  /** Database name. */
+  database?: string;
+  /** TLS mode. */
+  sslmode?: SslMode;
+  /** PEM text of the CA certificate(s) for `verify-ca` / `verify-full`. */
+  sslrootcert?: string;
+  /** Seconds one connection attempt (TCP, TLS, authentication) may take. */
+  connectTimeout?: number;
+  /** `application_name` reported to the server. */
+  applicationName?: string;
+  /** Extra startup parameters (run-time settings such as `search_path`). */
+  params?: Record<string, string>;
+  /** libpq's `target_session_attrs`. */
+  targetSessionAttrs?: "any" | "read-write" | "read-only" | "primary" | "standby" | "prefer-standby";
+  /** Use named prepared statements (default true; false for PgBouncer transaction mode). */
+  prepare?: boolean;
+  /** Aborts the connection attempt; the attempt rejects with `signal.reason`. */
+  signal?: AbortSignal;
+}
+
+/** Names a {@linkcode ConnectOptions} object may have. */
+export const CONNECT_OPTION_NAMES: ReadonlySet<string> = new Set([
+  "dsn",
+  "host",
+  "port",
+  "user",
+  "password",
+  "database",
+  "sslmode",
+  "sslrootcert",
+  "connectTimeout",
+  "applicationName",
+  "params",
+  "targetSessionAttrs",
+  "prepare",
+  "signal",
+]);
+
+/** Receives a notification: its payload, its channel and the sending backend's pid. */
+export type NotificationListener = (payload: string, channel: string, pid: number) => void;
+
+/**
+ * One open physical connection, as a driver provides it. Implementations must
+ * never reconnect silently: once closed, every call rejects with
+ * `CONNECTION_CLOSED` and {@linkcode DriverConnection.isClosed} stays true.
+ */
+export interface DriverConnection {
+  /** The backend's process id. */
+  readonly pid: number;
+  /** The server's version. */
+  readonly serverVersion: ServerVersion;
+  /** Statements sent so far: every query round, the reset and rollbacks included. */
+  readonly queryCount: number;
+  /** Transaction status from the last `ReadyForQuery`. */
+  readonly transactionStatus: TransactionStatus;
+  /** True once the connection closed for any reason; never false again. */
+  isClosed(): boolean;
+  /** Runs one statement with `$1…` parameters. */
+  query(sql: string, args: readonly unknown[], options?: QueryOptions): Promise<QueryResult>;
+  /** Runs one statement once per argument list, pipelined where possible. */
+  queryMany(
+    sql: string,
+    argsList: readonly (readonly unknown[])[],
+    options?: QueryOptions,
+  ): Promise<QueryResult[]>;
+  /** Runs a `COPY … TO STDOUT`, handing each chunk to `sink` (awaited: backpressure); resolves to the status tag. */
+  copyOut(
+    sql: string,
+    sink: (chunk: Uint8Array) => unknown,
+    options?: QueryOptions,
+  ): Promise<string>;
+  /** Runs a `COPY … FROM STDIN` fed from `source`; resolves to the status tag. */
+  copyIn(sql: string, source: AsyncIterable<Uint8Array>, options?: QueryOptions): Promise<string>;
+  /** `LISTEN` on this very connection; notifications on `channel` go to `listener`. */
+  listen(channel: string, listener: NotificationListener): Promise<void>;
+  /** `UNLISTEN` the channel on this connection. */
+  unlisten(channel: string): Promise<void>;
+  /**
+   * Makes the session clean for the next user: waits for a pending query
+   * cancellation, rolls back an open transaction (per the transaction status),
+   * and when `query` is true sends the reset statements the server supports.
+   * Any failure leaves the connection closed.
+   */
+  reset(options: { query: boolean; signal?: AbortSignal }): Promise<void>;
+  /** Closes gracefully (Terminate message); past `timeout` seconds it terminates. */
+  close(options?: { timeout?: number }): Promise<void>;
+  /** Drops the socket now. */
+  terminate(): void;
+  /**
+   * Registers the listener called exactly once when the connection closes for
+   * any reason (local close, server kill, network loss). `error` is set when it
+   * was not a local close. Called at most once per connection; a later call replaces it.
+   */
+  onClose(listener: (error: Error | undefined) => void): void;
+}
+
+/**
+ * Opens connections. `options.signal` bounds the attempt; a driver bounds it
+ * by `connectTimeout` too.
+ */
+export interface Driver {
+  /** Opens one connection, eagerly (the connection is usable when this resolves). */
+  connect(options: ConnectOptions): Promise<DriverConnection>;
+}
