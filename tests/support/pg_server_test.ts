@@ -1,0 +1,140 @@
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import process from "node:process";
+import postgres from "postgres";
+import { getTestServer, type PostgresInstance, startPostgres, type TestServer } from "./pg_server.ts";
+
+type Sql = ReturnType<typeof postgres>;
+
+function client(dsn: string, extra: Parameters<typeof postgres>[1] = {}): Sql {
+  return postgres(dsn, { max: 1, onnotice: () => {}, connect_timeout: 10, ...extra });
+}
+
+async function queryOnce<T>(sql: Sql, fn: (sql: Sql) => Promise<T>): Promise<T> {
+  try {
+    return await fn(sql);
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
+}
+
+async function currentUser(dsn: string, extra: Parameters<typeof postgres>[1] = {}): Promise<string> {
+  return await queryOnce(client(dsn, extra), async (sql) => {
+    const rows = await sql`SELECT current_user AS u`;
+    return String(rows[0]!.u);
+  });
+}
+
+describe("getTestServer()", () => {
+  let server: TestServer;
+
+  before(async () => {
+    server = await getTestServer();
+  });
+
+  it("getTestServer() answers a query over TCP as the superuser", async () => {
+    const rows = await queryOnce(client(server.dsn), (sql) => sql`SELECT 1 AS one, current_user AS u`);
+    assert.equal(rows[0]!.one, 1);
+    assert.equal(rows[0]!.u, server.user);
+    assert.match(server.dsn, /^postgres:\/\//);
+    assert.equal(server.dsnFor({}), server.dsn);
+  });
+
+  it("getTestServer() returns the same server on every call", async () => {
+    const again = await getTestServer();
+    assert.equal(again, server);
+  });
+
+  it("getTestServer() allows at least 300 connections", async (t) => {
+    if (process.env.DATABASE_URL) return t.skip("DATABASE_URL names an external server");
+    const rows = await queryOnce(client(server.dsn), (sql) => sql`SHOW max_connections`);
+    assert.ok(Number(rows[0]!.max_connections) >= 300);
+  });
+
+  it("md5 role logs in with its password and is refused with a wrong one", async (t) => {
+    if (!server.md5) return t.skip("no md5 role on this server");
+    const { user, password } = server.md5;
+    assert.equal(await currentUser(server.dsnFor({ user, password })), user);
+    const rows = await queryOnce(
+      client(server.dsn),
+      (sql) => sql`SELECT left(rolpassword, 3) AS kind FROM pg_authid WHERE rolname = ${user}`,
+    );
+    assert.equal(rows[0]!.kind, "md5");
+    await assert.rejects(
+      currentUser(server.dsnFor({ user, password: "wrong" })),
+      (e: { code?: string }) => e.code === "28P01",
+    );
+  });
+
+  it("scram role logs in with its password and is refused with a wrong one", async (t) => {
+    if (!server.scram) return t.skip("no scram role on this server");
+    const { user, password } = server.scram;
+    assert.equal(await currentUser(server.dsnFor({ user, password })), user);
+    const rows = await queryOnce(
+      client(server.dsn),
+      (sql) => sql`SELECT left(rolpassword, 13) AS kind FROM pg_authid WHERE rolname = ${user}`,
+    );
+    assert.equal(rows[0]!.kind, "SCRAM-SHA-256");
+    await assert.rejects(
+      currentUser(server.dsnFor({ user, password: "wrong" })),
+      (e: { code?: string }) => e.code === "28P01",
+    );
+  });
+
+  it("the unix socket accepts connections", async (t) => {
+    if (!server.socketDir) return t.skip("no unix socket for an external server");
+    assert.ok(fs.existsSync(`${server.socketDir}/.s.PGSQL.${server.port}`));
+    const addr = await queryOnce(
+      client(server.dsn, { host: server.socketDir, port: server.port }),
+      (sql) => sql`SELECT inet_client_addr() AS addr`,
+    );
+    // A unix-socket session has no client address.
+    assert.equal(addr[0]!.addr, null);
+    assert.equal(
+      server.dsnFor({ host: server.socketDir }),
+      `postgres://${server.user}@${encodeURIComponent(server.socketDir)}:${server.port}/${server.database}`,
+    );
+  });
+});
+
+describe("startPostgres()", () => {
+  let pg: PostgresInstance | undefined;
+
+  after(async () => {
+    await pg?.destroy();
+  });
+
+  it("startPostgres() starts a separate server that survives restart() and kill()/start()", async () => {
+    const shared = await getTestServer();
+    pg = await startPostgres({ config: { "harness.marker": "harness_test" } });
+    assert.notEqual(pg.port, shared.port);
+    assert.ok(pg.isRunning());
+    const setting = await queryOnce(
+      client(pg.dsn),
+      (sql) => sql`SELECT current_setting('harness.marker') AS marker`,
+    );
+    assert.equal(setting[0]!.marker, "harness_test");
+
+    const pidBefore = pg.pid();
+    await pg.restart();
+    assert.ok(pg.isRunning());
+    assert.notEqual(pg.pid(), pidBefore);
+    assert.equal(await currentUser(pg.dsn), "postgres");
+
+    await pg.kill();
+    assert.equal(pg.isRunning(), false);
+    await assert.rejects(currentUser(pg.dsn, { connect_timeout: 2 }), (e: { code?: string }) => {
+      return e.code === "ECONNREFUSED";
+    });
+    await pg.start();
+    assert.equal(await currentUser(pg.dsnFor(pg.scram)), pg.scram.user);
+
+    await pg.stop();
+    assert.equal(pg.isRunning(), false);
+    const dir = pg.dataDir;
+    await pg.destroy();
+    assert.equal(fs.existsSync(dir), false);
+    pg = undefined;
+  });
+});
