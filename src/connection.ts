@@ -1,0 +1,664 @@
+/**
+ * The public connection: the query API over one driver connection. A pool hands
+ * out {@linkcode PoolConnection} proxies that forward to one of these.
+ *
+ * @module
+ */
+
+import type {
+  DriverConnection,
+  NotificationListener,
+  QueryOptions,
+  QueryResult,
+  Row,
+  ServerVersion,
+} from "./driver.ts";
+import { InterfaceError } from "./errors.ts";
+import {
+  columnListSql,
+  type CopyFormatOptions,
+  copyOptionsSql,
+  copyTextLine,
+  qualifiedName,
+} from "./sql_text.ts";
+
+/** Where `COPY … TO STDOUT` data goes: a web stream (closed at the end) or a callback (awaited). */
+export type CopyOutput = WritableStream<Uint8Array> | ((chunk: Uint8Array) => unknown);
+
+/** Where `COPY … FROM STDIN` data comes from. */
+export type CopySource = ReadableStream<Uint8Array> | AsyncIterable<Uint8Array> | Uint8Array | string;
+
+/** Options of `copyFromTable`. */
+export interface CopyFromTableOptions extends CopyFormatOptions, QueryOptions {
+  /** Receives the data. */
+  output: CopyOutput;
+  /** Columns to copy (default: all). */
+  columns?: string[];
+  /** Schema of the table. */
+  schemaName?: string;
+}
+
+/** Options of `copyFromQuery`. */
+export interface CopyFromQueryOptions extends CopyFormatOptions, QueryOptions {
+  /** Receives the data. */
+  output: CopyOutput;
+}
+
+/** Options of `copyToTable`. */
+export interface CopyToTableOptions extends CopyFormatOptions, QueryOptions {
+  /** The data. */
+  source: CopySource;
+  /** Columns the data fills (default: all). */
+  columns?: string[];
+  /** Schema of the table. */
+  schemaName?: string;
+}
+
+/** Options of `copyRecordsToTable`. */
+export interface CopyRecordsOptions extends QueryOptions {
+  /** Rows as arrays of values in column order. */
+  records: Iterable<readonly unknown[]> | AsyncIterable<readonly unknown[]>;
+  /** Columns the records fill (default: all). */
+  columns?: string[];
+  /** Schema of the table. */
+  schemaName?: string;
+}
+
+/** Options of `transaction()`. */
+export interface TransactionOptions {
+  /** Isolation level (default: the server's). */
+  isolation?: "read committed" | "repeatable read" | "serializable";
+  /** `READ ONLY` transaction. */
+  readOnly?: boolean;
+  /** `DEFERRABLE` (with serializable, read only). */
+  deferrable?: boolean;
+}
+
+/** Options of `fetchVal()`. */
+export interface FetchValOptions extends QueryOptions {
+  /** Column by index (default 0) or name. */
+  column?: number | string;
+}
+
+/** Internal access for the pool: not part of the public surface. */
+export interface ConnectionInternals {
+  driver(con: Connection): DriverConnection;
+  listenerCount(con: Connection): number;
+  clearListeners(con: Connection): void;
+  transaction<C, T>(
+    con: Connection,
+    self: C,
+    fn: (c: C) => Promise<T>,
+    opts?: TransactionOptions,
+  ): Promise<T>;
+  onClose(con: Connection, listener: (error: Error | undefined) => void): void;
+}
+
+// deno-lint-ignore prefer-const
+let internals!: ConnectionInternals;
+
+const ISOLATION = new Set(["read committed", "repeatable read", "serializable"]);
+const encoder = new TextEncoder();
+
+function argsOf(args: readonly unknown[] | undefined): readonly unknown[] {
+  if (args === undefined) return [];
+  if (!Array.isArray(args)) {
+    throw new InterfaceError("INVALID_ARGUMENT", "Query arguments must be an array");
+  }
+  return args;
+}
+
+async function* sourceChunks(source: CopySource): AsyncIterable<Uint8Array> {
+  if (typeof source === "string") yield encoder.encode(source);
+  else if (source instanceof Uint8Array) yield source;
+  else if (typeof (source as AsyncIterable<Uint8Array>)[Symbol.asyncIterator] === "function") {
+    for await (const chunk of source as AsyncIterable<Uint8Array>) {
+      yield typeof chunk === "string" ? encoder.encode(chunk) : chunk;
+    }
+  } else if (typeof (source as ReadableStream<Uint8Array>).getReader === "function") {
+    const reader = (source as ReadableStream<Uint8Array>).getReader();
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) return;
+        yield value;
+      }
+    } finally {
+      reader.releaseLock();
+    }
+  } else {
+    throw new InterfaceError(
+      "INVALID_ARGUMENT",
+      "Cannot copy as 'source' must be a ReadableStream, an async iterable, a Uint8Array or a string",
+    );
+  }
+}
+
+async function* recordChunks(
+  records: Iterable<readonly unknown[]> | AsyncIterable<readonly unknown[]>,
+): AsyncIterable<Uint8Array> {
+  let batch = "";
+  for await (const record of records as AsyncIterable<readonly unknown[]>) {
+    if (!Array.isArray(record)) {
+      throw new InterfaceError("INVALID_ARGUMENT", "Cannot copy records as each record must be an array");
+    }
+    batch += copyTextLine(record);
+    if (batch.length >= 65536) {
+      yield encoder.encode(batch);
+      batch = "";
+    }
+  }
+  if (batch.length > 0) yield encoder.encode(batch);
+}
+
+async function runCopyOut(
+  driver: DriverConnection,
+  sql: string,
+  output: CopyOutput,
+  opts: QueryOptions | undefined,
+): Promise<string> {
+  if (typeof output === "function") return await driver.copyOut(sql, output, opts);
+  if (output === null || typeof output !== "object" || typeof output.getWriter !== "function") {
+    throw new InterfaceError(
+      "INVALID_ARGUMENT",
+      "Cannot copy as 'output' must be a WritableStream or a function",
+    );
+  }
+  const writer = output.getWriter();
+  try {
+    const tag = await driver.copyOut(sql, (chunk) => writer.write(chunk), opts);
+    await writer.close();
+    return tag;
+  } catch (e) {
+    await writer.abort(e).catch(() => {});
+    throw e;
+  } finally {
+    writer.releaseLock();
+  }
+}
+
+/**
+ * One PostgreSQL connection with the query API. Get one with `connect()`; a
+ * pool's `connect` hook returns these.
+ *
+ * @example Query on a standalone connection
+ * ```ts ignore
+ * import { connect } from "@x/pgpool";
+ * await using con = await connect("postgres://localhost/postgres");
+ * console.log(await con.fetchVal("SELECT 1 + 1")); // 2
+ * ```
+ */
+export class Connection {
+  #driver: DriverConnection;
+  #listeners = new Map<string, Set<NotificationListener>>();
+  #listenerCount = 0;
+  #txDepth = 0;
+  #closeListeners: ((error: Error | undefined) => void)[] = [];
+
+  static {
+    internals = {
+      driver: (con) => con.#driver,
+      listenerCount: (con) => con.#listenerCount,
+      clearListeners: (con) => {
+        con.#listeners.clear();
+        con.#listenerCount = 0;
+      },
+      transaction: (con, self, fn, opts) => con.#transaction(self, fn, opts),
+      onClose: (con, listener) => {
+        con.#closeListeners.push(listener);
+      },
+    };
+  }
+
+  /**
+   * Wraps a driver connection. Drivers call this; users call `connect()`.
+   *
+   * @param driver The open driver connection.
+   */
+  constructor(driver: DriverConnection) {
+    this.#driver = driver;
+    driver.onClose((error) => {
+      const listeners = this.#closeListeners;
+      this.#closeListeners = [];
+      for (const listener of listeners) listener(error);
+    });
+  }
+
+  /**
+   * Runs a statement and resolves to its status tag (e.g. `"INSERT 0 1"`).
+   *
+   * @param sql The statement, with `$1…` placeholders.
+   * @param args Values for the placeholders.
+   * @param opts Timeout / abort signal for this query.
+   * @returns The command status tag.
+   * @example
+   * ```ts ignore
+   * const tag = await con.execute("UPDATE t SET x = $1", [1]); // "UPDATE 3"
+   * ```
+   */
+  async execute(sql: string, args?: readonly unknown[], opts?: QueryOptions): Promise<string> {
+    return (await this.#driver.query(sql, argsOf(args), opts)).command;
+  }
+
+  /**
+   * Runs a statement once per argument list (pipelined) and resolves when all ran.
+   *
+   * @param sql The statement.
+   * @param argsList One argument array per execution.
+   * @param opts Timeout / abort signal for the whole batch.
+   * @example
+   * ```ts ignore
+   * await con.executeMany("INSERT INTO t VALUES ($1)", [[1], [2], [3]]);
+   * ```
+   */
+  async executeMany(
+    sql: string,
+    argsList: readonly (readonly unknown[])[],
+    opts?: QueryOptions,
+  ): Promise<void> {
+    await this.#driver.queryMany(sql, argsList.map(argsOf), opts);
+  }
+
+  /**
+   * Runs a query and resolves to all its rows.
+   *
+   * @param sql The query.
+   * @param args Values for the placeholders.
+   * @param opts Timeout / abort signal.
+   * @returns The rows as plain objects.
+   * @example
+   * ```ts ignore
+   * const rows = await con.fetch<{ n: number }>("SELECT generate_series(1, $1) AS n", [3]);
+   * ```
+   */
+  async fetch<T = Row>(sql: string, args?: readonly unknown[], opts?: QueryOptions): Promise<T[]> {
+    return (await this.#driver.query(sql, argsOf(args), opts)).rows as T[];
+  }
+
+  /**
+   * Runs a query and resolves to its first row, or `null` when there is none.
+   *
+   * @param sql The query.
+   * @param args Values for the placeholders.
+   * @param opts Timeout / abort signal.
+   * @returns The first row or `null`.
+   * @example
+   * ```ts ignore
+   * const row = await con.fetchRow("SELECT 1 AS a, 2 AS b"); // { a: 1, b: 2 }
+   * ```
+   */
+  async fetchRow<T = Row>(sql: string, args?: readonly unknown[], opts?: QueryOptions): Promise<T | null> {
+    const rows = (await this.#driver.query(sql, argsOf(args), opts)).rows;
+    return rows.length === 0 ? null : rows[0] as T;
+  }
+
+  /**
+   * Runs a query and resolves to one value of its first row (`null` when there is no row).
+   *
+   * @param sql The query.
+   * @param args Values for the placeholders.
+   * @param opts Timeout / abort signal, and `column` by index (default 0) or name.
+   * @returns The value or `null`.
+   * @example
+   * ```ts ignore
+   * const n = await con.fetchVal<number>("SELECT count(*)::int FROM t");
+   * ```
+   */
+  async fetchVal<T = unknown>(
+    sql: string,
+    args?: readonly unknown[],
+    opts?: FetchValOptions,
+  ): Promise<T | null> {
+    const result = await this.#driver.query(sql, argsOf(args), opts);
+    return pickValue(result, opts?.column) as T | null;
+  }
+
+  /**
+   * Runs a query once per argument list (pipelined) and resolves to all rows of all runs.
+   *
+   * @param sql The query.
+   * @param argsList One argument array per run.
+   * @param opts Timeout / abort signal for the whole batch.
+   * @returns The rows, run after run.
+   * @example
+   * ```ts ignore
+   * const rows = await con.fetchMany("INSERT INTO t VALUES ($1) RETURNING *", [[1], [2]]);
+   * ```
+   */
+  async fetchMany<T = Row>(
+    sql: string,
+    argsList: readonly (readonly unknown[])[],
+    opts?: QueryOptions,
+  ): Promise<T[]> {
+    const results = await this.#driver.queryMany(sql, argsList.map(argsOf), opts);
+    return results.flatMap((r) => r.rows) as T[];
+  }
+
+  /**
+   * Runs `fn` in a transaction: committed when it resolves, rolled back when it
+   * throws. Nested calls use savepoints.
+   *
+   * @param fn The work; receives this connection.
+   * @param opts Isolation level, read-only, deferrable.
+   * @returns What `fn` resolved to.
+   * @example
+   * ```ts ignore
+   * await con.transaction(async (tx) => {
+   *   await tx.execute("INSERT INTO t VALUES (1)");
+   * });
+   * ```
+   */
+  transaction<T>(fn: (con: Connection) => Promise<T>, opts?: TransactionOptions): Promise<T> {
+    return this.#transaction(this, fn, opts);
+  }
+
+  async #transaction<C, T>(self: C, fn: (c: C) => Promise<T>, opts?: TransactionOptions): Promise<T> {
+    if (typeof fn !== "function") {
+      throw new InterfaceError("INVALID_ARGUMENT", "Cannot start a transaction as 'fn' must be a function");
+    }
+    const depth = this.#txDepth;
+    const savepoint = `pgpool_sp_${depth}`;
+    if (depth === 0) await this.#driver.query(beginSql(opts), []);
+    else await this.#driver.query(`SAVEPOINT ${savepoint}`, []);
+    this.#txDepth = depth + 1;
+    let result: T;
+    try {
+      result = await fn(self);
+    } catch (e) {
+      this.#txDepth = depth;
+      if (!this.#driver.isClosed()) {
+        await this.#driver.query(depth === 0 ? "ROLLBACK" : `ROLLBACK TO SAVEPOINT ${savepoint}`, []);
+      }
+      throw e;
+    }
+    this.#txDepth = depth;
+    await this.#driver.query(depth === 0 ? "COMMIT" : `RELEASE SAVEPOINT ${savepoint}`, []);
+    return result;
+  }
+
+  /**
+   * Subscribes to a channel on this very connection (`LISTEN`).
+   *
+   * @param channel The channel name (quoted as an identifier).
+   * @param listener Called with payload, channel and the sender's pid.
+   * @example
+   * ```ts ignore
+   * await con.addListener("jobs", (payload) => console.log(payload));
+   * ```
+   */
+  async addListener(channel: string, listener: NotificationListener): Promise<void> {
+    if (typeof listener !== "function") {
+      throw new InterfaceError("INVALID_ARGUMENT", "Cannot add a listener that is not a function");
+    }
+    let set = this.#listeners.get(channel);
+    if (set === undefined) {
+      set = new Set();
+      this.#listeners.set(channel, set);
+      try {
+        await this.#driver.listen(channel, (payload, ch, pid) => {
+          const current = this.#listeners.get(ch);
+          if (current === undefined) return;
+          for (const cb of [...current]) cb(payload, ch, pid);
+        });
+      } catch (e) {
+        this.#listeners.delete(channel);
+        throw e;
+      }
+    }
+    if (!set.has(listener)) {
+      set.add(listener);
+      this.#listenerCount++;
+    }
+  }
+
+  /**
+   * Removes a listener; the channel is `UNLISTEN`ed when its last listener goes.
+   *
+   * @param channel The channel name.
+   * @param listener The listener passed to `addListener`.
+   * @example
+   * ```ts ignore
+   * await con.removeListener("jobs", onJob);
+   * ```
+   */
+  async removeListener(channel: string, listener: NotificationListener): Promise<void> {
+    const set = this.#listeners.get(channel);
+    if (set === undefined || !set.delete(listener)) return;
+    this.#listenerCount--;
+    if (set.size === 0) {
+      this.#listeners.delete(channel);
+      if (!this.#driver.isClosed()) await this.#driver.unlisten(channel);
+    }
+  }
+
+  /**
+   * Copies a table out (`COPY … TO STDOUT`).
+   *
+   * @param table The table name (quoted).
+   * @param opts Output, columns, schema and COPY format options.
+   * @returns The status tag, e.g. `"COPY 100"`.
+   * @example
+   * ```ts ignore
+   * const chunks: Uint8Array[] = [];
+   * await con.copyFromTable("t", { output: (c) => chunks.push(c), format: "csv" });
+   * ```
+   */
+  copyFromTable(table: string, opts: CopyFromTableOptions): Promise<string> {
+    const sql = `COPY ${qualifiedName(table, opts.schemaName)}${columnListSql(opts.columns)} TO STDOUT${
+      copyOptionsSql(opts)
+    }`;
+    return runCopyOut(this.#driver, sql, opts.output, opts);
+  }
+
+  /**
+   * Copies a query's result out (`COPY (query) TO STDOUT`). Arguments are
+   * rendered as quoted literals by the server before the copy.
+   *
+   * @param sql The query.
+   * @param args Values for its placeholders, or `undefined`.
+   * @param opts Output and COPY format options.
+   * @returns The status tag, e.g. `"COPY 3"`.
+   * @example
+   * ```ts ignore
+   * await con.copyFromQuery("SELECT * FROM t WHERE x > $1", [10], { output: (c) => sink(c) });
+   * ```
+   */
+  async copyFromQuery(
+    sql: string,
+    args: readonly unknown[] | undefined,
+    opts: CopyFromQueryOptions,
+  ): Promise<string> {
+    const list = argsOf(args);
+    let text = sql;
+    if (list.length > 0) {
+      const select = list.map((_, i) => `quote_nullable($${i + 1}::text) AS "${i}"`).join(", ");
+      const row = (await this.#driver.query(`SELECT ${select}`, list.map(textArg), opts)).rows[0] ?? {};
+      text = sql.replace(/\$(\d+)/g, (m, n: string) => {
+        const v = row[String(Number(n) - 1)];
+        return typeof v === "string" ? v : m;
+      });
+    }
+    return await runCopyOut(
+      this.#driver,
+      `COPY (${text}) TO STDOUT${copyOptionsSql(opts)}`,
+      opts.output,
+      opts,
+    );
+  }
+
+  /**
+   * Copies data into a table (`COPY … FROM STDIN`).
+   *
+   * @param table The table name (quoted).
+   * @param opts Source, columns, schema and COPY format options.
+   * @returns The status tag, e.g. `"COPY 100"`.
+   * @example
+   * ```ts ignore
+   * await con.copyToTable("t", { source: "1\tone\n2\ttwo\n" });
+   * ```
+   */
+  copyToTable(table: string, opts: CopyToTableOptions): Promise<string> {
+    const sql = `COPY ${qualifiedName(table, opts.schemaName)}${columnListSql(opts.columns)} FROM STDIN${
+      copyOptionsSql(opts)
+    }`;
+    return this.#driver.copyIn(sql, sourceChunks(opts.source), opts);
+  }
+
+  /**
+   * Copies records (arrays of values) into a table, encoded in COPY's text format.
+   *
+   * @param table The table name (quoted).
+   * @param opts Records, columns and schema.
+   * @returns The status tag, e.g. `"COPY 2"`.
+   * @example
+   * ```ts ignore
+   * await con.copyRecordsToTable("t", { records: [[1, "one"], [2, "two"]] });
+   * ```
+   */
+  copyRecordsToTable(table: string, opts: CopyRecordsOptions): Promise<string> {
+    const sql = `COPY ${qualifiedName(table, opts.schemaName)}${columnListSql(opts.columns)} FROM STDIN`;
+    return this.#driver.copyIn(sql, recordChunks(opts.records), opts);
+  }
+
+  /**
+   * The backend's process id.
+   *
+   * @returns The pid.
+   * @example
+   * ```ts ignore
+   * console.log(con.getServerPid());
+   * ```
+   */
+  getServerPid(): number {
+    return this.#driver.pid;
+  }
+
+  /**
+   * The server's version.
+   *
+   * @returns Major, minor, micro and the raw text.
+   * @example
+   * ```ts ignore
+   * if (con.getServerVersion().major >= 15) console.log("MERGE is there");
+   * ```
+   */
+  getServerVersion(): ServerVersion {
+    return this.#driver.serverVersion;
+  }
+
+  /**
+   * Resets the session as a pool does on release: listeners cleared, an open
+   * transaction rolled back, then advisory locks, cursors, `LISTEN`s and settings reset.
+   *
+   * @example
+   * ```ts ignore
+   * await con.reset();
+   * ```
+   */
+  async reset(): Promise<void> {
+    this.#listeners.clear();
+    this.#listenerCount = 0;
+    this.#txDepth = 0;
+    await this.#driver.reset({ query: true });
+  }
+
+  /**
+   * Closes gracefully.
+   *
+   * @param opts `timeout` in seconds, after which the connection is terminated.
+   * @example
+   * ```ts ignore
+   * await con.close();
+   * ```
+   */
+  async close(opts?: { timeout?: number }): Promise<void> {
+    await this.#driver.close(opts);
+  }
+
+  /**
+   * Drops the connection now.
+   *
+   * @example
+   * ```ts ignore
+   * con.terminate();
+   * ```
+   */
+  terminate(): void {
+    this.#driver.terminate();
+  }
+
+  /**
+   * Whether the connection is closed (for any reason).
+   *
+   * @returns True once closed.
+   * @example
+   * ```ts ignore
+   * console.log(con.isClosed());
+   * ```
+   */
+  isClosed(): boolean {
+    return this.#driver.isClosed();
+  }
+
+  /** Closes the connection (`await using`). */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  /** A description without secrets. */
+  toString(): string {
+    return `Connection(pid ${this.#driver.pid}${this.#driver.isClosed() ? ", closed" : ""})`;
+  }
+}
+
+/** Internal access for the pool. Not exported from `mod.ts`. */
+export function connectionInternals(): ConnectionInternals {
+  return internals;
+}
+
+function textArg(value: unknown): unknown {
+  if (value === null || value === undefined) return null;
+  if (value instanceof Date) return value.toISOString();
+  if (typeof value === "object" && !(value instanceof Uint8Array)) return JSON.stringify(value);
+  return String(value);
+}
+
+function beginSql(opts: TransactionOptions | undefined): string {
+  if (opts === undefined) return "BEGIN";
+  let sql = "BEGIN";
+  if (opts.isolation !== undefined) {
+    if (!ISOLATION.has(opts.isolation)) {
+      throw new InterfaceError(
+        "INVALID_ARGUMENT",
+        "Cannot start a transaction as 'isolation' must be read committed, repeatable read or serializable",
+      );
+    }
+    sql += ` ISOLATION LEVEL ${opts.isolation.toUpperCase()}`;
+  }
+  if (opts.readOnly !== undefined) sql += opts.readOnly ? " READ ONLY" : " READ WRITE";
+  if (opts.deferrable !== undefined) sql += opts.deferrable ? " DEFERRABLE" : " NOT DEFERRABLE";
+  return sql;
+}
+
+function pickValue(result: QueryResult, column: number | string | undefined): unknown {
+  const row = result.rows[0];
+  if (row === undefined) return null;
+  if (column === undefined || typeof column === "number") {
+    const index = column ?? 0;
+    const name = result.columns[index];
+    if (name === undefined) {
+      throw new InterfaceError(
+        "INVALID_ARGUMENT",
+        `Cannot fetch column ${index} as the result has ${result.columns.length} column(s)`,
+      );
+    }
+    return row[name];
+  }
+  if (!(column in row)) {
+    throw new InterfaceError(
+      "INVALID_ARGUMENT",
+      `Cannot fetch column "${column}" as the result has no such column`,
+    );
+  }
+  return row[column];
+}

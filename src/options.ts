@@ -1,0 +1,191 @@
+/**
+ * Pool options and their validation.
+ *
+ * @module
+ */
+
+import type { Clock } from "./clock.ts";
+import type { Connection } from "./connection.ts";
+import { CONNECT_OPTION_NAMES, type ConnectOptions } from "./driver.ts";
+import type { PoolConnection } from "./pool_connection.ts";
+import type { WarningHandler } from "./warnings.ts";
+
+/** Opens one connection for the pool. */
+export type ConnectHook = (options: ConnectOptions) => Promise<Connection>;
+
+/**
+ * Options of a pool: the pool's own settings plus the connection options passed
+ * to every new connection. Durations are in seconds.
+ */
+export interface PoolOptions extends ConnectOptions {
+  /**
+   * Connections opened by `init()`.
+   * @default {0}
+   */
+  minSize?: number;
+  /**
+   * Hard upper bound on open connections.
+   * @default {10}
+   */
+  maxSize?: number;
+  /**
+   * A connection that ran this many queries is closed at release instead of reused.
+   * @default {50000}
+   */
+  maxQueries?: number;
+  /**
+   * Seconds an idle connection may stay open; `0` disables.
+   * @default {300}
+   */
+  maxInactiveConnectionLifetime?: number;
+  /**
+   * Seconds a release may take when neither `release()` nor the acquire gave a
+   * timeout; past it the connection is terminated. `0` means no bound.
+   * @default {60}
+   */
+  releaseTimeout?: number;
+  /**
+   * Seconds `close()` waits on unreleased connections before it warns with `SLOW_CLOSE`.
+   * @default {60}
+   */
+  closeWarningAfter?: number;
+  /** Opens each new connection instead of the default `connect`. */
+  connect?: ConnectHook;
+  /** Runs once per new physical connection, before any `setup`. */
+  init?: (con: Connection) => Promise<void>;
+  /** Runs on every acquire with the very object `acquire()` returns. */
+  setup?: (con: PoolConnection) => Promise<void>;
+  /** Replaces the reset statements on release (the rollback and listener clearing still happen). */
+  reset?: (con: Connection) => Promise<void>;
+  /** Receives every warning. Default: `console.warn`. */
+  onWarning?: WarningHandler;
+  /** Time source for every timer of the pool. Default: the system clock. */
+  clock?: Clock;
+}
+
+/** The validated pool settings, times in milliseconds. */
+export interface PoolSettings {
+  minSize: number;
+  maxSize: number;
+  maxQueries: number;
+  maxInactiveMs: number;
+  releaseTimeoutMs: number;
+  closeWarningMs: number;
+  connect: ConnectHook | undefined;
+  init: ((con: Connection) => Promise<void>) | undefined;
+  setup: ((con: PoolConnection) => Promise<void>) | undefined;
+  reset: ((con: Connection) => Promise<void>) | undefined;
+  onWarning: WarningHandler | undefined;
+  clock: Clock | undefined;
+}
+
+const POOL_OPTION_NAMES: ReadonlySet<string> = new Set([
+  "minSize",
+  "maxSize",
+  "maxQueries",
+  "maxInactiveConnectionLifetime",
+  "releaseTimeout",
+  "closeWarningAfter",
+  "connect",
+  "init",
+  "setup",
+  "reset",
+  "onWarning",
+  "clock",
+]);
+
+function describe(value: unknown): string {
+  if (value === null) return "null";
+  if (typeof value === "string") return "a string";
+  if (typeof value === "number") return String(value);
+  return typeof value;
+}
+
+function integer(name: string, value: unknown, fallback: number, min: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== "number") {
+    throw new TypeError(`Cannot create pool as '${name}' must be a number: got ${describe(value)}`);
+  }
+  if (!Number.isInteger(value) || value < min) {
+    const rule = min === 0 ? "a non-negative integer" : "a positive integer";
+    throw new RangeError(`Cannot create pool as '${name}' must be ${rule}: got ${value}`);
+  }
+  return value;
+}
+
+/**
+ * Validates a duration in seconds (`>= 0`, finite) and returns milliseconds.
+ * Throws `TypeError`/`RangeError` naming `where`.
+ */
+export function durationMs(where: string, name: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== "number") {
+    throw new TypeError(`${where} as '${name}' must be a number of seconds: got ${describe(value)}`);
+  }
+  if (Number.isNaN(value) || value < 0 || value === Infinity) {
+    throw new RangeError(`${where} as '${name}' must be a finite number of seconds >= 0: got ${value}`);
+  }
+  return value * 1000;
+}
+
+function hook<T>(name: string, value: unknown): T | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== "function") {
+    throw new TypeError(`Cannot create pool as '${name}' must be a function: got ${describe(value)}`);
+  }
+  return value as T;
+}
+
+/** Splits and validates pool options; connection options are returned unchanged. */
+export function parsePoolOptions(
+  options: PoolOptions,
+): { settings: PoolSettings; connectOptions: ConnectOptions } {
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError(`Cannot create pool as the options must be an object: got ${describe(options)}`);
+  }
+  const connectOptions: Record<string, unknown> = {};
+  for (const key of Object.keys(options)) {
+    if (POOL_OPTION_NAMES.has(key)) continue;
+    if (!CONNECT_OPTION_NAMES.has(key) || key === "signal") {
+      throw new TypeError(`Cannot create pool as '${key}' is not a known option`);
+    }
+    connectOptions[key] = (options as Record<string, unknown>)[key];
+  }
+  const o = options;
+  const maxSize = integer("maxSize", o.maxSize, 10, 1);
+  const minSize = integer("minSize", o.minSize, 0, 0);
+  if (minSize > maxSize) {
+    throw new RangeError(
+      `Cannot create pool as 'minSize' (${minSize}) is greater than 'maxSize' (${maxSize})`,
+    );
+  }
+  const where = "Cannot create pool";
+  const clock = o.clock;
+  if (
+    clock !== undefined &&
+    (typeof clock !== "object" || clock === null || typeof clock.now !== "function" ||
+      typeof clock.setTimeout !== "function" || typeof clock.clearTimeout !== "function")
+  ) {
+    throw new TypeError(`${where} as 'clock' must have now(), setTimeout() and clearTimeout()`);
+  }
+  const settings: PoolSettings = {
+    minSize,
+    maxSize,
+    maxQueries: integer("maxQueries", o.maxQueries, 50000, 1),
+    maxInactiveMs: durationMs(
+      where,
+      "maxInactiveConnectionLifetime",
+      o.maxInactiveConnectionLifetime,
+      300_000,
+    ),
+    releaseTimeoutMs: durationMs(where, "releaseTimeout", o.releaseTimeout, 60_000),
+    closeWarningMs: durationMs(where, "closeWarningAfter", o.closeWarningAfter, 60_000),
+    connect: hook("connect", o.connect),
+    init: hook("init", o.init),
+    setup: hook("setup", o.setup),
+    reset: hook("reset", o.reset),
+    onWarning: hook("onWarning", o.onWarning),
+    clock,
+  };
+  return { settings, connectOptions: connectOptions as ConnectOptions };
+}

@@ -1,0 +1,1035 @@
+/**
+ * The pool: slots, the acquire/release state machine, hooks, lifetimes and
+ * shutdown, after asyncpg's Pool. Runtime-neutral: time comes from a
+ * {@linkcode Clock} and connections from a connect function.
+ *
+ * @module
+ */
+
+import { type Clock, systemClock, type TimerHandle } from "./clock.ts";
+import {
+  Connection,
+  connectionInternals,
+  type CopyFromQueryOptions,
+  type CopyFromTableOptions,
+  type CopyRecordsOptions,
+  type CopyToTableOptions,
+  type FetchValOptions,
+} from "./connection.ts";
+import { Deadline } from "./deadline.ts";
+import { CONNECT_OPTION_NAMES, type ConnectOptions, type QueryOptions, type Row } from "./driver.ts";
+import { InterfaceError, PoolTimeoutError } from "./errors.ts";
+import { type ConnectHook, parsePoolOptions, type PoolOptions, type PoolSettings } from "./options.ts";
+import { PoolConnection, poolConnectionInternals, type ReleasingPool } from "./pool_connection.ts";
+import { Slot, type SlotState } from "./slot.ts";
+import { consoleWarning, type WarningCode, type WarningHandler } from "./warnings.ts";
+
+type PoolStatus = "new" | "initializing" | "ready" | "closing" | "closed";
+
+interface Waiter {
+  state: "waiting" | "granted" | "cancelled";
+  resolve: (slot: Slot) => void;
+  reject: (error: unknown) => void;
+}
+
+/** Options of `acquire()`. */
+export interface AcquireOptions {
+  /** Seconds to wait for a connection (queueing, connecting, `init`, `setup`); `<= 0` never takes one. */
+  timeout?: number;
+  /** Aborting gives up the acquire; it rejects with `signal.reason`. */
+  signal?: AbortSignal;
+}
+
+/** Options of `release()`. */
+export interface ReleaseOptions {
+  /** Seconds the reset may take (default: the acquire's timeout, else the pool's `releaseTimeout`). */
+  timeout?: number;
+}
+
+/** Options of `close()`. */
+export interface CloseOptions {
+  /** Seconds to wait for checked-out connections; past it the pool terminates and `close()` rejects. */
+  timeout?: number;
+  /** Aborting terminates the pool; `close()` rejects with `signal.reason`. */
+  signal?: AbortSignal;
+}
+
+const conInternals = connectionInternals();
+const proxyInternals = poolConnectionInternals();
+const noop = (): void => {};
+const RESOLVED: Promise<void> = Promise.resolve();
+
+function validTimeout(where: string, value: unknown): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== "number" || Number.isNaN(value)) {
+    throw new TypeError(`${where} as 'timeout' must be a number of seconds: got ${typeof value}`);
+  }
+  return value * 1000;
+}
+
+function validSignal(where: string, value: unknown): AbortSignal | undefined {
+  if (value === undefined) return undefined;
+  if (!(value instanceof AbortSignal)) throw new TypeError(`${where} as 'signal' must be an AbortSignal`);
+  return value;
+}
+
+/**
+ * A pool of PostgreSQL connections with asyncpg's semantics: LIFO reuse, FIFO
+ * waiters with direct hand-off, session reset on release, `maxQueries`
+ * recycling, idle lifetime, generations, hooks and graceful close.
+ *
+ * Build one with `createPool()` (initialized) or `new Pool()` + `init()`.
+ *
+ * @example Acquire, query, release
+ * ```ts ignore
+ * import { createPool } from "@x/pgpool";
+ * await using pool = await createPool("postgres://localhost/postgres", { maxSize: 5 });
+ * await using con = await pool.acquire();
+ * console.log(await con.fetchVal("SELECT 42"));
+ * ```
+ */
+export class Pool implements ReleasingPool {
+  #settings: PoolSettings;
+  #connectOptions: ConnectOptions;
+  #connect: ConnectHook;
+  #clock: Clock;
+  #warn: WarningHandler;
+  #status: PoolStatus = "new";
+  #generation = 0;
+  #slots: Slot[] = [];
+  #idle: Slot[] = [];
+  #empty: Slot[] = [];
+  #inUse = 0;
+  #waiters: Waiter[] = [];
+  #waiterHead = 0;
+  #liveWaiters = 0;
+  #idleTimer: TimerHandle | undefined;
+  #idleTimerAt = Infinity;
+  #drained: (() => void) | undefined;
+  #closing: Promise<void> | undefined;
+
+  /**
+   * Builds a pool without connecting; call {@linkcode Pool.init} next.
+   *
+   * @param dsnOrOptions A DSN, or the options.
+   * @param options Options (when the first argument is a DSN).
+   * @param defaultConnect Opens a connection when no `connect` hook is given (entry points supply it).
+   * @throws {TypeError} For options of the wrong type or unknown names.
+   * @throws {RangeError} For out-of-range numbers.
+   * @example
+   * ```ts ignore
+   * const pool = new Pool("postgres://localhost/postgres", { minSize: 2 });
+   * await pool.init();
+   * ```
+   */
+  constructor(dsnOrOptions?: string | PoolOptions, options?: PoolOptions, defaultConnect?: ConnectHook) {
+    let opts: PoolOptions;
+    if (typeof dsnOrOptions === "string") opts = { ...options, dsn: dsnOrOptions };
+    else if (dsnOrOptions === undefined) opts = options ?? {};
+    else if (options !== undefined) {
+      throw new TypeError("Cannot create pool as a DSN string must come first when two arguments are given");
+    } else opts = dsnOrOptions;
+    const { settings, connectOptions } = parsePoolOptions(opts);
+    const connect = settings.connect ?? defaultConnect;
+    if (connect === undefined) {
+      throw new TypeError(
+        "Cannot create pool as no 'connect' function was given and no default driver is set",
+      );
+    }
+    this.#settings = settings;
+    this.#connectOptions = connectOptions;
+    this.#connect = connect;
+    this.#clock = settings.clock ?? systemClock;
+    this.#warn = settings.onWarning ?? consoleWarning;
+  }
+
+  /**
+   * Opens `minSize` connections (the first alone, the rest concurrently). A
+   * no-op when already initialized. If a connection fails, the error is thrown
+   * and the pool stays usable: later acquires open connections as needed.
+   *
+   * @throws {InterfaceError} `POOL_INITIALIZING` while another `init()` runs; `POOL_CLOSED` after close.
+   * @example
+   * ```ts ignore
+   * const pool = new Pool({ minSize: 1 });
+   * await pool.init();
+   * ```
+   */
+  async init(): Promise<void> {
+    switch (this.#status) {
+      case "ready":
+        return;
+      case "initializing":
+        throw new InterfaceError(
+          "POOL_INITIALIZING",
+          "Cannot initialize the pool as it is being initialized",
+        );
+      case "closing":
+      case "closed":
+        throw new InterfaceError("POOL_CLOSED", "Cannot initialize the pool as it is closed");
+    }
+    this.#status = "initializing";
+    for (let i = 0; i < this.#settings.maxSize; i++) {
+      const slot = new Slot();
+      this.#slots.push(slot);
+      this.#empty.push(slot);
+    }
+    try {
+      const min = this.#settings.minSize;
+      if (min > 0) {
+        await this.#warmOne();
+        const rest: Promise<void>[] = [];
+        for (let i = 1; i < min; i++) rest.push(this.#warmOne());
+        const results = await Promise.allSettled(rest);
+        for (const r of results) if (r.status === "rejected") throw r.reason;
+      }
+    } finally {
+      if (this.#status === "initializing") this.#status = "ready";
+    }
+  }
+
+  async #warmOne(): Promise<void> {
+    const slot = this.#empty[this.#empty.length - 1]!;
+    this.#move(slot, "acquiring");
+    try {
+      await this.#open(slot, undefined);
+    } finally {
+      this.#free(slot);
+    }
+  }
+
+  /**
+   * Checks out a connection: an idle one (most recently used first), a new one
+   * while below `maxSize`, else the first to be released (waiters are served in
+   * arrival order). Runs `setup` on it before resolving.
+   *
+   * @param options `timeout` (seconds) and `signal` bound the whole acquire.
+   * @returns A new proxy for this checkout.
+   * @throws {PoolTimeoutError} `ACQUIRE_TIMEOUT` when the timeout passes.
+   * @throws {InterfaceError} `POOL_CLOSING`, `POOL_CLOSED`, `POOL_NOT_INITIALIZED`, `POOL_INITIALIZING`.
+   * @example
+   * ```ts ignore
+   * const con = await pool.acquire({ timeout: 5 });
+   * try {
+   *   await con.execute("SELECT 1");
+   * } finally {
+   *   await pool.release(con);
+   * }
+   * ```
+   */
+  acquire(options?: AcquireOptions): Promise<PoolConnection> {
+    if (this.#status !== "ready") return Promise.reject(this.#unusable("acquire a connection"));
+    if (options === undefined && this.#liveWaiters === 0 && this.#settings.setup === undefined) {
+      const slot = this.#idle[this.#idle.length - 1];
+      if (slot !== undefined && slot.generation === this.#generation && !slot.driver!.isClosed()) {
+        this.#move(slot, "busy");
+        slot.acquireTimeoutMs = undefined;
+        const proxy = proxyInternals.create(this, slot, slot.con!);
+        slot.proxy = proxy;
+        return Promise.resolve(proxy);
+      }
+    }
+    return this.#acquireSlow(options);
+  }
+
+  async #acquireSlow(options: AcquireOptions | undefined): Promise<PoolConnection> {
+    const where = "Cannot acquire a connection";
+    const timeoutMs = validTimeout(where, options?.timeout);
+    const signal = validSignal(where, options?.signal);
+    if (timeoutMs !== undefined && timeoutMs <= 0) {
+      throw new PoolTimeoutError(
+        "ACQUIRE_TIMEOUT",
+        `Timed out acquiring a connection: the timeout is ${timeoutMs / 1000}s`,
+      );
+    }
+    const deadline = timeoutMs === undefined && signal === undefined ? undefined : new Deadline(
+      this.#clock,
+      timeoutMs,
+      signal,
+      "ACQUIRE_TIMEOUT",
+      `Timed out after ${(timeoutMs ?? 0) / 1000}s acquiring a connection`,
+    );
+    try {
+      deadline?.check();
+      let slot: Slot | undefined;
+      if (this.#liveWaiters === 0) {
+        slot = this.#idle[this.#idle.length - 1] ?? this.#empty[this.#empty.length - 1];
+        if (slot !== undefined) this.#move(slot, "acquiring");
+      }
+      if (slot === undefined) slot = await this.#wait(deadline);
+      return await this.#checkout(slot, deadline, timeoutMs);
+    } finally {
+      deadline?.dispose();
+    }
+  }
+
+  async #wait(deadline: Deadline | undefined): Promise<Slot> {
+    const waiter: Waiter = { state: "waiting", resolve: noop, reject: noop };
+    const granted = new Promise<Slot>((resolve, reject) => {
+      waiter.resolve = resolve;
+      waiter.reject = reject;
+    });
+    this.#waiters.push(waiter);
+    this.#liveWaiters++;
+    if (deadline === undefined) return await granted;
+    try {
+      return await deadline.race(granted, (slot) => this.#free(slot));
+    } catch (e) {
+      if (waiter.state === "waiting") {
+        waiter.state = "cancelled";
+        this.#liveWaiters--;
+        this.#compactWaiters();
+      }
+      throw e;
+    }
+  }
+
+  #compactWaiters(): void {
+    const w = this.#waiters;
+    if (this.#liveWaiters === 0) {
+      w.length = 0;
+      this.#waiterHead = 0;
+    } else if (this.#waiterHead > 1024 && this.#waiterHead * 2 > w.length) {
+      this.#waiters = w.slice(this.#waiterHead);
+      this.#waiterHead = 0;
+    }
+  }
+
+  async #checkout(
+    slot: Slot,
+    deadline: Deadline | undefined,
+    timeoutMs: number | undefined,
+  ): Promise<PoolConnection> {
+    try {
+      let con = slot.con;
+      if (con !== undefined && (slot.driver!.isClosed() || slot.generation !== this.#generation)) {
+        this.#discard(slot);
+        con = undefined;
+      }
+      if (con === undefined) con = await this.#open(slot, deadline);
+      const proxy = proxyInternals.create(this, slot, con);
+      slot.proxy = proxy;
+      const setup = this.#settings.setup;
+      if (setup !== undefined) {
+        const done = setup(proxy);
+        await (deadline === undefined ? done : deadline.race(done));
+      }
+      slot.acquireTimeoutMs = timeoutMs;
+      this.#move(slot, "busy");
+      return proxy;
+    } catch (e) {
+      const proxy = slot.proxy;
+      if (proxy !== undefined) proxyInternals.state(proxy).released = true;
+      slot.proxy = undefined;
+      if (slot.con !== undefined) this.#discard(slot, true);
+      this.#free(slot);
+      throw e;
+    }
+  }
+
+  /** Connects a slot (and runs `init`); on failure the half-made connection is dropped. */
+  async #open(slot: Slot, deadline: Deadline | undefined): Promise<Connection> {
+    const options = deadline === undefined
+      ? this.#connectOptions
+      : { ...this.#connectOptions, signal: deadline.signal };
+    const connecting = this.#connect(options);
+    const result: unknown =
+      await (deadline === undefined ? connecting : deadline.race(connecting, (late: unknown) => {
+        if (late instanceof Connection) late.terminate();
+      }));
+    if (!(result instanceof Connection)) {
+      const got = result === null
+        ? "null"
+        : typeof result === "object"
+        ? result.constructor?.name
+        : typeof result;
+      throw new InterfaceError(
+        "BAD_CONNECT_RESULT",
+        `Expected the connect hook to return a Connection, got ${got ?? "an object"}`,
+      );
+    }
+    const con = result;
+    slot.con = con;
+    slot.driver = conInternals.driver(con);
+    slot.generation = this.#generation;
+    conInternals.onClose(con, () => this.#closedUnder(slot, con));
+    const init = this.#settings.init;
+    if (init !== undefined) {
+      try {
+        const done = init(con);
+        await (deadline === undefined ? done : deadline.race(done));
+      } catch (e) {
+        if (slot.con === con) this.#discard(slot, true);
+        throw e;
+      }
+    }
+    return con;
+  }
+
+  /** Drops a slot's connection: terminated now, or closed gracefully in the background. */
+  #discard(slot: Slot, now = false): void {
+    const con = slot.con!;
+    slot.con = undefined;
+    slot.driver = undefined;
+    if (now || this.#status === "closed") con.terminate();
+    else {
+      con.close({ timeout: this.#settings.releaseTimeoutMs / 1000 || undefined }).catch((e: unknown) => {
+        this.#emit("BACKGROUND_CLOSE_FAILED", `Closing an expired connection failed: ${String(e)}`);
+      });
+    }
+  }
+
+  /** The driver reported that a slot's connection closed. */
+  #closedUnder(slot: Slot, con: Connection): void {
+    if (slot.con !== con) return;
+    switch (slot.state) {
+      case "idle":
+        slot.con = undefined;
+        slot.driver = undefined;
+        this.#free(slot);
+        return;
+      case "busy":
+        slot.con = undefined;
+        slot.driver = undefined;
+        slot.proxy = undefined;
+        this.#free(slot);
+        return;
+      default:
+        // acquiring / releasing: the operation in flight fails and frees the slot.
+        return;
+    }
+  }
+
+  /**
+   * Hands a free slot to the longest waiter, else parks it (idle or empty).
+   * Every path that gives a slot back comes through here.
+   */
+  #free(slot: Slot): void {
+    if (slot.con !== undefined && (this.#status === "closed" || slot.driver!.isClosed())) {
+      if (!slot.driver!.isClosed()) slot.con.terminate();
+      slot.con = undefined;
+      slot.driver = undefined;
+    }
+    while (this.#liveWaiters > 0) {
+      const waiter = this.#waiters[this.#waiterHead]!;
+      this.#waiters[this.#waiterHead++] = undefined as unknown as Waiter;
+      if (waiter.state !== "waiting") continue;
+      waiter.state = "granted";
+      this.#liveWaiters--;
+      if (this.#liveWaiters === 0) this.#compactWaiters();
+      this.#move(slot, "acquiring");
+      waiter.resolve(slot);
+      return;
+    }
+    this.#move(slot, slot.con === undefined ? "empty" : "idle");
+  }
+
+  /** The one place a slot changes state. */
+  #move(slot: Slot, to: SlotState): void {
+    const from = slot.state;
+    if (from === to) return;
+    if (from === "idle") {
+      const idle = this.#idle;
+      if (idle[idle.length - 1] === slot) idle.pop();
+      else idle.splice(idle.indexOf(slot), 1);
+    } else if (from === "empty") {
+      const empty = this.#empty;
+      if (empty[empty.length - 1] === slot) empty.pop();
+      else empty.splice(empty.indexOf(slot), 1);
+    } else this.#inUse--;
+    slot.state = to;
+    if (to === "idle") {
+      this.#idle.push(slot);
+      if (this.#settings.maxInactiveMs > 0) {
+        slot.idleSince = this.#clock.now();
+        if (this.#idleTimer === undefined) this.#armIdleTimer(slot.idleSince + this.#settings.maxInactiveMs);
+      }
+    } else if (to === "empty") this.#empty.push(slot);
+    else this.#inUse++;
+    if (this.#inUse === 0 && this.#drained !== undefined) this.#drained();
+  }
+
+  #armIdleTimer(at: number): void {
+    this.#idleTimerAt = at;
+    this.#idleTimer = this.#clock.setTimeout(() => this.#expireIdle(), Math.max(0, at - this.#clock.now()));
+  }
+
+  /** Closes connections idle for `maxInactiveConnectionLifetime`: the oldest sit at the bottom of the stack. */
+  #expireIdle(): void {
+    this.#idleTimer = undefined;
+    this.#idleTimerAt = Infinity;
+    const max = this.#settings.maxInactiveMs;
+    const now = this.#clock.now();
+    for (;;) {
+      const oldest = this.#idle[0];
+      if (oldest === undefined) return;
+      if (now - oldest.idleSince < max) {
+        this.#armIdleTimer(oldest.idleSince + max);
+        return;
+      }
+      this.#discard(oldest, true);
+      this.#move(oldest, "empty");
+    }
+  }
+
+  /**
+   * Gives a connection back: listeners are removed and an open transaction is
+   * rolled back (each with a warning), the session is reset, then the
+   * connection goes to the longest waiter or back to the idle set. A release
+   * that fails or times out terminates the connection; the slot always comes back.
+   *
+   * @param con The proxy `acquire()` returned.
+   * @param options `timeout` in seconds (default: the acquire's timeout, else `releaseTimeout`).
+   * @throws {InterfaceError} `FOREIGN_CONNECTION` for anything but this pool's proxy.
+   * @throws {PoolTimeoutError} `RELEASE_TIMEOUT` when the reset takes too long.
+   * @example
+   * ```ts ignore
+   * const con = await pool.acquire();
+   * await pool.release(con);
+   * await pool.release(con); // a no-op
+   * ```
+   */
+  release(con: PoolConnection, options?: ReleaseOptions): Promise<void> {
+    if (!(con instanceof PoolConnection)) return Promise.reject(this.#foreign(con));
+    const state = proxyInternals.state(con);
+    if (state.pool !== this) return Promise.reject(this.#foreign(con));
+    if (state.released) return state.releasing ?? RESOLVED;
+    let timeoutMs: number | undefined;
+    if (options?.timeout !== undefined) {
+      try {
+        timeoutMs = validTimeout("Cannot release the connection", options.timeout);
+      } catch (e) {
+        return Promise.reject(e);
+      }
+    }
+    state.released = true;
+    const slot = state.slot as Slot;
+    if (slot.proxy !== con || slot.state !== "busy") return state.releasing = RESOLVED;
+    slot.proxy = undefined;
+    timeoutMs ??= slot.acquireTimeoutMs ?? (this.#settings.releaseTimeoutMs || undefined);
+    this.#move(slot, "releasing");
+    return state.releasing = this.#releaseSlot(slot, con, timeoutMs);
+  }
+
+  async #releaseSlot(slot: Slot, proxy: PoolConnection, timeoutMs: number | undefined): Promise<void> {
+    const con = slot.con!;
+    const driver = slot.driver!;
+    if (driver.isClosed()) {
+      this.#free(slot);
+      return;
+    }
+    const listeners = conInternals.listenerCount(con);
+    if (listeners > 0) {
+      conInternals.clearListeners(con);
+      this.#emit(
+        "RELEASED_WITH_LISTENERS",
+        `A connection was released with ${listeners} active listener${
+          listeners === 1 ? "" : "s"
+        }; they were removed`,
+        proxy,
+      );
+    }
+    if (driver.transactionStatus !== "idle") {
+      this.#emit(
+        "RELEASED_IN_TRANSACTION",
+        "A connection was released with an open transaction; it was rolled back",
+        proxy,
+      );
+    }
+    const deadline = timeoutMs === undefined ? undefined : new Deadline(
+      this.#clock,
+      timeoutMs,
+      undefined,
+      "RELEASE_TIMEOUT",
+      `Timed out after ${timeoutMs / 1000}s releasing a connection; it was terminated`,
+    );
+    let work: Promise<void> | undefined;
+    try {
+      if (driver.queryCount >= this.#settings.maxQueries || slot.generation !== this.#generation) {
+        work = con.close({ timeout: timeoutMs === undefined ? undefined : timeoutMs / 1000 });
+        await (deadline === undefined ? work : deadline.race(work));
+        slot.con = undefined;
+        slot.driver = undefined;
+      } else {
+        work = this.#reset(con, deadline);
+        await (deadline === undefined ? work : deadline.race(work));
+      }
+    } catch (e) {
+      work?.catch(noop);
+      if (slot.con === con) this.#discard(slot, true);
+      this.#free(slot);
+      throw e;
+    } finally {
+      deadline?.dispose();
+    }
+    this.#free(slot);
+  }
+
+  async #reset(con: Connection, deadline: Deadline | undefined): Promise<void> {
+    const custom = this.#settings.reset;
+    const driver = conInternals.driver(con);
+    if (custom === undefined) {
+      await driver.reset({ query: true, signal: deadline?.signal });
+      return;
+    }
+    await driver.reset({ query: false, signal: deadline?.signal });
+    await custom(con);
+  }
+
+  /**
+   * Waits for every checked-out connection to be released, then closes all
+   * connections. New acquires and queued waiters are rejected with
+   * `POOL_CLOSING`. Warns with `SLOW_CLOSE` when it waits longer than
+   * `closeWarningAfter`. If it fails, times out or is aborted, the pool is
+   * terminated.
+   *
+   * @param options `timeout` (seconds) and `signal` bound the wait.
+   * @example
+   * ```ts ignore
+   * await pool.close({ timeout: 10 });
+   * ```
+   */
+  close(options?: CloseOptions): Promise<void> {
+    if (this.#status === "closed") return RESOLVED;
+    if (this.#closing !== undefined) return this.#closing;
+    if (this.#status === "new") {
+      this.#status = "closed";
+      return RESOLVED;
+    }
+    if (this.#status === "initializing") {
+      return Promise.reject(
+        new InterfaceError("POOL_INITIALIZING", "Cannot close the pool as it is being initialized"),
+      );
+    }
+    let timeoutMs: number | undefined;
+    let signal: AbortSignal | undefined;
+    try {
+      timeoutMs = validTimeout("Cannot close the pool", options?.timeout);
+      signal = validSignal("Cannot close the pool", options?.signal);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    this.#status = "closing";
+    this.#rejectWaiters(
+      new InterfaceError("POOL_CLOSING", "Cannot acquire a connection as the pool is closing"),
+    );
+    return this.#closing = this.#closeSlots(timeoutMs, signal);
+  }
+
+  async #closeSlots(timeoutMs: number | undefined, signal: AbortSignal | undefined): Promise<void> {
+    const deadline = timeoutMs === undefined && signal === undefined ? undefined : new Deadline(
+      this.#clock,
+      timeoutMs,
+      signal,
+      "CLOSE_TIMEOUT",
+      `Timed out after ${(timeoutMs ?? 0) / 1000}s closing the pool`,
+    );
+    let warnTimer: TimerHandle | undefined;
+    try {
+      if (this.#inUse > 0) {
+        const waitMs = this.#settings.closeWarningMs;
+        warnTimer = this.#clock.setTimeout(() => {
+          warnTimer = undefined;
+          this.#emit(
+            "SLOW_CLOSE",
+            `Pool.close() has waited ${waitMs / 1000}s for ${this.#inUse} connection(s) to be released; ` +
+              "check for connections that are never released, or pass a timeout to close()",
+          );
+        }, waitMs);
+        const drained = new Promise<void>((resolve) => this.#drained = resolve);
+        await (deadline === undefined ? drained : deadline.race(drained));
+      }
+      const closing: Promise<void>[] = [];
+      for (const slot of this.#slots) {
+        if (slot.con === undefined) continue;
+        const con = slot.con;
+        slot.con = undefined;
+        slot.driver = undefined;
+        if (slot.state === "idle") this.#move(slot, "empty");
+        closing.push(con.close());
+      }
+      const all = Promise.all(closing).then(noop);
+      await (deadline === undefined ? all : deadline.race(all));
+      this.#finish();
+    } catch (e) {
+      this.terminate();
+      throw e;
+    } finally {
+      if (warnTimer !== undefined) this.#clock.clearTimeout(warnTimer);
+      deadline?.dispose();
+      this.#drained = undefined;
+    }
+  }
+
+  #finish(): void {
+    this.#status = "closed";
+    if (this.#idleTimer !== undefined) {
+      this.#clock.clearTimeout(this.#idleTimer);
+      this.#idleTimer = undefined;
+    }
+  }
+
+  #rejectWaiters(error: InterfaceError): void {
+    const waiters = this.#waiters;
+    for (let i = this.#waiterHead; i < waiters.length; i++) {
+      const w = waiters[i]!;
+      if (w.state !== "waiting") continue;
+      w.state = "cancelled";
+      w.reject(error);
+    }
+    this.#waiters = [];
+    this.#waiterHead = 0;
+    this.#liveWaiters = 0;
+  }
+
+  /**
+   * Drops every connection now, checked out or not, and closes the pool.
+   * Queued acquires reject with `POOL_CLOSED`. A no-op on a closed pool.
+   *
+   * @example
+   * ```ts ignore
+   * pool.terminate();
+   * ```
+   */
+  terminate(): void {
+    if (this.#status === "closed") return;
+    this.#finish();
+    this.#rejectWaiters(
+      new InterfaceError("POOL_CLOSED", "Cannot acquire a connection as the pool was terminated"),
+    );
+    for (const slot of this.#slots) {
+      const con = slot.con;
+      if (con === undefined) continue;
+      slot.con = undefined;
+      slot.driver = undefined;
+      con.terminate();
+      if (slot.state === "idle") this.#move(slot, "empty");
+      else if (slot.state === "busy") {
+        slot.proxy = undefined;
+        this.#move(slot, "empty");
+      }
+    }
+    this.#drained?.();
+  }
+
+  /**
+   * Marks every current connection expired: idle ones are replaced at their
+   * next acquire, checked-out ones are closed at release.
+   *
+   * @example
+   * ```ts ignore
+   * pool.setConnectArgs(undefined, { applicationName: "v2" });
+   * pool.expireConnections();
+   * ```
+   */
+  expireConnections(): void {
+    this.#generation++;
+  }
+
+  /**
+   * Replaces the connection options used for new connections.
+   *
+   * @param dsn A DSN, or `undefined`.
+   * @param options Connection options.
+   * @throws {TypeError} For unknown option names.
+   * @example
+   * ```ts ignore
+   * pool.setConnectArgs("postgres://localhost/other");
+   * ```
+   */
+  setConnectArgs(dsn?: string, options?: ConnectOptions): void {
+    if (dsn !== undefined && typeof dsn !== "string") {
+      throw new TypeError("Cannot set connect arguments as 'dsn' must be a string");
+    }
+    const next: Record<string, unknown> = {};
+    for (const [key, value] of Object.entries(options ?? {})) {
+      if (!CONNECT_OPTION_NAMES.has(key) || key === "signal") {
+        throw new TypeError(`Cannot set connect arguments as '${key}' is not a known connection option`);
+      }
+      next[key] = value;
+    }
+    if (dsn !== undefined) next.dsn = dsn;
+    this.#connectOptions = next as ConnectOptions;
+  }
+
+  /** Open connections (checked out or idle). @returns The count. */
+  getSize(): number {
+    let n = 0;
+    for (const slot of this.#slots) if (slot.driver !== undefined && !slot.driver.isClosed()) n++;
+    return n;
+  }
+
+  /** Open connections not checked out. @returns The count. */
+  getIdleSize(): number {
+    let n = 0;
+    for (const slot of this.#idle) if (!slot.driver!.isClosed()) n++;
+    return n;
+  }
+
+  /** The configured `minSize`. @returns The value. */
+  getMinSize(): number {
+    return this.#settings.minSize;
+  }
+
+  /** The configured `maxSize`. @returns The value. */
+  getMaxSize(): number {
+    return this.#settings.maxSize;
+  }
+
+  /** Acquires waiting for a connection. @returns The count. */
+  getWaitingCount(): number {
+    return this.#liveWaiters;
+  }
+
+  /** True from the moment `close()` or `terminate()` starts, and forever after. @returns The flag. */
+  isClosing(): boolean {
+    return this.#status === "closing" || this.#status === "closed";
+  }
+
+  /**
+   * Acquires, runs `fn` with the connection, releases — even when `fn` throws
+   * (its error wins over a release error).
+   */
+  async #oneShot<T>(
+    opts: QueryOptions | undefined,
+    fn: (con: PoolConnection, q: QueryOptions | undefined) => Promise<T>,
+  ): Promise<T> {
+    let con: PoolConnection;
+    let queryOpts = opts;
+    if (opts === undefined || (opts.timeout === undefined && opts.signal === undefined)) {
+      con = await this.acquire();
+    } else {
+      const start = this.#clock.now();
+      con = await this.acquire({ timeout: opts.timeout, signal: opts.signal });
+      if (opts.timeout !== undefined) {
+        const left = Math.max(0.001, opts.timeout - (this.#clock.now() - start) / 1000);
+        queryOpts = { ...opts, timeout: left };
+      }
+    }
+    let result: T;
+    try {
+      result = await fn(con, queryOpts);
+    } catch (e) {
+      await this.release(con).catch(noop);
+      throw e;
+    }
+    await this.release(con);
+    return result;
+  }
+
+  /**
+   * One-shot `execute`: acquire, run, release. `opts` bound the whole call.
+   *
+   * @param sql The statement.
+   * @param args Values for `$1…`.
+   * @param opts Timeout / abort signal.
+   * @returns The status tag.
+   * @example
+   * ```ts ignore
+   * await pool.execute("CREATE TABLE IF NOT EXISTS t (id int)");
+   * ```
+   */
+  execute(sql: string, args?: readonly unknown[], opts?: QueryOptions): Promise<string> {
+    return this.#oneShot(opts, (con, q) => con.execute(sql, args, q));
+  }
+
+  /**
+   * One-shot `executeMany`.
+   *
+   * @param sql The statement.
+   * @param argsList One argument array per run.
+   * @param opts Timeout / abort signal.
+   * @example
+   * ```ts ignore
+   * await pool.executeMany("INSERT INTO t VALUES ($1)", [[1], [2]]);
+   * ```
+   */
+  executeMany(sql: string, argsList: readonly (readonly unknown[])[], opts?: QueryOptions): Promise<void> {
+    return this.#oneShot(opts, (con, q) => con.executeMany(sql, argsList, q));
+  }
+
+  /**
+   * One-shot `fetch`.
+   *
+   * @param sql The query.
+   * @param args Values for `$1…`.
+   * @param opts Timeout / abort signal.
+   * @returns The rows.
+   * @example
+   * ```ts ignore
+   * const rows = await pool.fetch("SELECT * FROM t");
+   * ```
+   */
+  fetch<T = Row>(sql: string, args?: readonly unknown[], opts?: QueryOptions): Promise<T[]> {
+    return this.#oneShot(opts, (con, q) => con.fetch<T>(sql, args, q));
+  }
+
+  /**
+   * One-shot `fetchRow`.
+   *
+   * @param sql The query.
+   * @param args Values for `$1…`.
+   * @param opts Timeout / abort signal.
+   * @returns The first row or `null`.
+   * @example
+   * ```ts ignore
+   * const row = await pool.fetchRow("SELECT * FROM t WHERE id = $1", [1]);
+   * ```
+   */
+  fetchRow<T = Row>(sql: string, args?: readonly unknown[], opts?: QueryOptions): Promise<T | null> {
+    return this.#oneShot(opts, (con, q) => con.fetchRow<T>(sql, args, q));
+  }
+
+  /**
+   * One-shot `fetchVal`.
+   *
+   * @param sql The query.
+   * @param args Values for `$1…`.
+   * @param opts Timeout / abort signal and `column`.
+   * @returns The value or `null`.
+   * @example
+   * ```ts ignore
+   * const n = await pool.fetchVal<number>("SELECT $1::int", [7]);
+   * ```
+   */
+  fetchVal<T = unknown>(sql: string, args?: readonly unknown[], opts?: FetchValOptions): Promise<T | null> {
+    return this.#oneShot(opts, (con, q) => con.fetchVal<T>(sql, args, q as FetchValOptions | undefined));
+  }
+
+  /**
+   * One-shot `fetchMany`.
+   *
+   * @param sql The query.
+   * @param argsList One argument array per run.
+   * @param opts Timeout / abort signal.
+   * @returns The rows of all runs.
+   * @example
+   * ```ts ignore
+   * const rows = await pool.fetchMany("SELECT $1::int AS n", [[1], [2]]);
+   * ```
+   */
+  fetchMany<T = Row>(
+    sql: string,
+    argsList: readonly (readonly unknown[])[],
+    opts?: QueryOptions,
+  ): Promise<T[]> {
+    return this.#oneShot(opts, (con, q) => con.fetchMany<T>(sql, argsList, q));
+  }
+
+  /**
+   * One-shot `copyFromTable`.
+   *
+   * @param table The table.
+   * @param opts Output and options.
+   * @returns The status tag.
+   * @example
+   * ```ts ignore
+   * await pool.copyFromTable("t", { output: (chunk) => sink(chunk) });
+   * ```
+   */
+  copyFromTable(table: string, opts: CopyFromTableOptions): Promise<string> {
+    return this.#oneShot(opts, (con, q) => con.copyFromTable(table, { ...opts, ...q }));
+  }
+
+  /**
+   * One-shot `copyFromQuery`.
+   *
+   * @param sql The query.
+   * @param args Values for `$1…`, or `undefined`.
+   * @param opts Output and options.
+   * @returns The status tag.
+   * @example
+   * ```ts ignore
+   * await pool.copyFromQuery("SELECT 1", undefined, { output: (chunk) => sink(chunk) });
+   * ```
+   */
+  copyFromQuery(
+    sql: string,
+    args: readonly unknown[] | undefined,
+    opts: CopyFromQueryOptions,
+  ): Promise<string> {
+    return this.#oneShot(opts, (con, q) => con.copyFromQuery(sql, args, { ...opts, ...q }));
+  }
+
+  /**
+   * One-shot `copyToTable`.
+   *
+   * @param table The table.
+   * @param opts Source and options.
+   * @returns The status tag.
+   * @example
+   * ```ts ignore
+   * await pool.copyToTable("t", { source: "1\n2\n" });
+   * ```
+   */
+  copyToTable(table: string, opts: CopyToTableOptions): Promise<string> {
+    return this.#oneShot(opts, (con, q) => con.copyToTable(table, { ...opts, ...q }));
+  }
+
+  /**
+   * One-shot `copyRecordsToTable`.
+   *
+   * @param table The table.
+   * @param opts Records and options.
+   * @returns The status tag.
+   * @example
+   * ```ts ignore
+   * await pool.copyRecordsToTable("t", { records: [[1], [2]] });
+   * ```
+   */
+  copyRecordsToTable(table: string, opts: CopyRecordsOptions): Promise<string> {
+    return this.#oneShot(opts, (con, q) => con.copyRecordsToTable(table, { ...opts, ...q }));
+  }
+
+  /** Closes the pool (`await using`). */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  /** A description without secrets. */
+  toString(): string {
+    return `Pool(${this.#status}, size ${this.getSize()}/${this.#settings.maxSize}, idle ${this.getIdleSize()})`;
+  }
+
+  /** Deno's inspect. */
+  [Symbol.for("Deno.customInspect")](): string {
+    return this.toString();
+  }
+
+  /** Node's and Bun's inspect. */
+  [Symbol.for("nodejs.util.inspect.custom")](): string {
+    return this.toString();
+  }
+
+  #emit(code: WarningCode, message: string, connection?: PoolConnection): void {
+    try {
+      this.#warn(connection === undefined ? { code, message } : { code, message, connection });
+    } catch {
+      // a throwing warning handler must not break the pool
+    }
+  }
+
+  #foreign(con: unknown): InterfaceError {
+    const what = con instanceof PoolConnection ? "another pool's connection" : typeof con;
+    return new InterfaceError(
+      "FOREIGN_CONNECTION",
+      `Cannot release ${what} as it is not a connection of this pool`,
+    );
+  }
+
+  #unusable(action: string): InterfaceError {
+    switch (this.#status) {
+      case "new":
+        return new InterfaceError("POOL_NOT_INITIALIZED", `Cannot ${action} as the pool is not initialized`);
+      case "initializing":
+        return new InterfaceError(
+          "POOL_INITIALIZING",
+          `Cannot ${action} as the pool is being initialized; await init() or createPool() first`,
+        );
+      case "closing":
+        return new InterfaceError("POOL_CLOSING", `Cannot ${action} as the pool is closing`);
+      default:
+        return new InterfaceError("POOL_CLOSED", `Cannot ${action} as the pool is closed`);
+    }
+  }
+}

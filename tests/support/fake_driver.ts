@@ -1,0 +1,267 @@
+/**
+ * A scriptable fake driver for the core's unit tests. Each operation's outcome
+ * can be scripted: "ok", "error", "slow" (settles after `slowMs` on the fake
+ * clock) or "never" (settles only when aborted, where a real driver would too).
+ */
+import { Connection } from "../../src/connection.ts";
+import type {
+  ConnectOptions,
+  DriverConnection,
+  NotificationListener,
+  QueryOptions,
+  QueryResult,
+  ServerVersion,
+  TransactionStatus,
+} from "../../src/driver.ts";
+import { ConnectionError, InterfaceError, PoolTimeoutError } from "../../src/errors.ts";
+import type { FakeClock } from "./fake_clock.ts";
+
+export type Outcome = "ok" | "error" | "slow" | "never";
+
+/** Scripted outcomes: a queue consumed per call, then the default. */
+export class Script {
+  #queue: Outcome[] = [];
+  constructor(public fallback: Outcome = "ok") {}
+  push(...outcomes: Outcome[]): this {
+    this.#queue.push(...outcomes);
+    return this;
+  }
+  next(): Outcome {
+    return this.#queue.shift() ?? this.fallback;
+  }
+}
+
+export class ScriptedError extends Error {
+  constructor(what: string) {
+    super(`scripted ${what} failure`);
+    this.name = "ScriptedError";
+  }
+}
+
+function abortable(signal: AbortSignal | undefined): Promise<never> {
+  return new Promise((_, reject) => {
+    if (signal === undefined) return;
+    if (signal.aborted) reject(signal.reason);
+    else signal.addEventListener("abort", () => reject(signal.reason), { once: true });
+  });
+}
+
+/** Runs `outcome` for an operation: resolves, rejects, waits on the clock, or waits for an abort. */
+export function play(
+  clock: FakeClock,
+  outcome: Outcome,
+  what: string,
+  slowMs: number,
+  signal?: AbortSignal,
+): Promise<void> {
+  switch (outcome) {
+    case "ok":
+      return Promise.resolve();
+    case "error":
+      return Promise.reject(new ScriptedError(what));
+    case "slow":
+      return Promise.race([
+        new Promise<void>((resolve) => clock.setTimeout(resolve, slowMs)),
+        abortable(signal),
+      ]);
+    case "never":
+      return abortable(signal);
+  }
+}
+
+let nextPid = 1000;
+
+export class FakeDriverConnection implements DriverConnection {
+  readonly pid: number = nextPid++;
+  readonly serverVersion: ServerVersion = { major: 16, minor: 0, micro: 0, text: "16.0" };
+  queryCount = 0;
+  transactionStatus: TransactionStatus = "idle";
+  resets = 0;
+  queries: string[] = [];
+  #closed = false;
+  #onClose: ((error: Error | undefined) => void) | undefined;
+  #listeners = new Map<string, NotificationListener>();
+  #pending = new Set<(e: Error) => void>();
+
+  constructor(readonly driver: FakeDriver) {}
+
+  isClosed(): boolean {
+    return this.#closed;
+  }
+
+  #guard(): void {
+    if (this.#closed) throw new InterfaceError("CONNECTION_CLOSED", "Cannot use a closed connection");
+  }
+
+  async #run(outcome: Outcome, what: string, opts?: QueryOptions): Promise<void> {
+    this.#guard();
+    this.queryCount++;
+    let timer: unknown;
+    const ctl = new AbortController();
+    if (opts?.timeout !== undefined) {
+      timer = this.driver.clock.setTimeout(
+        () => ctl.abort(new PoolTimeoutError("QUERY_TIMEOUT", "Query timed out")),
+        opts.timeout * 1000,
+      );
+    }
+    const onAbort = () => ctl.abort(opts!.signal!.reason);
+    opts?.signal?.addEventListener("abort", onAbort, { once: true });
+    let drop!: (e: Error) => void;
+    const dropped = new Promise<never>((_, reject) => drop = reject);
+    this.#pending.add(drop);
+    try {
+      await Promise.race([play(this.driver.clock, outcome, what, this.driver.slowMs, ctl.signal), dropped]);
+    } finally {
+      this.#pending.delete(drop);
+      if (timer !== undefined) this.driver.clock.clearTimeout(timer);
+      opts?.signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  async query(sql: string, _args: readonly unknown[], opts?: QueryOptions): Promise<QueryResult> {
+    this.queries.push(sql);
+    await this.#run(this.driver.query.next(), "query", opts);
+    const verb = sql.trim().split(/\s+/)[0]!.toUpperCase();
+    if (verb === "BEGIN") this.transactionStatus = "transaction";
+    if (verb === "COMMIT" || verb === "ROLLBACK") this.transactionStatus = "idle";
+    return {
+      rows: [{ n: 1, pid: this.pid }],
+      columns: ["n", "pid"],
+      command: verb === "SELECT" ? "SELECT 1" : verb,
+    };
+  }
+
+  async queryMany(
+    sql: string,
+    argsList: readonly (readonly unknown[])[],
+    opts?: QueryOptions,
+  ): Promise<QueryResult[]> {
+    const out: QueryResult[] = [];
+    for (const args of argsList) out.push(await this.query(sql, args, opts));
+    return out;
+  }
+
+  async copyOut(sql: string, sink: (chunk: Uint8Array) => unknown, opts?: QueryOptions): Promise<string> {
+    await this.query(sql, [], opts);
+    await sink(new TextEncoder().encode("1\n"));
+    return "COPY 1";
+  }
+
+  async copyIn(sql: string, source: AsyncIterable<Uint8Array>, opts?: QueryOptions): Promise<string> {
+    await this.query(sql, [], opts);
+    let n = 0;
+    for await (const chunk of source) n += new TextDecoder().decode(chunk).split("\n").length - 1;
+    return `COPY ${n}`;
+  }
+
+  async listen(channel: string, listener: NotificationListener): Promise<void> {
+    await this.query(`LISTEN "${channel}"`, []);
+    this.#listeners.set(channel, listener);
+  }
+
+  async unlisten(channel: string): Promise<void> {
+    await this.query(`UNLISTEN "${channel}"`, []);
+    this.#listeners.delete(channel);
+  }
+
+  /** Test helper: deliver a notification. */
+  notify(channel: string, payload: string): void {
+    this.#listeners.get(channel)?.(payload, channel, 1);
+  }
+
+  async reset(options: { query: boolean; signal?: AbortSignal }): Promise<void> {
+    this.#guard();
+    this.resets++;
+    this.driver.resets++;
+    if (this.transactionStatus !== "idle") {
+      this.queryCount++;
+      this.transactionStatus = "idle";
+    }
+    if (!options.query) return;
+    this.queryCount++;
+    try {
+      await play(this.driver.clock, this.driver.reset.next(), "reset", this.driver.slowMs, options.signal);
+    } catch (e) {
+      this.terminate();
+      throw e;
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.driver.closes++;
+    this.#die(undefined);
+  }
+
+  terminate(): void {
+    if (this.#closed) return;
+    this.driver.terminates++;
+    this.#die(undefined);
+  }
+
+  /** Test helper: the server or network dropped the connection. */
+  kill(): void {
+    this.#die(new ConnectionError("CONNECTION_LOST", "The server closed the connection"));
+  }
+
+  #die(error: Error | undefined): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.driver.open--;
+    const lost = new InterfaceError("CONNECTION_CLOSED", "The connection closed during the operation");
+    for (const drop of this.#pending) drop(lost);
+    const cb = this.#onClose;
+    this.#onClose = undefined;
+    cb?.(error);
+  }
+
+  onClose(listener: (error: Error | undefined) => void): void {
+    this.#onClose = listener;
+  }
+}
+
+export class FakeDriver {
+  connect = new Script();
+  query = new Script();
+  reset = new Script();
+  slowMs = 100;
+  connects = 0;
+  closes = 0;
+  terminates = 0;
+  resets = 0;
+  open = 0;
+  maxOpen = 0;
+  connectOptions: ConnectOptions[] = [];
+  connections: FakeDriverConnection[] = [];
+  /** Connect calls in flight (to observe concurrency). */
+  inFlight = 0;
+  maxInFlight = 0;
+
+  constructor(readonly clock: FakeClock) {}
+
+  /** A pool `connect` hook. */
+  hook = async (options: ConnectOptions): Promise<Connection> => {
+    this.connects++;
+    this.connectOptions.push(options);
+    this.inFlight++;
+    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+    try {
+      // "slow" ignores the signal (the connection arrives late); "never" honours it.
+      const outcome = this.connect.next();
+      await play(
+        this.clock,
+        outcome,
+        "connect",
+        this.slowMs,
+        outcome === "never" ? options.signal : undefined,
+      );
+    } finally {
+      this.inFlight--;
+    }
+    const dc = new FakeDriverConnection(this);
+    this.connections.push(dc);
+    this.open++;
+    this.maxOpen = Math.max(this.maxOpen, this.open);
+    return new Connection(dc);
+  };
+}
