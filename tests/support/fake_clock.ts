@@ -7,9 +7,12 @@ interface Timer {
   fn: () => void;
 }
 
-/** Lets pending promise callbacks run (one macrotask turn, several times). */
-export async function flush(turns = 3): Promise<void> {
-  for (let i = 0; i < turns; i++) await new Promise<void>((r) => setTimeout(r, 0));
+/**
+ * Lets pending promise callbacks run: many microtask turns, enough for every
+ * await chain in the core (which never waits on real I/O under the fake driver).
+ */
+export async function flush(turns = 200): Promise<void> {
+  for (let i = 0; i < turns; i++) await Promise.resolve();
 }
 
 export class FakeClock implements Clock {
