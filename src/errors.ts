@@ -16,7 +16,8 @@ export type InterfaceErrorCode =
   | "CONNECTION_CLOSED"
   | "BAD_CONNECT_RESULT"
   | "CONNECTION_BUSY"
-  | "INVALID_ARGUMENT";
+  | "INVALID_ARGUMENT"
+  | "INVALID_DSN";
 
 /** Codes of deadlines that passed. */
 export type TimeoutErrorCode =

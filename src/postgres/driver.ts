@@ -1,0 +1,101 @@
+/**
+ * The default {@linkcode Driver}: PostgreSQL through postgres.js, one
+ * postgres.js instance (`max: 1`) per connection, over the byte streams of a
+ * runtime adapter's {@linkcode Connector}. Runtime-neutral: the adapter is
+ * passed in, and so is the environment.
+ *
+ * @module
+ */
+
+import type { ConnectOptions, Driver, DriverConnection } from "../driver.ts";
+import { ConnectionError, PoolTimeoutError } from "../errors.ts";
+import type { Connector } from "../transport.ts";
+import { type Env, resolveConnectOptions } from "./dsn.ts";
+import {
+  openPostgresConnection,
+  type PostgresConnection,
+  type PostgresDriverSettings,
+} from "./pg_connection.ts";
+
+/** Options of {@linkcode createPostgresDriver}. */
+export interface PostgresDriverOptions extends PostgresDriverSettings {
+  /**
+   * The libpq environment (`PGHOST`, `PGUSER`, ..., `DATABASE_URL`), passed in
+   * by the entry point (`process.env`, `Deno.env.toObject()`). Default: none.
+   */
+  env?: Env;
+}
+
+function hostLabel(host: string, port: number): string {
+  if (host.startsWith("/")) return `${host}/.s.PGSQL.${port}`;
+  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/**
+ * Creates the postgres.js-based driver over `connector`.
+ *
+ * `connect()` tries each host in order (libpq's multi-host lists, with
+ * `target_session_attrs`); every attempt (TCP, TLS, authentication) is bounded
+ * by `connectTimeout` (default 30 seconds; 0 = unbounded) and fails with
+ * `CONNECT_TIMEOUT`; `signal` aborts it with `signal.reason`. A failed attempt
+ * leaves nothing open.
+ *
+ * @example
+ * ```ts
+ * import { createPostgresDriver } from "./driver.ts";
+ * import { nodeConnector } from "../runtime/node.ts";
+ * const driver = createPostgresDriver(nodeConnector, { env: { PGUSER: "postgres" } });
+ * const con = await driver.connect({ host: "127.0.0.1", sslmode: "disable" });
+ * console.log((await con.query("SELECT 1 AS one", [])).rows); // [{ one: 1 }]
+ * await con.close();
+ * ```
+ */
+export function createPostgresDriver(connector: Connector, options: PostgresDriverOptions = {}): Driver {
+  const { env = {}, ...settings } = options;
+  return {
+    async connect(connectOptions: ConnectOptions): Promise<DriverConnection> {
+      const config = resolveConnectOptions(connectOptions, env);
+      const outer = connectOptions.signal;
+      if (outer?.aborted) throw outer.reason;
+      const attrs = config.targetSessionAttrs;
+      const passes = attrs === "prefer-standby" ? ["standby", "any"] : [attrs];
+      let lastError: unknown = new ConnectionError("CONNECTION_FAILED", "No host to connect to");
+      for (const pass of passes) {
+        for (const host of config.hosts) {
+          const attempt = new AbortController();
+          const onOuterAbort = (): void => attempt.abort(outer!.reason);
+          outer?.addEventListener("abort", onOuterAbort, { once: true });
+          const seconds = config.connectTimeout;
+          const timer = seconds > 0
+            ? setTimeout(() => {
+              attempt.abort(
+                new PoolTimeoutError(
+                  "CONNECT_TIMEOUT",
+                  `Timed out after ${seconds}s connecting to ${hostLabel(host.host, host.port)}`,
+                ),
+              );
+            }, seconds * 1000)
+            : undefined;
+          let connection: PostgresConnection | undefined;
+          try {
+            connection = await openPostgresConnection(connector, config, host, attempt.signal, settings);
+            if (await connection.matchesSessionAttrs(pass, attempt.signal)) return connection;
+            connection.terminate();
+            lastError = new ConnectionError(
+              "SESSION_ATTRS_MISMATCH",
+              `The server at ${hostLabel(host.host, host.port)} does not match target_session_attrs=${attrs}`,
+            );
+          } catch (error) {
+            connection?.terminate();
+            if (outer?.aborted) throw outer.reason;
+            lastError = attempt.signal.aborted ? attempt.signal.reason : error;
+          } finally {
+            if (timer !== undefined) clearTimeout(timer);
+            outer?.removeEventListener("abort", onOuterAbort);
+          }
+        }
+      }
+      throw lastError;
+    },
+  };
+}

@@ -1,0 +1,978 @@
+/**
+ * One physical PostgreSQL connection on a dedicated postgres.js instance
+ * (`max: 1`) whose socket is a {@linkcode PgSocket} over a runtime adapter's
+ * {@linkcode Transport}, watched by a {@linkcode ProtocolTap}.
+ *
+ * It never reconnects: the socket factory given to postgres.js hands out the one
+ * socket opened here and refuses every later call, and once the transport closed
+ * the instance is ended and no call reaches it again.
+ *
+ * Query cancellation sends its own `CancelRequest` through the same connector
+ * (rather than postgres.js `query.cancel()`, whose outcome cannot be awaited),
+ * so the connection knows when the request was delivered, and the next
+ * statement waits for both that and the cancelled query's `ReadyForQuery`.
+ *
+ * @module
+ */
+
+import postgres from "postgres";
+import type {
+  DriverConnection,
+  NotificationListener,
+  QueryOptions,
+  QueryResult,
+  Row,
+  ServerVersion,
+  TransactionStatus,
+} from "../driver.ts";
+import {
+  ConnectionError,
+  InterfaceError,
+  PoolError,
+  PoolTimeoutError,
+  PostgresError,
+  type PostgresErrorFields,
+} from "../errors.ts";
+import type { Connector, Transport, TransportHandlers, TransportTarget } from "../transport.ts";
+import type { HostAddress, ResolvedConnectOptions } from "./dsn.ts";
+import { PgSocket } from "./pg_socket.ts";
+import { type Cycle, ProtocolTap } from "./protocol_tap.ts";
+
+/** Settings of the driver that are not per-connection options. */
+export interface PostgresDriverSettings {
+  /** Receives server notices (`NoticeResponse`); notices are dropped by default. */
+  onNotice?: (notice: PostgresErrorFields) => void;
+  /**
+   * Seconds a cancelled query may take to finish after its `CancelRequest`
+   * was delivered; past it the connection is terminated. Default 5.
+   */
+  cancelGrace?: number;
+}
+
+// --- postgres.js shapes used here (its typings do not cover the socket option) ---
+
+interface PgColumn {
+  name: string;
+}
+
+interface PgResult extends Array<Row> {
+  command: string | null;
+  count: number | null;
+  columns: PgColumn[] | null | undefined;
+}
+
+interface NodeReadable extends AsyncIterable<Uint8Array> {
+  destroy(error?: Error): void;
+}
+
+interface NodeWritable {
+  write(chunk: Uint8Array): boolean;
+  end(): void;
+  destroy(error?: Error): void;
+  once(event: string, fn: (...args: unknown[]) => void): void;
+  off(event: string, fn: (...args: unknown[]) => void): void;
+  on(event: string, fn: (...args: unknown[]) => void): void;
+  readonly destroyed: boolean;
+}
+
+interface PgQuery extends Promise<unknown> {
+  execute(): PgQuery;
+  readable(): Promise<NodeReadable>;
+  writable(): Promise<NodeWritable>;
+}
+
+interface PgSql {
+  unsafe(text: string, args?: unknown[], options?: { prepare?: boolean }): PgQuery;
+  end(options?: { timeout?: number | null }): Promise<void>;
+}
+
+type PgFactory = (options: Record<string, unknown>) => PgSql;
+
+// --- helpers ---
+
+const noop = (): void => {};
+
+/** The `CancelRequest` code (1234 << 16 | 5678). */
+const CANCEL_CODE = 80877102;
+/** The `SSLRequest` message: length 8, code 80877103. */
+const SSL_REQUEST = new Uint8Array([0, 0, 0, 8, 4, 210, 22, 47]);
+
+const NETWORK_CODES: Record<string, string> = {
+  ConnectionRefused: "ECONNREFUSED",
+  ConnectionReset: "ECONNRESET",
+  ConnectionAborted: "ECONNABORTED",
+  NotConnected: "ENOTCONN",
+  AddrInUse: "EADDRINUSE",
+  AddrNotAvailable: "EADDRNOTAVAIL",
+  BrokenPipe: "EPIPE",
+  TimedOut: "ETIMEDOUT",
+  NotFound: "ENOENT",
+  PermissionDenied: "EACCES",
+};
+
+function describeHost(host: HostAddress): string {
+  if (host.host.startsWith("/")) return `${host.host}/.s.PGSQL.${host.port}`;
+  return host.host.includes(":") ? `[${host.host}]:${host.port}` : `${host.host}:${host.port}`;
+}
+
+/** The transport target for a host entry. */
+export function targetFor(host: HostAddress): TransportTarget {
+  return host.host.startsWith("/")
+    ? { kind: "unix", path: `${host.host.replace(/\/+$/, "")}/.s.PGSQL.${host.port}` }
+    : { kind: "tcp", hostname: host.host, port: host.port };
+}
+
+/** Wraps a network failure in a {@linkcode ConnectionError}, keeping its code. */
+export function toConnectionError(error: unknown, where: string): PoolError {
+  if (error instanceof PoolError) return error;
+  const e = error as { code?: unknown; name?: unknown; message?: unknown } | undefined;
+  const code = typeof e?.code === "string" && e.code !== ""
+    ? e.code
+    : typeof e?.name === "string" && e.name in NETWORK_CODES
+    ? NETWORK_CODES[e.name]!
+    : "CONNECTION_FAILED";
+  const detail = typeof e?.message === "string" && e.message !== "" ? `: ${e.message}` : "";
+  return new ConnectionError(code, `Connection to ${where} failed${detail}`, { cause: error });
+}
+
+interface PgJsError {
+  name: string;
+  code?: unknown;
+  message: string;
+  severity?: string;
+  severity_local?: string;
+  detail?: string;
+  hint?: string;
+  position?: string;
+  where?: string;
+  schema_name?: string;
+  table_name?: string;
+  column_name?: string;
+  constraint_name?: string;
+  "data type_name"?: string;
+}
+
+function fromPgJsError(e: PgJsError): PostgresError {
+  return new PostgresError({
+    code: typeof e.code === "string" ? e.code : "XX000",
+    message: e.message,
+    severity: e.severity ?? e.severity_local,
+    detail: e.detail,
+    hint: e.hint,
+    position: e.position === undefined ? undefined : Number(e.position),
+    where: e.where,
+    schema: e.schema_name,
+    table: e.table_name,
+    column: e.column_name,
+    constraint: e.constraint_name,
+    dataType: e["data type_name"],
+  });
+}
+
+function isPgJsPostgresError(e: unknown): e is PgJsError {
+  return e instanceof Error && e.name === "PostgresError" && !(e instanceof PoolError);
+}
+
+/** Parses `server_version` (e.g. `"15.4 (Debian 15.4-1)"`, `"9.6.3"`, `"16beta1"`). */
+export function parseServerVersion(text: string): ServerVersion {
+  const m = /^(\d+)(?:\.(\d+))?(?:\.(\d+))?/.exec(text.trim());
+  return {
+    major: m ? Number(m[1]) : 0,
+    minor: m && m[2] !== undefined ? Number(m[2]) : 0,
+    micro: m && m[3] !== undefined ? Number(m[3]) : 0,
+    text,
+  };
+}
+
+/**
+ * The session reset statements the server supports, chosen from its reported
+ * parameters like asyncpg does (CockroachDB, Redshift and CrateDB lack some).
+ */
+export function resetQueryFor(parameters: ReadonlyMap<string, string>): string {
+  if (parameters.has("crate_version")) return "";
+  if (parameters.has("crdb_version")) return "RESET ALL;";
+  if (parameters.has("padb_revision")) return "CLOSE ALL;\nRESET ALL;";
+  return "SELECT pg_advisory_unlock_all();\nCLOSE ALL;\nUNLISTEN *;\nRESET ALL;";
+}
+
+function quoteIdentifier(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+function isMultiResult(value: unknown): value is PgResult[] {
+  return Array.isArray(value) && !("command" in value);
+}
+
+function commandTag(result: PgResult): string {
+  const command = result.command ?? "";
+  if (result.count === null || result.count === undefined) return command;
+  return command === "INSERT" ? `INSERT 0 ${result.count}` : `${command} ${result.count}`;
+}
+
+function toQueryResult(value: unknown, cycle: Cycle | undefined): QueryResult {
+  const multi = isMultiResult(value);
+  const last = (multi ? value[value.length - 1] : value) as PgResult | undefined;
+  if (last === undefined) return { rows: [], columns: [], command: cycle?.tags.at(-1) ?? "" };
+  return {
+    rows: Array.prototype.slice.call(last) as Row[],
+    columns: (last.columns ?? []).map((c) => c.name),
+    command: cycle?.tags.at(-1) ?? commandTag(last),
+  };
+}
+
+function checkQueryOptions(options: QueryOptions | undefined): void {
+  const timeout = options?.timeout;
+  if (
+    timeout !== undefined && (typeof timeout !== "number" || !(timeout >= 0) || !Number.isFinite(timeout))
+  ) {
+    throw new InterfaceError(
+      "INVALID_ARGUMENT",
+      "The query timeout must be a non-negative number of seconds",
+    );
+  }
+}
+
+/** Waits for `promise`, rejecting early when `signal` aborts. */
+function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (signal === undefined) return promise;
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(
+      (v) => (signal.removeEventListener("abort", onAbort), resolve(v)),
+      (e) => (signal.removeEventListener("abort", onAbort), reject(e)),
+    );
+  });
+}
+
+type Deadline = "cancel" | "terminate";
+
+/**
+ * A {@linkcode DriverConnection} on postgres.js. Made by
+ * {@linkcode openPostgresConnection}.
+ */
+export class PostgresConnection implements DriverConnection {
+  #connector: Connector;
+  #config: ResolvedConnectOptions;
+  #host: HostAddress;
+  #settings: PostgresDriverSettings;
+  #tap: ProtocolTap;
+  #socket: PgSocket;
+  #transport: Transport | undefined;
+  #sql: PgSql | undefined;
+  #socketHanded = false;
+  #tlsWaiter: ((chunk: Uint8Array) => void) | undefined;
+  #tapping = false;
+
+  #closed = false;
+  #finalized = false;
+  #lossError: Error | undefined;
+  #fatal: PostgresErrorFields | undefined;
+  #onClose: ((error: Error | undefined) => void) | undefined;
+  #notified = false;
+  #closeWaiters = new Set<(error: Error) => void>();
+  #closing: Promise<void> | undefined;
+
+  #tail: Promise<void> = Promise.resolve();
+  #cancelling: Promise<void> | undefined;
+  #cycleLog: Cycle[] = [];
+  #cycleWaiters: Array<{ after: number; resolve: () => void }> = [];
+  #listeners = new Map<string, NotificationListener>();
+  #queryCount = 0;
+  #resetSql = "";
+  #serverVersion: ServerVersion = { major: 0, minor: 0, micro: 0, text: "" };
+
+  /** @internal Use {@linkcode openPostgresConnection}. */
+  constructor(
+    connector: Connector,
+    config: ResolvedConnectOptions,
+    host: HostAddress,
+    settings: PostgresDriverSettings,
+  ) {
+    this.#connector = connector;
+    this.#config = config;
+    this.#host = host;
+    this.#settings = settings;
+    this.#socket = new PgSocket(host.host, host.port);
+    this.#tap = new ProtocolTap({
+      cycle: (cycle) => this.#onCycle(cycle),
+      notification: (pid, channel, payload) => this.#onNotification(pid, channel, payload),
+      fatal: (fields) => {
+        this.#fatal ??= fields;
+      },
+    });
+  }
+
+  get pid(): number {
+    return this.#tap.pid;
+  }
+
+  get serverVersion(): ServerVersion {
+    return this.#serverVersion;
+  }
+
+  get queryCount(): number {
+    return this.#queryCount;
+  }
+
+  get transactionStatus(): TransactionStatus {
+    return this.#tap.status;
+  }
+
+  /** Server parameters reported so far (`ParameterStatus`). */
+  get parameters(): ReadonlyMap<string, string> {
+    return this.#tap.parameters;
+  }
+
+  isClosed(): boolean {
+    return this.#closed;
+  }
+
+  onClose(listener: (error: Error | undefined) => void): void {
+    this.#onClose = listener;
+    if (this.#finalized && !this.#notified) {
+      this.#notified = true;
+      const error = this.#lossError;
+      queueMicrotask(() => listener(error));
+    }
+  }
+
+  toString(): string {
+    return `PostgresConnection(${describeHost(this.#host)}, pid ${this.pid}${
+      this.#closed ? ", closed" : ""
+    })`;
+  }
+
+  // ---------------------------------------------------------------- opening
+
+  /** @internal Opens the socket, negotiates TLS, starts postgres.js and waits for the session. */
+  async open(signal: AbortSignal): Promise<void> {
+    const handlers: TransportHandlers = {
+      data: (chunk) => {
+        if (this.#tapping) {
+          this.#tap.feed(chunk);
+          this.#socket.deliver(chunk);
+        } else {
+          this.#tlsWaiter?.(chunk);
+        }
+      },
+      drain: () => this.#socket.drained(),
+      close: (error) => this.#transportClosed(error),
+    };
+    const target = targetFor(this.#host);
+    const where = describeHost(this.#host);
+    try {
+      try {
+        this.#transport = await this.#connector(target, handlers, {
+          signal,
+          keepAlive: this.#config.keepAlive,
+        });
+      } catch (error) {
+        if (signal.aborted) throw signal.reason;
+        throw toConnectionError(error, where);
+      }
+      this.#socket.attach(this.#transport);
+      if (target.kind === "tcp" && this.#config.sslmode !== "disable") await this.#negotiateTls(signal);
+      this.#tapping = true;
+      this.#sql = this.#startPostgresJs();
+      // The first query makes postgres.js connect; an empty query costs one small round trip.
+      await abortable(this.#guard(this.#sql.unsafe("")), signal);
+      if (this.#closed) throw this.#closedError();
+      this.#serverVersion = parseServerVersion(this.#tap.parameters.get("server_version") ?? "");
+      this.#resetSql = resetQueryFor(this.#tap.parameters);
+      this.#cycleLog = [];
+    } catch (error) {
+      this.#abandon();
+      throw this.#mapError(error);
+    }
+  }
+
+  async #negotiateTls(signal: AbortSignal): Promise<void> {
+    const transport = this.#transport!;
+    const { sslmode, sslrootcert } = this.#config;
+    const where = describeHost(this.#host);
+    const reply = new Promise<Uint8Array>((resolve) => (this.#tlsWaiter = resolve));
+    transport.write(SSL_REQUEST);
+    const chunk = await abortable(this.#guard(reply), signal);
+    this.#tlsWaiter = undefined;
+    if (chunk.length !== 1 || (chunk[0] !== 0x53 && chunk[0] !== 0x4e)) {
+      throw new ConnectionError("PROTOCOL_VIOLATION", `Unexpected reply to the TLS request from ${where}`);
+    }
+    if (chunk[0] === 0x4e) {
+      if (sslmode === "prefer") return;
+      throw new ConnectionError(
+        "TLS_UNAVAILABLE",
+        `The server at ${where} does not accept TLS (sslmode=${sslmode})`,
+      );
+    }
+    const verify = sslmode === "verify-full"
+      ? "full"
+      : sslmode === "verify-ca" || (sslmode === "require" && sslrootcert !== undefined)
+      ? "ca"
+      : "none";
+    try {
+      await abortable(
+        this.#guard(transport.startTls({
+          servername: this.#host.host,
+          ca: sslrootcert === undefined ? undefined : [sslrootcert],
+          verify,
+        })),
+        signal,
+      );
+    } catch (error) {
+      if (signal.aborted || error instanceof PoolError) throw error;
+      throw toConnectionError(error, where);
+    }
+  }
+
+  #startPostgresJs(): PgSql {
+    const config = this.#config;
+    const password = config.password;
+    const onNotice = this.#settings.onNotice;
+    return (postgres as unknown as PgFactory)({
+      host: this.#host.host,
+      port: this.#host.port,
+      user: config.user,
+      // A function keeps the password out of the options object and stops the PGPASSWORD fallback.
+      pass: () => password ?? "",
+      database: config.database,
+      max: 1,
+      ssl: false,
+      sslnegotiation: null,
+      idle_timeout: 0,
+      max_lifetime: 0,
+      connect_timeout: 0,
+      max_pipeline: 100,
+      backoff: 0,
+      keep_alive: 0,
+      prepare: config.prepare,
+      debug: false,
+      fetch_types: false,
+      publications: "alltables",
+      target_session_attrs: null,
+      connection: { application_name: config.applicationName ?? "", ...config.params },
+      onnotice: (notice: PgJsError) => {
+        if (onNotice) onNotice(fromPgJsError(notice));
+      },
+      onclose: () => {
+        if (!this.#closed) this.#lose(new ConnectionError("CONNECTION_LOST", "The connection was closed"));
+      },
+      socket: () => this.#socketFactory(),
+    });
+  }
+
+  #socketFactory(): PgSocket {
+    if (!this.#socketHanded && !this.#closed) {
+      this.#socketHanded = true;
+      return this.#socket;
+    }
+    throw this.#closedError();
+  }
+
+  /** Rejects when the connection closes first. */
+  #guard<T>(promise: Promise<T>): Promise<T> {
+    if (this.#closed) {
+      promise.catch(noop);
+      return Promise.reject(this.#lossError ?? this.#closedError());
+    }
+    return new Promise<T>((resolve, reject) => {
+      const onClosed = (error: Error): void => reject(error);
+      this.#closeWaiters.add(onClosed);
+      promise.then(
+        (v) => (this.#closeWaiters.delete(onClosed), resolve(v)),
+        (e) => (this.#closeWaiters.delete(onClosed), reject(e)),
+      );
+    });
+  }
+
+  /** Drops everything after a failed open; nothing is left open and no listener is told. */
+  #abandon(): void {
+    this.#notified = true;
+    this.#closed = true;
+    this.#transport?.destroy();
+    this.#sql?.end({ timeout: 0 }).catch(noop);
+    this.#finalize(undefined);
+  }
+
+  // ---------------------------------------------------------------- closing
+
+  #closedError(): InterfaceError {
+    return new InterfaceError("CONNECTION_CLOSED", "The connection is closed", { cause: this.#lossError });
+  }
+
+  #transportClosed(error: Error | undefined): void {
+    if (!this.#closed) {
+      const loss = this.#fatal !== undefined ? new PostgresError(this.#fatal) : toConnectionError(
+        error ?? Object.assign(new Error("the connection closed"), { code: "CONNECTION_LOST" }),
+        describeHost(this.#host),
+      );
+      this.#lose(loss);
+    }
+    // postgres.js learns about the close only after the connection is marked dead.
+    this.#socket.closed(error);
+    this.#finalize(this.#lossError);
+  }
+
+  /** Marks the connection dead because of `error` and ends postgres.js without giving it another query. */
+  #lose(error: Error): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#lossError = error;
+    this.#sql?.end({ timeout: 0 }).catch(noop);
+    this.#transport?.destroy();
+    this.#finalize(error);
+  }
+
+  #finalize(error: Error | undefined): void {
+    if (this.#finalized) return;
+    this.#finalized = true;
+    this.#closed = true;
+    this.#listeners.clear();
+    const failure = error ?? this.#closedError();
+    for (const waiter of [...this.#closeWaiters]) waiter(failure);
+    this.#closeWaiters.clear();
+    for (const waiter of this.#cycleWaiters) waiter.resolve();
+    this.#cycleWaiters = [];
+    const listener = this.#onClose;
+    if (listener !== undefined && !this.#notified) {
+      this.#notified = true;
+      listener(error);
+    }
+  }
+
+  close(options: { timeout?: number } = {}): Promise<void> {
+    if (this.#closing !== undefined) return this.#closing;
+    if (this.#closed) return Promise.resolve();
+    this.#closed = true;
+    const failure = this.#closedError();
+    for (const waiter of [...this.#closeWaiters]) waiter(failure);
+    this.#closeWaiters.clear();
+    const seconds = options.timeout ?? 10;
+    this.#closing = (async () => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const transportGone = new Promise<void>((resolve) => {
+        if (this.#socket.readyState === "closed") resolve();
+        else this.#socket.once("close", () => resolve());
+      });
+      try {
+        await Promise.race([
+          this.#sql?.end({ timeout: seconds }).catch(noop),
+          transportGone,
+          new Promise<void>((resolve) => (timer = setTimeout(resolve, seconds * 1000))),
+        ]);
+      } finally {
+        clearTimeout(timer);
+        this.#transport?.destroy();
+        this.#finalize(undefined);
+      }
+    })();
+    return this.#closing;
+  }
+
+  terminate(): void {
+    if (this.#finalized) return;
+    this.#closed = true;
+    this.#transport?.destroy();
+    this.#sql?.end({ timeout: 0 }).catch(noop);
+    this.#finalize(undefined);
+  }
+
+  // ---------------------------------------------------------------- tap events
+
+  #onCycle(cycle: Cycle): void {
+    this.#cycleLog.push(cycle);
+    if (this.#cycleWaiters.length === 0) return;
+    const cycles = this.#tap.cycles;
+    const ready = this.#cycleWaiters.filter((w) => cycles > w.after);
+    this.#cycleWaiters = this.#cycleWaiters.filter((w) => cycles <= w.after);
+    for (const waiter of ready) waiter.resolve();
+  }
+
+  #onNotification(pid: number, channel: string, payload: string): void {
+    const listener = this.#listeners.get(channel);
+    if (listener === undefined) return;
+    try {
+      listener(payload, channel, pid);
+    } catch {
+      // A listener's failure must not break the byte stream.
+    }
+  }
+
+  /** Resolves once the tap saw more than `after` cycles (or the connection closed). */
+  #cycleAfter(after: number): Promise<void> {
+    if (this.#tap.cycles > after || this.#finalized) return Promise.resolve();
+    return new Promise<void>((resolve) => this.#cycleWaiters.push({ after, resolve }));
+  }
+
+  // ---------------------------------------------------------------- running statements
+
+  #mapError(error: unknown): unknown {
+    if (error instanceof PoolError) return error;
+    if (isPgJsPostgresError(error)) return fromPgJsError(error);
+    if (this.#closed) return this.#lossError ?? this.#closedError();
+    const code = (error as { code?: unknown } | undefined)?.code;
+    if (code === "CONNECTION_CLOSED" || code === "CONNECTION_DESTROYED" || code === "CONNECTION_ENDED") {
+      return new ConnectionError("CONNECTION_LOST", "The connection was closed", { cause: error });
+    }
+    return error;
+  }
+
+  /**
+   * Runs one operation after the previous one (and any pending cancellation)
+   * finished. The caller's promise settles at the deadline; the operation
+   * itself is cancelled on the server (or, with `"terminate"`, the connection
+   * is dropped).
+   */
+  #run<T>(
+    options: QueryOptions | undefined,
+    start: (abort: AbortSignal) => Promise<T>,
+    onDeadline: Deadline = "cancel",
+  ): Promise<T> {
+    if (this.#closed) return Promise.reject(this.#closedError());
+    try {
+      checkQueryOptions(options);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const timeout = options?.timeout;
+    const signal = options?.signal;
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    const previous = this.#tail;
+    let release!: () => void;
+    this.#tail = new Promise<void>((resolve) => (release = resolve));
+    return new Promise<T>((resolve, reject) => {
+      let done = false;
+      let started = false;
+      let finished = false;
+      let running: Promise<void> | undefined;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const internal = new AbortController();
+      const cleanup = (): void => {
+        if (timer !== undefined) clearTimeout(timer);
+        signal?.removeEventListener("abort", onAbort);
+        this.#closeWaiters.delete(onClosed);
+      };
+      const settle = (fn: () => void): void => {
+        if (done) return;
+        done = true;
+        cleanup();
+        fn();
+      };
+      const fire = (reason: unknown): void => {
+        if (done) return;
+        settle(() => reject(reason));
+        if (!started || finished) return;
+        internal.abort(reason);
+        if (onDeadline === "terminate") this.terminate();
+        else this.#cancelRunning(running!, () => finished);
+      };
+      const onAbort = (): void => fire(signal!.reason);
+      const onClosed = (error: Error): void => settle(() => reject(error));
+      if (timeout !== undefined) {
+        timer = setTimeout(() => {
+          timer = undefined;
+          fire(
+            new PoolTimeoutError(
+              "QUERY_TIMEOUT",
+              `The query did not finish within ${timeout}s and was cancelled`,
+            ),
+          );
+        }, timeout * 1000);
+      }
+      signal?.addEventListener("abort", onAbort, { once: true });
+      this.#closeWaiters.add(onClosed);
+      previous.then(() => this.#cancelling).then(() => {
+        if (done || this.#closed) {
+          if (!done) settle(() => reject(this.#closedError()));
+          release();
+          return;
+        }
+        started = true;
+        this.#cycleLog = [];
+        let promise: Promise<T>;
+        try {
+          promise = start(internal.signal);
+        } catch (error) {
+          promise = Promise.reject(error);
+        }
+        running = promise.then(
+          (value) => {
+            finished = true;
+            settle(() => resolve(value));
+          },
+          (error) => {
+            finished = true;
+            const mapped = this.#mapError(error);
+            settle(() => reject(mapped));
+          },
+        ).finally(release);
+      });
+    });
+  }
+
+  /** Cancels the running statement(s) until `running` settles; terminates when that takes too long. */
+  #cancelRunning(running: Promise<void>, isFinished: () => boolean): void {
+    if (this.#cancelling !== undefined) return;
+    const graceMs = (this.#settings.cancelGrace ?? 5) * 1000;
+    this.#cancelling = (async () => {
+      while (!isFinished() && !this.#closed) {
+        const before = this.#tap.cycles;
+        try {
+          await this.#sendCancel();
+        } catch (error) {
+          this.#lose(toConnectionError(error, describeHost(this.#host)));
+          return;
+        }
+        if (isFinished() || this.#closed) return;
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const outcome = await Promise.race([
+          running.then(() => "done" as const),
+          this.#cycleAfter(before).then(() => "progress" as const),
+          new Promise<"stuck">((resolve) => (timer = setTimeout(() => resolve("stuck"), graceMs))),
+        ]);
+        clearTimeout(timer);
+        if (outcome === "stuck" && !isFinished()) {
+          this.#lose(
+            new PoolTimeoutError(
+              "QUERY_TIMEOUT",
+              "A cancelled query did not finish in time; the connection was closed",
+            ),
+          );
+          return;
+        }
+      }
+    })().finally(() => (this.#cancelling = undefined));
+  }
+
+  /** Sends a `CancelRequest` on a new transport and waits until the server closed it. */
+  #sendCancel(): Promise<void> {
+    const message = new Uint8Array(16);
+    const view = new DataView(message.buffer);
+    view.setInt32(0, 16);
+    view.setInt32(4, CANCEL_CODE);
+    view.setInt32(8, this.#tap.pid);
+    view.setInt32(12, this.#tap.secret);
+    const limitMs = (this.#config.connectTimeout || 30) * 1000;
+    return new Promise<void>((resolve, reject) => {
+      let transport: Transport | undefined;
+      let settled = false;
+      const finish = (error?: unknown): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        if (error === undefined) resolve();
+        else reject(error);
+      };
+      const timer = setTimeout(() => {
+        transport?.destroy();
+        finish(new PoolTimeoutError("CONNECT_TIMEOUT", "Timed out sending a cancel request"));
+      }, limitMs);
+      this.#connector(targetFor(this.#host), { data: noop, drain: noop, close: () => finish() }, {}).then(
+        (t) => {
+          transport = t;
+          if (settled) return t.destroy();
+          t.write(message);
+        },
+        (error) => finish(error),
+      );
+    });
+  }
+
+  query(sql: string, args: readonly unknown[], options?: QueryOptions): Promise<QueryResult> {
+    return this.#run(options, async () => {
+      this.#queryCount++;
+      const result = await this.#sql!.unsafe(sql, args as unknown[], { prepare: this.#config.prepare });
+      return toQueryResult(result, this.#cycleLog.at(-1));
+    });
+  }
+
+  queryMany(
+    sql: string,
+    argsList: readonly (readonly unknown[])[],
+    options?: QueryOptions,
+  ): Promise<QueryResult[]> {
+    return this.#run(options, async () => {
+      const sqlJs = this.#sql!;
+      const prepare = this.#config.prepare;
+      this.#queryCount += argsList.length;
+      const queries = argsList.map((args) => sqlJs.unsafe(sql, args as unknown[], { prepare }));
+      const settled = await Promise.allSettled(queries);
+      const failed = settled.find((s): s is PromiseRejectedResult => s.status === "rejected");
+      if (failed !== undefined) throw failed.reason;
+      const cycles = this.#cycleLog.length === settled.length ? this.#cycleLog : [];
+      return settled.map((s, i) => toQueryResult((s as PromiseFulfilledResult<unknown>).value, cycles[i]));
+    });
+  }
+
+  copyOut(sql: string, sink: (chunk: Uint8Array) => unknown, options?: QueryOptions): Promise<string> {
+    return this.#run(options, async (abort) => {
+      this.#queryCount++;
+      const before = this.#tap.cycles;
+      const stream = await this.#sql!.unsafe(sql).readable();
+      for await (const chunk of stream) {
+        if (!abort.aborted) await sink(chunk);
+      }
+      await this.#guard(this.#cycleAfter(before));
+      return this.#copyTag();
+    });
+  }
+
+  copyIn(sql: string, source: AsyncIterable<Uint8Array>, options?: QueryOptions): Promise<string> {
+    return this.#run(options, async (abort) => {
+      this.#queryCount++;
+      const before = this.#tap.cycles;
+      const stream = await this.#sql!.unsafe(sql).writable();
+      // postgres.js destroys the stream on a server error; the error is reported from the tap instead.
+      stream.on("error", noop);
+      const ended = () => this.#tap.cycles > before;
+      let sourceError: { error: unknown } | undefined;
+      try {
+        for await (const chunk of source) {
+          if (abort.aborted || ended() || stream.destroyed) break;
+          if (!stream.write(chunk)) await this.#drained(stream, before);
+        }
+      } catch (error) {
+        sourceError = { error };
+      }
+      if (sourceError !== undefined || abort.aborted) {
+        const reason = sourceError?.error ?? abort.reason;
+        if (!ended() && !stream.destroyed) {
+          stream.destroy(new Error(reason instanceof Error ? reason.message : "COPY aborted by the client"));
+        }
+        await this.#guard(this.#cycleAfter(before));
+        throw reason;
+      }
+      if (!ended() && !stream.destroyed) stream.end();
+      await this.#guard(this.#cycleAfter(before));
+      return this.#copyTag();
+    });
+  }
+
+  #drained(stream: NodeWritable, before: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const done = (): void => {
+        stream.off("drain", done);
+        stream.off("close", done);
+        resolve();
+      };
+      stream.on("drain", done);
+      stream.on("close", done);
+      this.#cycleAfter(before).then(done);
+    });
+  }
+
+  #copyTag(): string {
+    const cycle = this.#cycleLog.at(-1);
+    if (cycle?.error !== undefined) throw new PostgresError(cycle.error);
+    return cycle?.tags.at(-1) ?? "COPY";
+  }
+
+  listen(channel: string, listener: NotificationListener): Promise<void> {
+    if (this.#closed) return Promise.reject(this.#closedError());
+    const previous = this.#listeners.get(channel);
+    this.#listeners.set(channel, listener);
+    return this.#run(undefined, async () => {
+      this.#queryCount++;
+      await this.#sql!.unsafe(`LISTEN ${quoteIdentifier(channel)}`);
+    }).catch((error) => {
+      if (this.#listeners.get(channel) === listener) {
+        if (previous === undefined) this.#listeners.delete(channel);
+        else this.#listeners.set(channel, previous);
+      }
+      throw error;
+    });
+  }
+
+  unlisten(channel: string): Promise<void> {
+    return this.#run(undefined, async () => {
+      this.#queryCount++;
+      await this.#sql!.unsafe(`UNLISTEN ${quoteIdentifier(channel)}`);
+      this.#listeners.delete(channel);
+    });
+  }
+
+  reset(options: { query: boolean; signal?: AbortSignal }): Promise<void> {
+    if (this.#closed) return Promise.reject(this.#closedError());
+    const { query, signal } = options;
+    if (signal?.aborted) {
+      this.terminate();
+      return Promise.reject(signal.reason);
+    }
+    return this.#run({ signal }, async () => {
+      const statements: string[] = [];
+      if (this.#tap.status !== "idle") statements.push("ROLLBACK");
+      if (query && this.#resetSql !== "") statements.push(this.#resetSql);
+      this.#queryCount += statements.length;
+      if (statements.length > 0) await this.#sql!.unsafe(statements.join(";\n"));
+      if (query) this.#listeners.clear();
+      if (this.#tap.status !== "idle") {
+        throw new InterfaceError("CONNECTION_BUSY", "The session is still in a transaction after the reset");
+      }
+    }, "terminate").catch((error) => {
+      this.terminate();
+      throw error;
+    });
+  }
+
+  /**
+   * Checks libpq's `target_session_attrs` against this server, from reported
+   * parameters where the server sends them (PostgreSQL 14+), else by asking.
+   */
+  async matchesSessionAttrs(attrs: string, signal?: AbortSignal): Promise<boolean> {
+    if (attrs === "any") return true;
+    let readOnly = this.#tap.parameters.get("default_transaction_read_only");
+    let standby = this.#tap.parameters.get("in_hot_standby");
+    if (readOnly === undefined || standby === undefined) {
+      const result = await this.query(
+        "SELECT current_setting('transaction_read_only') AS ro, pg_catalog.pg_is_in_recovery()::text AS rec",
+        [],
+        { signal },
+      );
+      const row = result.rows[0] as { ro: string; rec: string };
+      readOnly = row.ro;
+      standby = row.rec === "true" ? "on" : "off";
+    }
+    switch (attrs) {
+      case "read-write":
+        return readOnly === "off";
+      case "read-only":
+        return readOnly === "on";
+      case "primary":
+        return standby === "off";
+      case "standby":
+      case "prefer-standby":
+        return standby === "on";
+      default:
+        return true;
+    }
+  }
+}
+
+/**
+ * Opens one connection to `host`, eagerly: TCP (or unix socket), TLS per
+ * `sslmode`, startup and authentication. `signal` bounds the attempt; on
+ * failure nothing is left open.
+ *
+ * @example
+ * ```ts
+ * import { openPostgresConnection } from "./pg_connection.ts";
+ * import { resolveConnectOptions } from "./dsn.ts";
+ * import { nodeConnector } from "../runtime/node.ts";
+ * const config = resolveConnectOptions({ dsn: "postgres://postgres@127.0.0.1/postgres" });
+ * const con = await openPostgresConnection(nodeConnector, config, config.hosts[0]!, AbortSignal.timeout(5000));
+ * console.log(con.pid);
+ * con.terminate();
+ * ```
+ */
+export async function openPostgresConnection(
+  connector: Connector,
+  config: ResolvedConnectOptions,
+  host: HostAddress,
+  signal: AbortSignal,
+  settings: PostgresDriverSettings = {},
+): Promise<PostgresConnection> {
+  const connection = new PostgresConnection(connector, config, host, settings);
+  await connection.open(signal);
+  return connection;
+}

@@ -1,0 +1,173 @@
+/**
+ * The socket object postgres.js talks to when given the `socket` option: an
+ * event-emitter-shaped wrapper over a runtime-neutral {@linkcode Transport}.
+ *
+ * postgres.js reads incoming chunks with Node `Buffer` methods
+ * (`readUInt32BE`, `toString('utf8', ...)`), so chunks are handed over as
+ * `Buffer` views (no copy). `Buffer` is taken from `globalThis`, where Node,
+ * Deno 2 and Bun all provide it; nothing here imports `node:*`.
+ *
+ * @module
+ */
+
+import type { Transport } from "../transport.ts";
+
+type Handler = (...args: unknown[]) => void;
+
+interface BufferLike {
+  isBuffer(value: unknown): boolean;
+  from(buffer: ArrayBufferLike, byteOffset: number, length: number): Uint8Array;
+}
+
+function bufferClass(): BufferLike {
+  const found = (globalThis as { Buffer?: BufferLike }).Buffer;
+  if (found === undefined) throw new Error("postgres.js needs a global Buffer, which this runtime lacks");
+  return found;
+}
+
+/**
+ * A postgres.js-compatible socket. Emits `data` (Buffer), `drain`, `error` and
+ * `close` (argument: whether an error caused it); `readyState` is `"open"` until
+ * the transport closed.
+ *
+ * @example
+ * ```ts
+ * import { PgSocket } from "./pg_socket.ts";
+ * const socket = new PgSocket("localhost", 5432);
+ * socket.on("close", (hadError) => console.log("closed", hadError));
+ * socket.closed(undefined);
+ * ```
+ */
+export class PgSocket {
+  /** `"open"` until the transport closed, then `"closed"`. */
+  readyState: "open" | "closed" = "open";
+  /** Shown by postgres.js in connection error messages. */
+  readonly host: string;
+  /** Shown by postgres.js in connection error messages. */
+  readonly port: number;
+  #listeners = new Map<string, Handler[]>();
+  #transport: Transport | undefined;
+  #pendingCallbacks: Array<() => void> = [];
+  #buffer = bufferClass();
+
+  /**
+   * @param host Host name for messages.
+   * @param port Port for messages.
+   */
+  constructor(host: string, port: number) {
+    this.host = host;
+    this.port = port;
+  }
+
+  /** Attaches the transport the socket writes to. */
+  attach(transport: Transport): void {
+    this.#transport = transport;
+  }
+
+  on(event: string, fn: Handler): this {
+    const list = this.#listeners.get(event);
+    if (list === undefined) this.#listeners.set(event, [fn]);
+    else list.push(fn);
+    return this;
+  }
+
+  addListener(event: string, fn: Handler): this {
+    return this.on(event, fn);
+  }
+
+  once(event: string, fn: Handler): this {
+    const wrapper: Handler & { listener?: Handler } = (...args: unknown[]): void => {
+      this.removeListener(event, wrapper);
+      fn(...args);
+    };
+    wrapper.listener = fn;
+    return this.on(event, wrapper);
+  }
+
+  removeListener(event: string, fn: Handler): this {
+    const list = this.#listeners.get(event);
+    if (list === undefined) return this;
+    const index = list.findIndex((h) => h === fn || (h as { listener?: Handler }).listener === fn);
+    if (index !== -1) list.splice(index, 1);
+    return this;
+  }
+
+  off(event: string, fn: Handler): this {
+    return this.removeListener(event, fn);
+  }
+
+  removeAllListeners(event?: string): this {
+    if (event === undefined) this.#listeners.clear();
+    else this.#listeners.delete(event);
+    return this;
+  }
+
+  emit(event: string, ...args: unknown[]): boolean {
+    const list = this.#listeners.get(event);
+    if (list === undefined || list.length === 0) return false;
+    for (const fn of [...list]) fn(...args);
+    return true;
+  }
+
+  /** Writes bytes; `false` means wait for `drain`. `callback` runs once the bytes are flushed. */
+  write(chunk: Uint8Array, callback?: (error?: Error) => void): boolean {
+    if (this.readyState !== "open" || this.#transport === undefined) {
+      if (callback) queueMicrotask(() => callback(new Error("The socket is closed")));
+      return false;
+    }
+    const flushed = this.#transport.write(chunk);
+    if (callback) {
+      if (flushed) queueMicrotask(() => callback());
+      else this.#pendingCallbacks.push(() => callback());
+    }
+    return flushed;
+  }
+
+  /** Writes an optional last chunk, then closes gracefully. */
+  end(chunk?: Uint8Array): void {
+    if (this.readyState !== "open" || this.#transport === undefined) return;
+    if (chunk !== undefined) this.#transport.write(chunk);
+    this.#transport.end();
+  }
+
+  /** Closes now. */
+  destroy(): void {
+    this.#transport?.destroy();
+  }
+
+  pause(): void {
+    this.#transport?.pause();
+  }
+
+  resume(): void {
+    this.#transport?.resume();
+  }
+
+  /** Feeds bytes from the transport to postgres.js. */
+  deliver(chunk: Uint8Array): void {
+    const buffer = this.#buffer;
+    this.emit(
+      "data",
+      buffer.isBuffer(chunk) ? chunk : buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength),
+    );
+  }
+
+  /** Signals that the transport flushed after a `write()` returned false. */
+  drained(): void {
+    const callbacks = this.#pendingCallbacks;
+    this.#pendingCallbacks = [];
+    for (const callback of callbacks) callback();
+    this.emit("drain");
+  }
+
+  /** Signals that the transport closed. */
+  closed(error: Error | undefined): void {
+    if (this.readyState === "closed") return;
+    this.readyState = "closed";
+    const callbacks = this.#pendingCallbacks;
+    this.#pendingCallbacks = [];
+    for (const callback of callbacks) callback();
+    if (error !== undefined) this.emit("error", error);
+    this.emit("close", error !== undefined);
+  }
+}
