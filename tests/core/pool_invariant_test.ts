@@ -84,21 +84,25 @@ async function runScenario(plan: Plan): Promise<string | undefined> {
 }
 
 describe("Pool invariants", () => {
-  it("Pool keeps its invariants across every outcome combination and abort point", async () => {
-    let runs = 0;
-    const failures: string[] = [];
-    for (const maxSize of SHAPES) {
-      for (const connect of OUTCOMES) {
-        for (const init of OUTCOMES) {
-          for (const setup of OUTCOMES) {
-            for (const reset of OUTCOMES) {
-              for (const query of OUTCOMES) {
-                for (const abortAt of ABORT_POINTS) {
-                  const plan = { connect, init, setup, reset, query, abortAt, maxSize };
-                  const broken = await runScenario(plan);
-                  runs++;
-                  if (broken !== undefined && failures.length < 10) {
-                    failures.push(`${JSON.stringify(plan)}: ${broken}`);
+  it(
+    "Pool keeps its invariants across every outcome combination and abort point",
+    { timeout: 60_000 },
+    async () => {
+      let runs = 0;
+      const failures: string[] = [];
+      for (const maxSize of SHAPES) {
+        for (const connect of OUTCOMES) {
+          for (const init of OUTCOMES) {
+            for (const setup of OUTCOMES) {
+              for (const reset of OUTCOMES) {
+                for (const query of OUTCOMES) {
+                  for (const abortAt of ABORT_POINTS) {
+                    const plan = { connect, init, setup, reset, query, abortAt, maxSize };
+                    const broken = await runScenario(plan);
+                    runs++;
+                    if (broken !== undefined && failures.length < 10) {
+                      failures.push(`${JSON.stringify(plan)}: ${broken}`);
+                    }
                   }
                 }
               }
@@ -106,8 +110,8 @@ describe("Pool invariants", () => {
           }
         }
       }
-    }
-    assert.deepEqual(failures, []);
-    assert.ok(runs >= 10_000, `ran ${runs} interleavings`);
-  });
+      assert.deepEqual(failures, []);
+      assert.ok(runs >= 10_000, `ran ${runs} interleavings`);
+    },
+  );
 });
