@@ -313,9 +313,11 @@ function postgresOwner(): Binaries["owner"] {
 function binaries(): Binaries {
   if (binariesCache) return binariesCache;
   let binDir: string | undefined;
+  // PGPOOL_PG_BIN: a directory with initdb, pg_ctl and postgres, or "embedded" for the npm package.
   const fromEnv = process.env.PGPOOL_PG_BIN;
-  if (fromEnv && hasServerBinaries(fromEnv)) binDir = fromEnv;
-  if (!binDir) {
+  const embeddedOnly = fromEnv === "embedded";
+  if (fromEnv && !embeddedOnly && hasServerBinaries(fromEnv)) binDir = fromEnv;
+  if (!binDir && !embeddedOnly) {
     try {
       const versions = fs.readdirSync("/usr/lib/postgresql")
         .filter((v) => hasServerBinaries(`/usr/lib/postgresql/${v}/bin`))
@@ -323,7 +325,7 @@ function binaries(): Binaries {
       if (versions[0]) binDir = `/usr/lib/postgresql/${versions[0]}/bin`;
     } catch { /* no Debian layout */ }
   }
-  if (!binDir) {
+  if (!binDir && !embeddedOnly) {
     for (const dir of (process.env.PATH ?? "").split(":")) {
       if (dir && fs.existsSync(path.join(dir, "pg_ctl")) && fs.existsSync(path.join(dir, "initdb"))) {
         const real = path.dirname(fs.realpathSync(path.join(dir, "pg_ctl")));
@@ -358,6 +360,11 @@ export function postgresAvailable(): boolean {
   } catch {
     return false;
   }
+}
+
+/** Whether `startPostgres({ standbyOf })` can work here (it needs `pg_basebackup`). */
+export function standbyAvailable(): boolean {
+  return postgresAvailable() && fs.existsSync(path.join(binaries().binDir, "pg_basebackup"));
 }
 
 // ------------------------------------------------- process-wide directory
@@ -725,6 +732,7 @@ export async function startPostgres(opts: StartPostgresOptions = {}): Promise<Po
     }
     let copy: RunResult;
     if (opts.standbyOf) {
+      if (!standbyAvailable()) throw new Error(`No pg_basebackup in ${binDir}: cannot make a standby`);
       const primary = opts.standbyOf;
       copy = await run(
         [

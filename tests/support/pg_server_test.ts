@@ -3,7 +3,13 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import process from "node:process";
 import postgres from "postgres";
-import { getTestServer, type PostgresInstance, startPostgres, type TestServer } from "./pg_server.ts";
+import {
+  getTestServer,
+  type PostgresInstance,
+  standbyAvailable,
+  startPostgres,
+  type TestServer,
+} from "./pg_server.ts";
 
 type Sql = ReturnType<typeof postgres>;
 
@@ -136,5 +142,34 @@ describe("startPostgres()", () => {
     await pg.destroy();
     assert.equal(fs.existsSync(dir), false);
     pg = undefined;
+  });
+
+  it("startPostgres({ standbyOf }) makes a read-only standby that replays the primary's writes", async (t) => {
+    if (!standbyAvailable()) return t.skip("no pg_basebackup with these binaries");
+    await using primary = await startPostgres();
+    await using standby = await startPostgres({ standbyOf: primary });
+    const p = client(primary.dsn);
+    const s = client(standby.dsn);
+    try {
+      assert.equal((await s`SELECT pg_is_in_recovery() AS r`)[0]!.r, true);
+      assert.equal((await p`SELECT pg_is_in_recovery() AS r`)[0]!.r, false);
+      await p`CREATE TABLE harness_replicated (x int)`;
+      await p`INSERT INTO harness_replicated VALUES (42)`;
+      const lsn = (await p`SELECT pg_current_wal_insert_lsn()::text AS lsn`)[0]!.lsn as string;
+      // Wait for the standby to replay up to the insert (bounded).
+      const deadline = Date.now() + 10_000;
+      while ((await s`SELECT pg_last_wal_replay_lsn() >= ${lsn}::pg_lsn AS done`)[0]!.done !== true) {
+        assert.ok(Date.now() < deadline, "standby did not catch up in 10 s");
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      assert.deepEqual([...await s`SELECT x FROM harness_replicated`], [{ x: 42 }]);
+      await assert.rejects(
+        s`INSERT INTO harness_replicated VALUES (1)`,
+        (e: { code?: string }) => e.code === "25006",
+      );
+    } finally {
+      await p.end({ timeout: 5 });
+      await s.end({ timeout: 5 });
+    }
   });
 });
