@@ -30,6 +30,18 @@ export function warningLog(): WarningLog {
   return { list, onWarning: (w) => list.push(w), codes: () => list.map((w) => w.code) };
 }
 
+/** Turns a synchronous hook body into the promise-returning hook a pool expects (a throw becomes a rejection). */
+export function hook<T>(body: (arg: T) => void): (arg: T) => Promise<void> {
+  return (arg: T): Promise<void> => {
+    try {
+      body(arg);
+      return Promise.resolve();
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  };
+}
+
 /** Resolves after `ms` milliseconds (only where time itself is what a test checks). */
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
