@@ -162,6 +162,7 @@ export async function blackHole(): Promise<BlackHole> {
     sockets.add(socket);
     socket.on("close", () => sockets.delete(socket));
     socket.on("error", () => {});
+    socket.resume(); // read and drop what arrives, so the peer's close is noticed
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   return {
