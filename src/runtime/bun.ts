@@ -54,7 +54,6 @@ interface BunTlsOptions {
 
 /** The part of Bun's socket handler this adapter uses. */
 interface BunSocketHandler {
-  binaryType?: "uint8array";
   data?(socket: BunSocket, data: Uint8Array): void;
   drain?(socket: BunSocket): void;
   close?(socket: BunSocket, error?: Error): void;
@@ -85,6 +84,7 @@ class BunTransport implements Transport {
   /** Chunks that arrived while paused. */
   #pending: Uint8Array[] = [];
   #upgrading = false;
+  #flushScheduled = false;
 
   constructor(target: TransportTarget, handlers: TransportHandlers) {
     this.#target = target;
@@ -94,7 +94,6 @@ class BunTransport implements Transport {
   /** Socket callbacks for the plain socket; after a TLS upgrade they fall silent. */
   plainHandlers(): BunSocketHandler {
     return {
-      binaryType: "uint8array",
       data: (socket, data) => {
         if (socket === this.#socket || this.#socket === undefined) this.#onData(data);
       },
@@ -123,7 +122,7 @@ class BunTransport implements Transport {
   write(chunk: Uint8Array): boolean {
     if (this.#state !== "open") return false;
     this.#queue.push(chunk);
-    this.#flush();
+    this.#flushSoon();
     if (this.#queue.bytes >= WRITE_HIGH_WATER_MARK) {
       this.#wantDrain = true;
       return false;
@@ -189,7 +188,6 @@ class BunTransport implements Transport {
         resolve();
       };
       const handlers: BunSocketHandler = {
-        binaryType: "uint8array",
         handshake: (_socket, success, authorizationError) => {
           const problem = verificationProblem(options.verify, success, authorizationError);
           settle(
@@ -252,6 +250,16 @@ class BunTransport implements Transport {
       return;
     }
     this.#close(connectionLost(this.#target, error));
+  }
+
+  /** Flushes at the end of the current job, so writes made together leave in one syscall. */
+  #flushSoon(): void {
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    queueMicrotask(() => {
+      this.#flushScheduled = false;
+      this.#flush();
+    });
   }
 
   #flush(): void {

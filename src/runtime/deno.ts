@@ -65,6 +65,7 @@ class DenoTransport implements Transport {
   #upgrading = false;
   #reading = false;
   #wake: (() => void) | undefined;
+  #kickScheduled = false;
 
   constructor(conn: AnyConn, target: TransportTarget, handlers: TransportHandlers) {
     this.#conn = conn;
@@ -78,7 +79,7 @@ class DenoTransport implements Transport {
     if (this.#held) this.#release();
     if (isSslRequest(chunk)) this.#sslPending = true;
     this.#queue.push(chunk);
-    this.#kick();
+    this.#kickSoon();
     if (this.#queue.bytes + this.#inFlight >= WRITE_HIGH_WATER_MARK) {
       this.#wantDrain = true;
       return false;
@@ -188,7 +189,7 @@ class DenoTransport implements Transport {
   }
 
   async #readLoop(): Promise<void> {
-    const buffer = new Uint8Array(READ_SIZE);
+    let buffer = new Uint8Array(READ_SIZE);
     while (!this.#isClosed()) {
       if (this.#paused || this.#held || this.#upgrading) {
         await this.#sleep();
@@ -216,7 +217,14 @@ class DenoTransport implements Transport {
         this.#sslPending = false;
         this.#held = true;
       }
-      const chunk = buffer.slice(0, n);
+      // A mostly full buffer is handed over as is (no copy); a small read is copied out.
+      let chunk: Uint8Array;
+      if (n >= READ_SIZE / 2) {
+        chunk = buffer.subarray(0, n);
+        buffer = new Uint8Array(READ_SIZE);
+      } else {
+        chunk = buffer.slice(0, n);
+      }
       while (this.#paused && !this.#isClosed()) await this.#sleep();
       if (this.#isClosed()) return;
       try {
@@ -232,6 +240,16 @@ class DenoTransport implements Transport {
     if (this.#flushing !== undefined || this.#upgrading || this.#isClosed()) return;
     if (this.#queue.empty) return;
     this.#flushing = this.#flush();
+  }
+
+  /** Flushes at the end of the current job, so writes made together leave in one batch. */
+  #kickSoon(): void {
+    if (this.#kickScheduled) return;
+    this.#kickScheduled = true;
+    queueMicrotask(() => {
+      this.#kickScheduled = false;
+      this.#kick();
+    });
   }
 
   async #flush(): Promise<void> {
