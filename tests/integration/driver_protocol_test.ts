@@ -1,0 +1,102 @@
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { type Cycle, ProtocolTap } from "../../src/postgres/protocol_tap.ts";
+import { parseServerVersion, resetQueryFor } from "../../src/postgres/pg_connection.ts";
+
+const enc = new TextEncoder();
+
+function message(type: string, body: Uint8Array): Uint8Array {
+  const out = new Uint8Array(5 + body.length);
+  out[0] = type.charCodeAt(0);
+  new DataView(out.buffer).setInt32(1, body.length + 4);
+  out.set(body, 5);
+  return out;
+}
+
+function cstrings(...parts: string[]): Uint8Array {
+  return enc.encode(parts.map((p) => p + "\0").join(""));
+}
+
+function concat(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+function int32s(...values: number[]): Uint8Array {
+  const out = new Uint8Array(values.length * 4);
+  values.forEach((v, i) => new DataView(out.buffer).setInt32(i * 4, v));
+  return out;
+}
+
+/** A startup-like stream: key data, parameters, a data row, a tag, an error, a notification, ready. */
+function sampleStream(): Uint8Array {
+  return concat(
+    message("K", int32s(4242, 99)),
+    message("S", cstrings("server_version", "15.4")),
+    message("D", concat(new Uint8Array([0, 1]), int32s(3), enc.encode("abc"))),
+    message("C", cstrings("SELECT 1")),
+    message("E", cstrings("SERROR", "VERROR", "C42P01", "Mnope", "P7", "")),
+    message("A", concat(int32s(77), cstrings("chan", "payload"))),
+    message("Z", enc.encode("E")),
+  );
+}
+
+describe("ProtocolTap", () => {
+  for (const size of [1, 2, 3, 5, 7, 1000]) {
+    it(`ProtocolTap decodes the same messages when the stream is split into ${size}-byte chunks`, () => {
+      const cycles: Cycle[] = [];
+      const notes: unknown[] = [];
+      const tap = new ProtocolTap({
+        cycle: (c) => cycles.push(c),
+        notification: (pid, channel, payload) => notes.push([pid, channel, payload]),
+      });
+      const bytes = sampleStream();
+      for (let i = 0; i < bytes.length; i += size) tap.feed(bytes.subarray(i, i + size));
+      assert.equal(tap.pid, 4242);
+      assert.equal(tap.secret, 99);
+      assert.equal(tap.parameters.get("server_version"), "15.4");
+      assert.equal(tap.status, "failed");
+      assert.equal(tap.cycles, 1);
+      assert.deepEqual(notes, [[77, "chan", "payload"]]);
+      assert.equal(cycles.length, 1);
+      assert.deepEqual(cycles[0]!.tags, ["SELECT 1"]);
+      assert.equal(cycles[0]!.error?.code, "42P01");
+      assert.equal(cycles[0]!.error?.position, 7);
+    });
+  }
+
+  it("ProtocolTap reports idle, transaction and failed from ReadyForQuery", () => {
+    const tap = new ProtocolTap();
+    const seen: string[] = [];
+    for (const b of ["T", "E", "I"]) {
+      tap.feed(message("Z", enc.encode(b)));
+      seen.push(tap.status);
+    }
+    assert.deepEqual(seen, ["transaction", "failed", "idle"]);
+  });
+});
+
+describe("server capabilities", () => {
+  it("parseServerVersion() reads two- and three-part versions", () => {
+    assert.deepEqual(parseServerVersion("15.4 (Debian 15.4-1)"), {
+      major: 15,
+      minor: 4,
+      micro: 0,
+      text: "15.4 (Debian 15.4-1)",
+    });
+    assert.deepEqual(parseServerVersion("9.6.3"), { major: 9, minor: 6, micro: 3, text: "9.6.3" });
+    assert.equal(parseServerVersion("16beta1").major, 16);
+  });
+
+  it("resetQueryFor() drops statements the server lacks", () => {
+    assert.match(resetQueryFor(new Map()), /pg_advisory_unlock_all.*CLOSE ALL.*UNLISTEN \*.*RESET ALL/s);
+    assert.equal(resetQueryFor(new Map([["crdb_version", "v23"]])), "RESET ALL;");
+    assert.equal(resetQueryFor(new Map([["padb_revision", "1"]])), "CLOSE ALL;\nRESET ALL;");
+    assert.equal(resetQueryFor(new Map([["crate_version", "5"]])), "");
+  });
+});
