@@ -59,7 +59,7 @@ describe("PostgresDriver.connect()", () => {
     server = await getTestServer();
   });
 
-  after(async () => {
+  after(() => {
     for (const con of open) con.terminate();
   });
 
