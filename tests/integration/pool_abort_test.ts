@@ -1,0 +1,135 @@
+/**
+ * Giving up on an acquire at every stage against a real PostgreSQL — while
+ * connecting, during `init`, during `setup` — and what it leaves behind (spec
+ * section 5.2 and 5.3): the caller gets `signal.reason` or ACQUIRE_TIMEOUT,
+ * the half-made connection is dropped, and the pool keeps its full capacity.
+ * Also the SLOW_CLOSE warning and a pool over the unix socket.
+ */
+
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { createPool, type Pool, PoolTimeoutError } from "../../mod.ts";
+import {
+  Admin,
+  blackHole,
+  getTestServer,
+  rejection,
+  type TestServer,
+  waitFor,
+  warningLog,
+  within,
+} from "./pool_support.ts";
+
+let server: TestServer;
+let admin: Admin;
+
+/** The pool still has its full capacity: maxSize checkouts at once, then a clean close. */
+async function assertFullCapacity(pool: Pool): Promise<void> {
+  const cons = await Promise.all(
+    Array.from({ length: pool.getMaxSize() }, () => pool.acquire({ timeout: 2 })),
+  );
+  for (const con of cons) assert.equal(await con.fetchVal("SELECT 1"), 1);
+  for (const con of cons) await pool.release(con);
+  await within(5000, pool.close(), "close()");
+}
+
+function abortAfter(ms: number, reason: Error): AbortSignal {
+  const controller = new AbortController();
+  setTimeout(() => controller.abort(reason), ms);
+  return controller.signal;
+}
+
+describe("Aborting an acquire at each stage (real server)", () => {
+  before(async () => {
+    server = await getTestServer();
+    admin = new Admin(server);
+  });
+
+  after(async () => {
+    await admin.close();
+  });
+
+  it("an abort while connecting rejects with the reason and closes the half-open socket", async () => {
+    const hole = await blackHole();
+    const url = new URL(server.dsnFor({ host: "127.0.0.1" }));
+    url.port = String(hole.port);
+    const pool = await createPool(url.toString(), { minSize: 0, maxSize: 2, connectTimeout: 0 });
+    try {
+      const reason = new Error("no time to connect");
+      assert.equal(await within(3000, rejection(pool.acquire({ signal: abortAfter(100, reason) }))), reason);
+      assert.equal(hole.accepted(), 1);
+      await waitFor("the abandoned socket to close", () => hole.sockets.size === 0);
+      const err = await within(3000, rejection(pool.acquire({ timeout: 0.2 })));
+      assert.ok(err instanceof PoolTimeoutError);
+      assert.equal(err.code, "ACQUIRE_TIMEOUT", "the acquire deadline bounds the connect");
+      await waitFor("the second abandoned socket to close", () => hole.sockets.size === 0);
+      assert.equal(pool.getSize(), 0);
+      pool.setConnectArgs(server.dsn);
+      await assertFullCapacity(pool);
+    } finally {
+      pool.terminate();
+      await hole.close();
+    }
+  });
+
+  for (const stage of ["init", "setup"] as const) {
+    it(`an abort during ${stage} rejects with the reason and drops that connection`, async () => {
+      let slow = true;
+      let slowPid = 0;
+      const hookBody = async (con: { execute(sql: string): Promise<string>; getServerPid(): number }) => {
+        if (!slow) return;
+        slowPid = con.getServerPid();
+        await con.execute("SELECT pg_sleep(0.5)");
+      };
+      const pool = await createPool(server.dsn, {
+        minSize: 0,
+        maxSize: 2,
+        ...(stage === "init" ? { init: hookBody } : { setup: hookBody }),
+      });
+      try {
+        const reason = new Error(`stop during ${stage}`);
+        const started = Date.now();
+        assert.equal(await rejection(pool.acquire({ signal: abortAfter(100, reason) })), reason);
+        assert.ok(Date.now() - started < 400, "rejected at the abort, not when the hook ended");
+        assert.ok(slowPid > 0, `${stage} had started`);
+        assert.equal(pool.getSize(), 0, "the connection was dropped");
+        const err = await rejection(pool.acquire({ timeout: 0.1 }));
+        assert.equal(err.code, "ACQUIRE_TIMEOUT", `an acquire timeout during ${stage} behaves the same`);
+        assert.equal(pool.getSize(), 0);
+        slow = false;
+        await assertFullCapacity(pool);
+        await admin.waitGone(slowPid);
+      } finally {
+        pool.terminate();
+      }
+    });
+  }
+
+  it("close() warns SLOW_CLOSE once when it waits past closeWarningAfter", async () => {
+    const log = warningLog();
+    const pool = await createPool(server.dsn, {
+      minSize: 1,
+      maxSize: 1,
+      closeWarningAfter: 0.1,
+      onWarning: log.onWarning,
+    });
+    const con = await pool.acquire();
+    const closing = pool.close();
+    await waitFor("the SLOW_CLOSE warning", () => log.list.length > 0);
+    assert.deepEqual(log.codes(), ["SLOW_CLOSE"]);
+    assert.equal(pool.isClosing(), true);
+    await pool.release(con);
+    await within(3000, closing, "close()");
+    assert.deepEqual(log.codes(), ["SLOW_CLOSE"]);
+  });
+
+  it("a pool over the unix socket works", async (t) => {
+    if (server.socketDir === undefined) return t.skip("the server comes from DATABASE_URL");
+    await using pool = await createPool(server.dsnFor({ host: server.socketDir }), {
+      minSize: 1,
+      maxSize: 2,
+    });
+    assert.equal(await pool.fetchVal("SELECT inet_client_addr() IS NULL"), true, "not TCP");
+    await assertFullCapacity(pool);
+  });
+});
