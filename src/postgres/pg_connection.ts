@@ -810,8 +810,14 @@ export class PostgresConnection implements DriverConnection {
       this.#queryCount++;
       const before = this.#tap.cycles;
       const stream = await this.#sql!.unsafe(sql).readable();
-      for await (const chunk of stream) {
-        if (!abort.aborted) await sink(chunk);
+      try {
+        for await (const chunk of stream) {
+          if (!abort.aborted) await sink(chunk);
+        }
+      } finally {
+        // postgres.js pauses the socket when the stream buffer is full and resumes it on read();
+        // when the last pause comes with the end of the COPY, nothing resumes it.
+        this.#socket.resume();
       }
       await this.#guard(this.#cycleAfter(before));
       return this.#copyTag();
