@@ -17,7 +17,13 @@ import {
   type FetchValOptions,
 } from "./connection.ts";
 import { Deadline } from "./deadline.ts";
-import { CONNECT_OPTION_NAMES, type ConnectOptions, type QueryOptions, type Row } from "./driver.ts";
+import {
+  CONNECT_OPTION_NAMES,
+  type ConnectOptions,
+  type DriverConnection,
+  type QueryOptions,
+  type Row,
+} from "./driver.ts";
 import { InterfaceError, PoolTimeoutError } from "./errors.ts";
 import { type ConnectHook, parsePoolOptions, type PoolOptions, type PoolSettings } from "./options.ts";
 import { PoolConnection, poolConnectionInternals, type ReleasingPool } from "./pool_connection.ts";
@@ -26,9 +32,15 @@ import { consoleWarning, type WarningCode, type WarningHandler } from "./warning
 
 type PoolStatus = "new" | "initializing" | "ready" | "closing" | "closed";
 
+/**
+ * A queued acquire. A `direct` waiter (an acquire without options) is resolved
+ * with its proxy at hand-off; the others receive the slot and continue.
+ */
 interface Waiter {
   state: "waiting" | "granted" | "cancelled";
-  resolve: (slot: Slot) => void;
+  direct: boolean;
+  // deno-lint-ignore no-explicit-any
+  resolve: (value: any) => void;
   reject: (error: unknown) => void;
 }
 
@@ -58,6 +70,8 @@ const conInternals = connectionInternals();
 const proxyInternals = poolConnectionInternals();
 const noop = (): void => {};
 const RESOLVED: Promise<void> = Promise.resolve();
+const RESET_WITH_QUERY = { query: true } as const;
+const RESET_WITHOUT_QUERY = { query: false } as const;
 
 function validTimeout(where: string, value: unknown): number | undefined {
   if (value === undefined) return undefined;
@@ -105,6 +119,8 @@ export class Pool implements ReleasingPool {
   #liveWaiters = 0;
   #idleTimer: TimerHandle | undefined;
   #idleTimerAt = Infinity;
+  #releaseTimer: TimerHandle | undefined;
+  #releaseTimerAt = Infinity;
   #drained: (() => void) | undefined;
   #closing: Promise<void> | undefined;
 
@@ -219,14 +235,14 @@ export class Pool implements ReleasingPool {
    */
   acquire(options?: AcquireOptions): Promise<PoolConnection> {
     if (this.#status !== "ready") return Promise.reject(this.#unusable("acquire a connection"));
-    if (options === undefined && this.#liveWaiters === 0 && this.#settings.setup === undefined) {
+    if (options === undefined) {
+      if (this.#liveWaiters > 0) return this.#enqueue(true);
       const slot = this.#idle[this.#idle.length - 1];
-      if (slot !== undefined && slot.generation === this.#generation && !slot.driver!.isClosed()) {
-        this.#move(slot, "busy");
-        slot.acquireTimeoutMs = undefined;
-        const proxy = proxyInternals.create(this, slot, slot.con!);
-        slot.proxy = proxy;
-        return Promise.resolve(proxy);
+      if (slot === undefined) {
+        if (this.#empty.length === 0) return this.#enqueue(true);
+      } else if (this.#ready(slot)) {
+        this.#move(slot, "acquiring");
+        return Promise.resolve(this.#handOut(slot, undefined));
       }
     }
     return this.#acquireSlow(options);
@@ -257,31 +273,54 @@ export class Pool implements ReleasingPool {
         if (slot !== undefined) this.#move(slot, "acquiring");
       }
       if (slot === undefined) slot = await this.#wait(deadline);
+      if (
+        slot.con !== undefined && this.#settings.setup === undefined &&
+        slot.generation === this.#generation &&
+        !slot.driver!.isClosed()
+      ) return this.#handOut(slot, timeoutMs);
       return await this.#checkout(slot, deadline, timeoutMs);
     } finally {
       deadline?.dispose();
     }
   }
 
-  async #wait(deadline: Deadline | undefined): Promise<Slot> {
-    const waiter: Waiter = { state: "waiting", resolve: noop, reject: noop };
-    const granted = new Promise<Slot>((resolve, reject) => {
-      waiter.resolve = resolve;
-      waiter.reject = reject;
-    });
-    this.#waiters.push(waiter);
+  /** True when a slot can be checked out as it is: connected, current, and no `setup` to run. */
+  #ready(slot: Slot): boolean {
+    return slot.con !== undefined && this.#settings.setup === undefined &&
+      slot.generation === this.#generation &&
+      !slot.driver!.isClosed();
+  }
+
+  /** Queues a waiter; see {@linkcode Waiter}. */
+  #enqueue<T>(direct: boolean): Promise<T> {
+    const { promise, resolve, reject } = Promise.withResolvers<T>();
+    this.#waiters.push({ state: "waiting", direct, resolve, reject });
     this.#liveWaiters++;
-    if (deadline === undefined) return await granted;
-    try {
-      return await deadline.race(granted, (slot) => this.#free(slot));
-    } catch (e) {
+    return promise;
+  }
+
+  /** Queues a waiter that resolves with a slot already moved to `acquiring` for it. */
+  #wait(deadline: Deadline | undefined): Promise<Slot> {
+    const promise = this.#enqueue<Slot>(false);
+    const waiter = this.#waiters[this.#waiters.length - 1]!;
+    if (deadline === undefined) return promise;
+    return deadline.race(promise, (slot) => this.#free(slot)).catch((e: unknown) => {
       if (waiter.state === "waiting") {
         waiter.state = "cancelled";
         this.#liveWaiters--;
         this.#compactWaiters();
       }
       throw e;
-    }
+    });
+  }
+
+  /** Completes a checkout of a connected slot that needs no `setup`. */
+  #handOut(slot: Slot, timeoutMs: number | undefined): PoolConnection {
+    const proxy = proxyInternals.create(this, slot, slot.con!);
+    slot.proxy = proxy;
+    slot.acquireTimeoutMs = timeoutMs;
+    this.#move(slot, "busy");
+    return proxy;
   }
 
   #compactWaiters(): void {
@@ -418,7 +457,9 @@ export class Pool implements ReleasingPool {
       this.#liveWaiters--;
       if (this.#liveWaiters === 0) this.#compactWaiters();
       this.#move(slot, "acquiring");
-      waiter.resolve(slot);
+      if (!waiter.direct) waiter.resolve(slot);
+      else if (this.#ready(slot)) waiter.resolve(this.#handOut(slot, undefined));
+      else waiter.resolve(this.#checkout(slot, undefined, undefined));
       return;
     }
     this.#move(slot, slot.con === undefined ? "empty" : "idle");
@@ -511,12 +552,12 @@ export class Pool implements ReleasingPool {
     return state.releasing = this.#releaseSlot(slot, con, timeoutMs);
   }
 
-  async #releaseSlot(slot: Slot, proxy: PoolConnection, timeoutMs: number | undefined): Promise<void> {
+  #releaseSlot(slot: Slot, proxy: PoolConnection, timeoutMs: number | undefined): Promise<void> {
     const con = slot.con!;
     const driver = slot.driver!;
     if (driver.isClosed()) {
       this.#free(slot);
-      return;
+      return RESOLVED;
     }
     const listeners = conInternals.listenerCount(con);
     if (listeners > 0) {
@@ -536,44 +577,74 @@ export class Pool implements ReleasingPool {
         proxy,
       );
     }
-    const deadline = timeoutMs === undefined ? undefined : new Deadline(
-      this.#clock,
-      timeoutMs,
-      undefined,
-      "RELEASE_TIMEOUT",
-      `Timed out after ${timeoutMs / 1000}s releasing a connection; it was terminated`,
-    );
-    let work: Promise<void> | undefined;
+    let work: Promise<void>;
     try {
-      if (driver.queryCount >= this.#settings.maxQueries || slot.generation !== this.#generation) {
-        work = con.close({ timeout: timeoutMs === undefined ? undefined : timeoutMs / 1000 });
-        await (deadline === undefined ? work : deadline.race(work));
-        slot.con = undefined;
-        slot.driver = undefined;
-      } else {
-        work = this.#reset(con, deadline);
-        await (deadline === undefined ? work : deadline.race(work));
-      }
+      work = driver.queryCount >= this.#settings.maxQueries || slot.generation !== this.#generation
+        ? con.close({ timeout: timeoutMs === undefined ? undefined : timeoutMs / 1000 })
+        : this.#reset(con, driver);
     } catch (e) {
-      work?.catch(noop);
-      if (slot.con === con) this.#discard(slot, true);
-      this.#free(slot);
-      throw e;
-    } finally {
-      deadline?.dispose();
+      work = Promise.reject(e);
     }
-    this.#free(slot);
+    if (timeoutMs === undefined) {
+      return work.then(() => this.#free(slot), (e: unknown) => this.#releaseFailed(slot, con, e));
+    }
+    return new Promise<void>((resolve, reject) => {
+      slot.releaseFail = (error) => {
+        work.catch(noop);
+        try {
+          this.#releaseFailed(slot, con, error);
+        } catch (e) {
+          reject(e);
+        }
+      };
+      slot.releaseTimeoutMs = timeoutMs;
+      slot.releaseDeadline = this.#clock.now() + timeoutMs;
+      if (slot.releaseDeadline < this.#releaseTimerAt) this.#armReleaseWatchdog(slot.releaseDeadline);
+      work.then(() => {
+        if (slot.releaseFail === undefined) return; // timed out already
+        slot.releaseFail = undefined;
+        this.#free(slot);
+        resolve();
+      }, (e: unknown) => slot.releaseFail?.(e as Error));
+    });
   }
 
-  async #reset(con: Connection, deadline: Deadline | undefined): Promise<void> {
+  #releaseFailed(slot: Slot, con: Connection, error: unknown): never {
+    slot.releaseFail = undefined;
+    if (slot.con === con) this.#discard(slot, true);
+    this.#free(slot);
+    throw error;
+  }
+
+  /** One timer for all bounded releases, armed for the earliest deadline. */
+  #armReleaseWatchdog(at: number): void {
+    if (this.#releaseTimer !== undefined) this.#clock.clearTimeout(this.#releaseTimer);
+    this.#releaseTimerAt = at;
+    this.#releaseTimer = this.#clock.setTimeout(() => {
+      this.#releaseTimer = undefined;
+      this.#releaseTimerAt = Infinity;
+      const now = this.#clock.now();
+      let next = Infinity;
+      for (const slot of this.#slots) {
+        const fail = slot.releaseFail;
+        if (fail === undefined) continue;
+        if (slot.releaseDeadline <= now) {
+          fail(
+            new PoolTimeoutError(
+              "RELEASE_TIMEOUT",
+              `Timed out after ${slot.releaseTimeoutMs / 1000}s releasing a connection; it was terminated`,
+            ),
+          );
+        } else if (slot.releaseDeadline < next) next = slot.releaseDeadline;
+      }
+      if (next !== Infinity) this.#armReleaseWatchdog(next);
+    }, Math.max(0, at - this.#clock.now()));
+  }
+
+  #reset(con: Connection, driver: DriverConnection): Promise<void> {
     const custom = this.#settings.reset;
-    const driver = conInternals.driver(con);
-    if (custom === undefined) {
-      await driver.reset({ query: true, signal: deadline?.signal });
-      return;
-    }
-    await driver.reset({ query: false, signal: deadline?.signal });
-    await custom(con);
+    if (custom === undefined) return driver.reset(RESET_WITH_QUERY);
+    return driver.reset(RESET_WITHOUT_QUERY).then(() => custom(con));
   }
 
   /**
@@ -666,6 +737,11 @@ export class Pool implements ReleasingPool {
     if (this.#idleTimer !== undefined) {
       this.#clock.clearTimeout(this.#idleTimer);
       this.#idleTimer = undefined;
+    }
+    if (this.#releaseTimer !== undefined) {
+      this.#clock.clearTimeout(this.#releaseTimer);
+      this.#releaseTimer = undefined;
+      this.#releaseTimerAt = Infinity;
     }
   }
 

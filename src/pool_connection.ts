@@ -67,13 +67,10 @@ export class PoolConnection {
     internals = {
       create(pool, slot, con) {
         creating = true;
-        try {
-          const proxy = new PoolConnection();
-          proxy.#state = { pool, slot, con, released: false, releasing: undefined };
-          return proxy;
-        } finally {
-          creating = false;
-        }
+        const proxy = new PoolConnection();
+        creating = false;
+        proxy.#state = { pool, slot, con, released: false, releasing: undefined };
+        return proxy;
       },
       state: (proxy) => proxy.#state,
     };

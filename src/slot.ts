@@ -30,4 +30,10 @@ export class Slot {
   acquireTimeoutMs: number | undefined = undefined;
   /** When it became idle (clock ms). */
   idleSince = 0;
+  /** While a bounded release runs: its bound (ms). */
+  releaseTimeoutMs = 0;
+  /** While a bounded release runs: when it must be done (clock ms). */
+  releaseDeadline = 0;
+  /** While a bounded release runs: fails it (called by the pool's release watchdog). */
+  releaseFail: ((error: Error) => void) | undefined = undefined;
 }

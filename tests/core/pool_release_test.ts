@@ -162,6 +162,19 @@ describe("Pool.release()", () => {
     await h.pool.release(next);
   });
 
+  it("Pool.release() by a waiter handed the slot straight from a bounded release settles (regression)", async () => {
+    // A finished release once cleared the next release's bookkeeping on the same slot, so the
+    // waiter's own release never settled.
+    const h = await readyPool({ maxSize: 1, releaseTimeout: 5 });
+    const held = await h.pool.acquire();
+    const waiter = h.pool.acquire().then((con) => h.pool.release(con));
+    await flush();
+    await h.pool.release(held);
+    const r = await Promise.race([waiter.then(() => "settled"), h.clock.tick(10).then(() => "stuck")]);
+    assert.equal(r, "settled");
+    assert.equal(h.pool.getIdleSize(), 1);
+  });
+
   it("Pool.release() rolls back an open transaction and warns RELEASED_IN_TRANSACTION", async () => {
     const h = await readyPool({ maxSize: 1 });
     const con = await h.pool.acquire();
