@@ -105,6 +105,20 @@ describe("Aborting an acquire at each stage (real server)", () => {
     });
   }
 
+  it("a one-shot helper's signal aborts it while it waits for a connection", async () => {
+    await using pool = await createPool(server.dsn, { minSize: 1, maxSize: 1 });
+    const holder = await pool.acquire();
+    const reason = new Error("not waiting any longer");
+    const pending = pool.fetchVal("SELECT 1", [], { signal: abortAfter(100, reason) });
+    await waitFor("the helper to queue", () => pool.getWaitingCount() === 1);
+    assert.equal(await within(2000, rejection(pending)), reason);
+    assert.equal(pool.getWaitingCount(), 0);
+    const timedOut = await within(2000, rejection(pool.fetchVal("SELECT 1", [], { timeout: 0.1 })));
+    assert.equal(timedOut.code, "ACQUIRE_TIMEOUT");
+    await pool.release(holder);
+    assert.equal(await pool.fetchVal("SELECT 1", [], { timeout: 1 }), 1);
+  });
+
   it("close() warns SLOW_CLOSE once when it waits past closeWarningAfter", async () => {
     const log = warningLog();
     const pool = await createPool(server.dsn, {

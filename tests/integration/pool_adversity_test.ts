@@ -307,6 +307,50 @@ describe("Pool under adversity (real server)", () => {
       assert.equal(pool.getSize(), 0);
       proxy.restore();
     });
+
+    it("release() of a checkout whose socket just died settles at once, without any timeout", async () => {
+      proxy.restore();
+      const pool = await createPool(dsnOnPort(proxy.port), { minSize: 1, maxSize: 1, onWarning: () => {} });
+      try {
+        const con = await pool.acquire();
+        assert.equal(await con.fetchVal("SELECT 1"), 1);
+        proxy.resetAll();
+        const started = Date.now();
+        await within(2000, pool.release(con).catch(() => {}), "release()");
+        assert.ok(Date.now() - started < 1000);
+        await waitFor("the slot to be free", () => pool.getSize() === 0 && pool.getIdleSize() === 0);
+        await using next = await pool.acquire({ timeout: 2 });
+        assert.equal(await next.fetchVal("SELECT 1"), 1);
+      } finally {
+        pool.terminate();
+      }
+    });
+
+    it("a timed-out query whose cancel cannot get through ends with the connection terminated", async () => {
+      proxy.restore();
+      const pool = await createPool(dsnOnPort(proxy.port), {
+        minSize: 1,
+        maxSize: 1,
+        connectTimeout: 0.5,
+        onWarning: () => {},
+      });
+      try {
+        const con = await pool.acquire();
+        proxy.cut();
+        const started = Date.now();
+        const err = await rejection(con.fetchVal("SELECT pg_sleep(5)", [], { timeout: 0.2 }));
+        assert.equal(err.code, "QUERY_TIMEOUT");
+        assert.ok(Date.now() - started < 600, "rejected at the deadline, not when the cancel gave up");
+        await waitFor("the connection to be terminated", () => con.isClosed(), 8000);
+        await pool.release(con).catch(() => {});
+        proxy.restore();
+        await using next = await pool.acquire({ timeout: 2 });
+        assert.equal(await next.fetchVal("SELECT 1"), 1);
+      } finally {
+        pool.terminate();
+        proxy.restore();
+      }
+    });
   });
 
   describe("connection targets that fail", () => {
