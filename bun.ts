@@ -16,7 +16,7 @@
 
 import { bindConnect, type ConnectFunction } from "./src/entry.ts";
 import type { PoolOptions } from "./src/options.ts";
-import { Pool as BasePool } from "./src/pool.ts";
+import { BasePool } from "./src/pool.ts";
 import { readEnv } from "./src/runtime/env.ts";
 import { bunConnector } from "./src/runtime/bun.ts";
 
@@ -55,6 +55,8 @@ export const connect: ConnectFunction = bound.connect;
  */
 export class Pool extends BasePool {
   /**
+   * Builds a pool without connecting; call `init()` next (or use {@linkcode createPool}).
+   *
    * @param dsnOrOptions A DSN, or the options.
    * @param options Options when the first argument is a DSN.
    */

@@ -94,7 +94,6 @@ export interface ConnectionInternals {
   onClose(con: Connection, listener: (error: Error | undefined) => void): void;
 }
 
-// deno-lint-ignore prefer-const
 let internals!: ConnectionInternals;
 
 const ISOLATION = new Set(["read committed", "repeatable read", "serializable"]);

@@ -45,6 +45,8 @@ export class PoolError extends Error {
   readonly code: string;
 
   /**
+   * Makes an error with a code.
+   *
    * @param code A stable machine-readable code.
    * @param message A sentence-case description without a trailing period.
    * @param options Standard error options (`cause`).
@@ -71,6 +73,8 @@ export class InterfaceError extends PoolError {
   declare readonly code: InterfaceErrorCode;
 
   /**
+   * Makes an interface error.
+   *
    * @param code The reason.
    * @param message A sentence-case description.
    * @param options Standard error options (`cause`).
@@ -96,6 +100,8 @@ export class PoolTimeoutError extends PoolError {
   declare readonly code: TimeoutErrorCode;
 
   /**
+   * Makes a timeout error.
+   *
    * @param code Which deadline passed.
    * @param message A sentence-case description.
    * @param options Standard error options (`cause`).
@@ -167,6 +173,8 @@ export class PostgresError extends PoolError {
   readonly where: string | undefined;
 
   /**
+   * Makes an error from the server's report.
+   *
    * @param fields What the server reported.
    * @param options Standard error options (`cause`).
    */
@@ -199,6 +207,8 @@ export class PostgresError extends PoolError {
  */
 export class ConnectionError extends PoolError {
   /**
+   * Makes a connection error.
+   *
    * @param code A network code.
    * @param message A sentence-case description (never containing a password).
    * @param options Standard error options (`cause`).

@@ -26,7 +26,7 @@ import {
 } from "./driver.ts";
 import { InterfaceError, PoolTimeoutError } from "./errors.ts";
 import { type ConnectHook, parsePoolOptions, type PoolOptions, type PoolSettings } from "./options.ts";
-import { PoolConnection, poolConnectionInternals, type ReleasingPool } from "./pool_connection.ts";
+import { PoolConnection, poolConnectionInternals } from "./pool_connection.ts";
 import { Slot, type SlotState } from "./slot.ts";
 import { consoleWarning, type WarningCode, type WarningHandler } from "./warnings.ts";
 
@@ -88,11 +88,13 @@ function validSignal(where: string, value: unknown): AbortSignal | undefined {
 }
 
 /**
- * A pool of PostgreSQL connections with asyncpg's semantics: LIFO reuse, FIFO
- * waiters with direct hand-off, session reset on release, `maxQueries`
- * recycling, idle lifetime, generations, hooks and graceful close.
+ * The runtime-neutral pool of PostgreSQL connections with asyncpg's semantics:
+ * LIFO reuse, FIFO waiters with direct hand-off, session reset on release,
+ * `maxQueries` recycling, idle lifetime, generations, hooks and graceful close.
+ * Every entry point's `Pool` extends it with the runtime's default connection.
  *
- * Build one with `createPool()` (initialized) or `new Pool()` + `init()`.
+ * Build one with `createPool()` (initialized) or `new Pool()` + `init()`; a
+ * `BasePool` needs a `connect` option (or the third constructor argument).
  *
  * @example Acquire, query, release
  * ```ts ignore
@@ -102,7 +104,7 @@ function validSignal(where: string, value: unknown): AbortSignal | undefined {
  * console.log(await con.fetchVal("SELECT 42"));
  * ```
  */
-export class Pool implements ReleasingPool {
+export class BasePool {
   #settings: PoolSettings;
   #connectOptions: ConnectOptions;
   #connect: ConnectHook;
@@ -125,7 +127,7 @@ export class Pool implements ReleasingPool {
   #closing: Promise<void> | undefined;
 
   /**
-   * Builds a pool without connecting; call {@linkcode Pool.init} next.
+   * Builds a pool without connecting; call {@linkcode BasePool.init} next.
    *
    * @param dsnOrOptions A DSN, or the options.
    * @param options Options (when the first argument is a DSN).

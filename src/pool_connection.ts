@@ -7,7 +7,7 @@
  */
 
 import {
-  Connection,
+  type Connection,
   connectionInternals,
   type CopyFromQueryOptions,
   type CopyFromTableOptions,
@@ -41,7 +41,6 @@ export interface PoolConnectionInternals {
   state(proxy: PoolConnection): ProxyState;
 }
 
-// deno-lint-ignore prefer-const
 let internals!: PoolConnectionInternals;
 let creating = false;
 const txInternals = connectionInternals();

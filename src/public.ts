@@ -40,9 +40,16 @@ export {
   type TimeoutErrorCode,
 } from "./errors.ts";
 export type { ConnectHook, PoolOptions } from "./options.ts";
-export type { AcquireOptions, CloseOptions, ReleaseOptions } from "./pool.ts";
+export { type AcquireOptions, BasePool, type CloseOptions, type ReleaseOptions } from "./pool.ts";
 export { PoolConnection } from "./pool_connection.ts";
-export { quoteIdentifier } from "./sql_text.ts";
+export { type CopyFormatOptions, quoteIdentifier } from "./sql_text.ts";
 export type { ConnectFunction } from "./entry.ts";
-export type { Connector, TlsOptions, Transport, TransportHandlers, TransportTarget } from "./transport.ts";
+export type {
+  Connector,
+  ConnectTransportOptions,
+  TlsOptions,
+  Transport,
+  TransportHandlers,
+  TransportTarget,
+} from "./transport.ts";
 export type { PoolWarning, WarningCode, WarningHandler } from "./warnings.ts";

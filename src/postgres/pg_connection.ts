@@ -264,6 +264,8 @@ export class PostgresConnection implements DriverConnection {
   #socketHanded = false;
   #tlsWaiter: ((chunk: Uint8Array) => void) | undefined;
   #tapping = false;
+  #generation = 0;
+  #handshakeFailed = false;
 
   #closed = false;
   #finalized = false;
@@ -348,32 +350,19 @@ export class PostgresConnection implements DriverConnection {
 
   /** @internal Opens the socket, negotiates TLS, starts postgres.js and waits for the session. */
   async open(signal: AbortSignal): Promise<void> {
-    const handlers: TransportHandlers = {
-      data: (chunk) => {
-        if (this.#tapping) {
-          this.#tap.feed(chunk);
-          this.#socket.deliver(chunk);
-        } else {
-          this.#tlsWaiter?.(chunk);
-        }
-      },
-      drain: () => this.#socket.drained(),
-      close: (error) => this.#transportClosed(error),
-    };
     const target = targetFor(this.#host);
-    const where = describeHost(this.#host);
     try {
-      try {
-        this.#transport = await this.#connector(target, handlers, {
-          signal,
-          keepAlive: this.#config.keepAlive,
-        });
-      } catch (error) {
-        if (signal.aborted) throw signal.reason;
-        throw toConnectionError(error, where);
+      await this.#openTransport(target, signal);
+      if (target.kind === "tcp" && this.#config.sslmode !== "disable") {
+        try {
+          await this.#negotiateTls(signal);
+        } catch (error) {
+          // libpq's "prefer": when the TLS handshake itself fails, try again without TLS.
+          if (!this.#handshakeFailed || this.#config.sslmode !== "prefer" || signal.aborted) throw error;
+          this.#transport?.destroy();
+          await this.#openTransport(target, signal);
+        }
       }
-      this.#socket.attach(this.#transport);
-      if (target.kind === "tcp" && this.#config.sslmode !== "disable") await this.#negotiateTls(signal);
       this.#tapping = true;
       this.#sql = this.#startPostgresJs();
       // The first query makes postgres.js connect; an empty query costs one small round trip.
@@ -386,6 +375,43 @@ export class PostgresConnection implements DriverConnection {
       this.#abandon();
       throw this.#mapError(error);
     }
+  }
+
+  /** Opens a (new) transport; events of an earlier one are ignored from now on. */
+  async #openTransport(target: TransportTarget, signal: AbortSignal): Promise<void> {
+    const generation = ++this.#generation;
+    const handlers: TransportHandlers = {
+      data: (chunk) => {
+        if (generation !== this.#generation) return;
+        if (this.#tapping) {
+          this.#tap.feed(chunk);
+          this.#socket.deliver(chunk);
+        } else {
+          this.#tlsWaiter?.(chunk);
+        }
+      },
+      drain: () => {
+        if (generation === this.#generation) this.#socket.drained();
+      },
+      close: (error) => {
+        if (generation !== this.#generation) return;
+        if (this.#tapping) return this.#transportClosed(error);
+        // Before startup (TLS negotiation) a close only fails the pending step; open() decides what follows.
+        const failure = toConnectionError(
+          error ?? Object.assign(new Error("the server closed the connection"), { code: "CONNECTION_LOST" }),
+          describeHost(this.#host),
+        );
+        for (const waiter of [...this.#closeWaiters]) waiter(failure);
+        this.#closeWaiters.clear();
+      },
+    };
+    try {
+      this.#transport = await this.#connector(target, handlers, { signal, keepAlive: this.#config.keepAlive });
+    } catch (error) {
+      if (signal.aborted) throw signal.reason;
+      throw toConnectionError(error, describeHost(this.#host));
+    }
+    this.#socket.attach(this.#transport);
   }
 
   async #negotiateTls(signal: AbortSignal): Promise<void> {
@@ -421,7 +447,8 @@ export class PostgresConnection implements DriverConnection {
         signal,
       );
     } catch (error) {
-      if (signal.aborted || error instanceof PoolError) throw error;
+      if (signal.aborted) throw error;
+      this.#handshakeFailed = true;
       throw toConnectionError(error, where);
     }
   }

@@ -1,6 +1,6 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { Pool } from "../../src/pool.ts";
+import { BasePool as Pool } from "../../src/pool.ts";
 import type { Connection } from "../../src/connection.ts";
 import type { PoolOptions } from "../../src/options.ts";
 

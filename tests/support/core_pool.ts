@@ -1,6 +1,6 @@
 /** Builds pools over the fake driver and fake clock for the core's unit tests. */
 import type { PoolOptions } from "../../src/options.ts";
-import { Pool } from "../../src/pool.ts";
+import { BasePool as Pool } from "../../src/pool.ts";
 import type { PoolWarning } from "../../src/warnings.ts";
 import { FakeClock } from "./fake_clock.ts";
 import { FakeDriver } from "./fake_driver.ts";

@@ -187,10 +187,11 @@ export class FakeDriverConnection implements DriverConnection {
     }
   }
 
-  async close(): Promise<void> {
-    if (this.#closed) return;
+  close(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
     this.driver.closes++;
     this.#die(undefined);
+    return Promise.resolve();
   }
 
   terminate(): void {
