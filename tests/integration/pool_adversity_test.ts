@@ -409,7 +409,7 @@ describe("Pool under adversity (real server)", () => {
       }
     });
 
-    it("a standby-only target with targetSessionAttrs 'primary' fails on every acquire, then recovers", async () => {
+    it("a target that does not match targetSessionAttrs fails every acquire with SESSION_ATTRS_MISMATCH, then recovers", async () => {
       // Stand-in for asyncpg's test 43: the pool's target stops matching, every
       // acquire reports the mismatch (no sticky failure, no hang), and a good
       // target works again. A real standby is covered by pool_standby_test.ts.

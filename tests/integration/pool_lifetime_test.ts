@@ -67,10 +67,10 @@ describe("Pool connection lifetimes on a real server", () => {
     await using pool = await createPool(server.dsn, {
       minSize: 1,
       maxSize: 1,
-      maxInactiveConnectionLifetime: 0.6,
+      maxInactiveConnectionLifetime: 1,
     });
-    const pid = await pool.fetchVal<number>("SELECT pg_backend_pid() FROM pg_sleep(0.4)");
-    await sleep(350); // 0.75 s since the acquire, 0.35 s idle: below the lifetime
+    const pid = await pool.fetchVal<number>("SELECT pg_backend_pid() FROM pg_sleep(0.6)");
+    await sleep(500); // 1.1 s since the acquire, 0.5 s idle: below the lifetime
     assert.equal(pool.getSize(), 1);
     assert.equal(await pool.fetchVal("SELECT pg_backend_pid()"), pid);
   });

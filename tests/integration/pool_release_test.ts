@@ -220,57 +220,59 @@ describe("Pool.release() on a real server", () => {
     }
   });
 
-  it("a transaction() callback that outlives its release cannot commit or roll back the next checkout's work", async () => {
-    // The stale transaction() must not send COMMIT/ROLLBACK on a connection
-    // that now belongs to someone else.
-    const log = warningLog();
-    await using pool = await createPool(server.dsn, { minSize: 1, maxSize: 1, onWarning: log.onWarning });
-    for (const outcome of ["resolves", "throws"] as const) {
-      const a = await pool.acquire();
-      let open!: () => void;
-      const gate = new Promise<void>((resolve) => (open = resolve));
-      const stale = a.transaction(async () => {
-        await gate;
-        if (outcome === "throws") throw new UserError("late failure");
-        return "late";
-      });
-      stale.catch(() => {});
-      await waitFor("the transaction to begin", async () => {
-        return (await admin.value<string>("SELECT state FROM pg_stat_activity WHERE pid = $1", [
-          a.getServerPid(),
-        ])) === "idle in transaction";
-      });
-      const pid = a.getServerPid();
-      await pool.release(a);
-      const b = await pool.acquire({ timeout: 1 });
-      try {
-        assert.equal(b.getServerPid(), pid, "B got the same backend");
-        await b.execute("BEGIN");
-        await b.execute(`CREATE TEMP TABLE other_users_work_${outcome} (x int)`);
-        open();
-        const err = await rejection(stale);
-        if (outcome === "throws") assert.ok(err instanceof UserError, "the callback's own error comes out");
-        else {
-          assert.ok(err instanceof InterfaceError, "a late transaction() cannot commit after release");
-          assert.equal(err.code, "CONNECTION_RELEASED");
+  for (const outcome of ["resolves", "throws"] as const) {
+    it(`a transaction() callback that ${outcome} after its release cannot end the next checkout's transaction`, async () => {
+      // The stale transaction() must not send COMMIT/ROLLBACK on a connection
+      // that now belongs to someone else.
+      const log = warningLog();
+      await using pool = await createPool(server.dsn, { minSize: 1, maxSize: 1, onWarning: log.onWarning });
+      {
+        const a = await pool.acquire();
+        let open!: () => void;
+        const gate = new Promise<void>((resolve) => (open = resolve));
+        const stale = a.transaction(async () => {
+          await gate;
+          if (outcome === "throws") throw new UserError("late failure");
+          return "late";
+        });
+        stale.catch(() => {});
+        await waitFor("the transaction to begin", async () => {
+          return (await admin.value<string>("SELECT state FROM pg_stat_activity WHERE pid = $1", [
+            a.getServerPid(),
+          ])) === "idle in transaction";
+        });
+        const pid = a.getServerPid();
+        await pool.release(a);
+        const b = await pool.acquire({ timeout: 1 });
+        try {
+          assert.equal(b.getServerPid(), pid, "B got the same backend");
+          await b.execute("BEGIN");
+          await b.execute(`CREATE TEMP TABLE other_users_work_${outcome} (x int)`);
+          open();
+          const err = await rejection(stale);
+          if (outcome === "throws") assert.ok(err instanceof UserError, "the callback's own error comes out");
+          else {
+            assert.ok(err instanceof InterfaceError, "a late transaction() cannot commit after release");
+            assert.equal(err.code, "CONNECTION_RELEASED");
+          }
+          assert.equal(
+            await outsideTransaction(b),
+            false,
+            `B is still inside its own transaction (${outcome})`,
+          );
+          await b.execute("ROLLBACK");
+          assert.equal(
+            await b.fetchVal(`SELECT to_regclass('pg_temp.other_users_work_${outcome}')`),
+            null,
+            "B's own rollback undid B's work",
+          );
+        } finally {
+          open();
+          await pool.release(b);
         }
-        assert.equal(
-          await outsideTransaction(b),
-          false,
-          `B is still inside its own transaction (${outcome})`,
-        );
-        await b.execute("ROLLBACK");
-        assert.equal(
-          await b.fetchVal(`SELECT to_regclass('pg_temp.other_users_work_${outcome}')`),
-          null,
-          "B's own rollback undid B's work",
-        );
-      } finally {
-        open();
-        await pool.release(b);
       }
-    }
-  });
+    });
+  }
 
   it("a user error thrown inside for await over a generator that opened a transaction propagates alone", async () => {
     const log = warningLog();
