@@ -339,6 +339,23 @@ describe("Pool basics on a real server", () => {
     assert.equal(closed.code, "POOL_CLOSED");
   });
 
+  it("terminate() rejects queued acquires with POOL_CLOSED and drops checked-out connections", async () => {
+    const pool = await createPool(server.dsn, { minSize: 1, maxSize: 1 });
+    const con = await pool.acquire();
+    const pid = con.getServerPid();
+    const queued = pool.acquire();
+    await waitFor("the waiter to queue", () => pool.getWaitingCount() === 1);
+    pool.terminate();
+    const err = await rejection(queued);
+    assert.ok(err instanceof InterfaceError);
+    assert.equal(err.code, "POOL_CLOSED");
+    assert.equal(con.isClosed(), true);
+    assert.equal((await rejection(con.fetchVal("SELECT 1"))).code, "CONNECTION_CLOSED");
+    await pool.release(con);
+    await pool.close(); // a no-op on a terminated pool
+    await admin.waitGone(pid);
+  });
+
   it("aborting an acquire right after calling it leaks no connection", async () => {
     await using pool = await createPool(server.dsn, { minSize: 1, maxSize: 1 });
     const controller = new AbortController();

@@ -45,6 +45,33 @@ describe("Pools on standbys and role changes (own servers)", () => {
   );
 
   it(
+    "while the server is down acquires fail fast; after it restarts, dead idle connections are replaced",
+    { timeout: 60_000 },
+    async (t) => {
+      if (!postgresAvailable()) return t.skip("no PostgreSQL binaries");
+      await using pg = await startPostgres();
+      await using pool = await createPool(pg.dsn, { minSize: 3, maxSize: 3, onWarning: () => {} });
+      const before = new Set<number>();
+      const cons = await Promise.all([pool.acquire(), pool.acquire(), pool.acquire()]);
+      for (const con of cons) before.add(con.getServerPid());
+      for (const con of cons) await pool.release(con);
+      await pg.stop();
+      await waitFor("the pool to notice the shutdown", () => pool.getSize() === 0);
+      const started = Date.now();
+      const err = await rejection(pool.acquire({ timeout: 5 }));
+      assert.ok(err instanceof ConnectionError, String(err));
+      assert.ok(Date.now() - started < 2000, "a refused connect fails fast");
+      await pg.start();
+      const again = await Promise.all([pool.acquire({ timeout: 5 }), pool.acquire({ timeout: 5 })]);
+      for (const con of again) {
+        assert.ok(!before.has(con.getServerPid()));
+        assert.equal(await con.fetchVal("SELECT 1"), 1);
+        await pool.release(con);
+      }
+    },
+  );
+
+  it(
     "when the server comes back as a standby, a 'primary' pool fails every acquire with SESSION_ATTRS_MISMATCH, then recovers after promotion",
     { timeout: 60_000 },
     async (t) => {
