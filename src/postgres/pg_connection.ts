@@ -266,6 +266,7 @@ export class PostgresConnection implements DriverConnection {
   #tapping = false;
   #generation = 0;
   #handshakeFailed = false;
+  #earlyClose: Error | undefined;
 
   #closed = false;
   #finalized = false;
@@ -363,6 +364,7 @@ export class PostgresConnection implements DriverConnection {
           await this.#openTransport(target, signal);
         }
       }
+      if (this.#earlyClose !== undefined) throw this.#earlyClose;
       this.#tapping = true;
       this.#sql = this.#startPostgresJs();
       // The first query makes postgres.js connect; an empty query costs one small round trip.
@@ -380,6 +382,7 @@ export class PostgresConnection implements DriverConnection {
   /** Opens a (new) transport; events of an earlier one are ignored from now on. */
   async #openTransport(target: TransportTarget, signal: AbortSignal): Promise<void> {
     const generation = ++this.#generation;
+    this.#earlyClose = undefined;
     const handlers: TransportHandlers = {
       data: (chunk) => {
         if (generation !== this.#generation) return;
@@ -401,12 +404,16 @@ export class PostgresConnection implements DriverConnection {
           error ?? Object.assign(new Error("the server closed the connection"), { code: "CONNECTION_LOST" }),
           describeHost(this.#host),
         );
+        this.#earlyClose = failure;
         for (const waiter of [...this.#closeWaiters]) waiter(failure);
         this.#closeWaiters.clear();
       },
     };
     try {
-      this.#transport = await this.#connector(target, handlers, { signal, keepAlive: this.#config.keepAlive });
+      this.#transport = await this.#connector(target, handlers, {
+        signal,
+        keepAlive: this.#config.keepAlive,
+      });
     } catch (error) {
       if (signal.aborted) throw signal.reason;
       throw toConnectionError(error, describeHost(this.#host));

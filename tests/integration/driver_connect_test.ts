@@ -5,10 +5,10 @@ import { inspect } from "node:util";
 import { getTestServer, type TestServer } from "../support/pg_server.ts";
 import { createPostgresDriver } from "../../src/postgres/driver.ts";
 import { nodeConnector } from "../../src/runtime/node.ts";
+import { runtimeConnector } from "../support/tls_wire.ts";
+import type { Driver } from "../../src/driver.ts";
 import { ConnectionError, InterfaceError, PoolTimeoutError, PostgresError } from "../../src/errors.ts";
 import type { DriverConnection } from "../../src/driver.ts";
-
-const driver = createPostgresDriver(nodeConnector);
 
 /** A TCP server that accepts connections and never says a word. */
 async function blackHole(): Promise<{ port: number; sockets: Set<net.Socket>; close(): Promise<void> }> {
@@ -51,155 +51,167 @@ function assertNoSecret(error: unknown, secret: string): void {
   assert.ok(!inspect(err, { depth: 10, showHidden: true }).includes(secret), "password in inspect output");
 }
 
-describe("PostgresDriver.connect()", () => {
-  let server: TestServer;
-  const open: DriverConnection[] = [];
+function suite(adapter: string, driver: Driver): void {
+  describe(`PostgresDriver.connect() (${adapter} adapter)`, () => {
+    let server: TestServer;
+    const open: DriverConnection[] = [];
 
-  before(async () => {
-    server = await getTestServer();
-  });
-
-  after(() => {
-    for (const con of open) con.terminate();
-  });
-
-  it("connect() resolves an open connection whose pid matches pg_backend_pid()", async () => {
-    const con = await driver.connect({ dsn: server.dsn });
-    open.push(con);
-    const { rows } = await con.query("SELECT pg_backend_pid() AS pid, current_user AS who", []);
-    assert.equal(rows[0]!.pid, con.pid);
-    assert.equal(rows[0]!.who, server.user);
-    assert.ok(con.serverVersion.major >= 9);
-    assert.equal(con.transactionStatus, "idle");
-    assert.equal(con.isClosed(), false);
-    const { rows: v } = await con.query("SELECT current_setting('server_version_num')::int AS n", []);
-    assert.equal(Math.floor((v[0]!.n as number) / 10000), con.serverVersion.major);
-  });
-
-  it("connect() reaches the server over its unix socket when host is a directory", async (t) => {
-    if (server.socketDir === undefined) return t.skip("no unix socket for DATABASE_URL servers");
-    const con = await driver.connect({ dsn: server.dsnFor({ host: server.socketDir }) });
-    open.push(con);
-    const { rows } = await con.query("SELECT inet_server_addr() IS NULL AS local", []);
-    assert.equal(rows[0]!.local, true);
-    con.terminate();
-  });
-
-  it("connect() passes application_name and extra startup parameters to the server", async () => {
-    const con = await driver.connect({
-      dsn: `${server.dsn}${
-        server.dsn.includes("?") ? "&" : "?"
-      }application_name=drv-test&search_path=pg_catalog`,
-      params: { statement_timeout: "4321" },
+    before(async () => {
+      server = await getTestServer();
     });
-    open.push(con);
-    const { rows } = await con.query(
-      "SELECT current_setting('application_name') AS a, current_setting('search_path') AS s, current_setting('statement_timeout') AS t",
-      [],
-    );
-    assert.deepEqual(rows[0], { a: "drv-test", s: "pg_catalog", t: "4321ms" });
-    con.terminate();
-  });
 
-  for (const kind of ["md5", "scram"] as const) {
-    it(`connect() authenticates with ${kind} and rejects a wrong password with 28P01, never showing it`, async (t) => {
-      const role = server[kind];
-      if (role === undefined) return t.skip(`no ${kind} role on this server`);
-      const con = await driver.connect({ dsn: server.dsnFor({ user: role.user, password: role.password }) });
-      const { rows } = await con.query("SELECT current_user AS who", []);
-      assert.equal(rows[0]!.who, role.user);
-      await con.close();
+    after(() => {
+      for (const con of open) con.terminate();
+    });
 
-      const wrong = `Wr0ng-${kind}-pw-91731`;
-      const error = await driver.connect({ dsn: server.dsnFor({ user: role.user, password: wrong }) }).then(
-        () => assert.fail("connected with a wrong password"),
-        (e: unknown) => e,
+    it("connect() resolves an open connection whose pid matches pg_backend_pid()", async () => {
+      const con = await driver.connect({ dsn: server.dsn });
+      open.push(con);
+      const { rows } = await con.query("SELECT pg_backend_pid() AS pid, current_user AS who", []);
+      assert.equal(rows[0]!.pid, con.pid);
+      assert.equal(rows[0]!.who, server.user);
+      assert.ok(con.serverVersion.major >= 9);
+      assert.equal(con.transactionStatus, "idle");
+      assert.equal(con.isClosed(), false);
+      const { rows: v } = await con.query("SELECT current_setting('server_version_num')::int AS n", []);
+      assert.equal(Math.floor((v[0]!.n as number) / 10000), con.serverVersion.major);
+    });
+
+    it("connect() reaches the server over its unix socket when host is a directory", async (t) => {
+      if (server.socketDir === undefined) return t.skip("no unix socket for DATABASE_URL servers");
+      const con = await driver.connect({ dsn: server.dsnFor({ host: server.socketDir }) });
+      open.push(con);
+      const { rows } = await con.query("SELECT inet_server_addr() IS NULL AS local", []);
+      assert.equal(rows[0]!.local, true);
+      con.terminate();
+    });
+
+    it("connect() passes application_name and extra startup parameters to the server", async () => {
+      const con = await driver.connect({
+        dsn: `${server.dsn}${
+          server.dsn.includes("?") ? "&" : "?"
+        }application_name=drv-test&search_path=pg_catalog`,
+        params: { statement_timeout: "4321" },
+      });
+      open.push(con);
+      const { rows } = await con.query(
+        "SELECT current_setting('application_name') AS a, current_setting('search_path') AS s, current_setting('statement_timeout') AS t",
+        [],
       );
-      assert.ok(error instanceof PostgresError, `got ${error}`);
-      assert.equal(error.code, "28P01");
-      assert.match(error.message, /password authentication failed/);
-      assertNoSecret(error, wrong);
+      assert.deepEqual(rows[0], { a: "drv-test", s: "pg_catalog", t: "4321ms" });
+      con.terminate();
     });
-  }
 
-  it("connect() rejects with ECONNREFUSED when nothing listens", async () => {
-    const port = await closedPort();
-    const error = await driver.connect({ host: "127.0.0.1", port, user: "x", sslmode: "disable" }).catch((
-      e,
-    ) => e);
-    assert.ok(error instanceof ConnectionError, `got ${error}`);
-    assert.equal(error.code, "ECONNREFUSED");
-  });
+    for (const kind of ["md5", "scram"] as const) {
+      it(`connect() authenticates with ${kind} and rejects a wrong password with 28P01, never showing it`, async (t) => {
+        const role = server[kind];
+        if (role === undefined) return t.skip(`no ${kind} role on this server`);
+        const con = await driver.connect({
+          dsn: server.dsnFor({ user: role.user, password: role.password }),
+        });
+        const { rows } = await con.query("SELECT current_user AS who", []);
+        assert.equal(rows[0]!.who, role.user);
+        await con.close();
 
-  for (const sslmode of ["prefer", "disable"] as const) {
-    it(`connect() rejects with CONNECT_TIMEOUT at connectTimeout when the server never answers (sslmode=${sslmode})`, async () => {
+        const wrong = `Wr0ng-${kind}-pw-91731`;
+        const error = await driver.connect({ dsn: server.dsnFor({ user: role.user, password: wrong }) }).then(
+          () => assert.fail("connected with a wrong password"),
+          (e: unknown) => e,
+        );
+        assert.ok(error instanceof PostgresError, `got ${error}`);
+        assert.equal(error.code, "28P01");
+        assert.match(error.message, /password authentication failed/);
+        assertNoSecret(error, wrong);
+      });
+    }
+
+    it("connect() rejects with ECONNREFUSED when nothing listens", async () => {
+      const port = await closedPort();
+      const error = await driver.connect({ host: "127.0.0.1", port, user: "x", sslmode: "disable" }).catch((
+        e,
+      ) => e);
+      assert.ok(error instanceof ConnectionError, `got ${error}`);
+      assert.equal(error.code, "ECONNREFUSED");
+    });
+
+    for (const sslmode of ["prefer", "disable"] as const) {
+      it(`connect() rejects with CONNECT_TIMEOUT at connectTimeout when the server never answers (sslmode=${sslmode})`, async () => {
+        const hole = await blackHole();
+        try {
+          const started = performance.now();
+          const error = await driver.connect({
+            host: "127.0.0.1",
+            port: hole.port,
+            user: "x",
+            password: "black-hole-secret",
+            sslmode,
+            connectTimeout: 0.3,
+          }).catch((e) => e);
+          const elapsed = performance.now() - started;
+          assert.ok(error instanceof PoolTimeoutError, `got ${error}`);
+          assert.equal(error.code, "CONNECT_TIMEOUT");
+          assert.equal(error.name, "TimeoutError");
+          assert.ok(elapsed >= 250 && elapsed < 2000, `took ${elapsed}ms`);
+          assertNoSecret(error, "black-hole-secret");
+          await drained(hole.sockets);
+          assert.equal(hole.sockets.size, 0);
+        } finally {
+          await hole.close();
+        }
+      });
+    }
+
+    it("connect() rejects with signal.reason when aborted and leaves no socket open", async () => {
       const hole = await blackHole();
       try {
-        const started = performance.now();
-        const error = await driver.connect({
+        const controller = new AbortController();
+        const reason = new Error("stop connecting");
+        const pending = driver.connect({
           host: "127.0.0.1",
           port: hole.port,
           user: "x",
-          password: "black-hole-secret",
-          sslmode,
-          connectTimeout: 0.3,
-        }).catch((e) => e);
-        const elapsed = performance.now() - started;
-        assert.ok(error instanceof PoolTimeoutError, `got ${error}`);
-        assert.equal(error.code, "CONNECT_TIMEOUT");
-        assert.equal(error.name, "TimeoutError");
-        assert.ok(elapsed >= 250 && elapsed < 2000, `took ${elapsed}ms`);
-        assertNoSecret(error, "black-hole-secret");
+          signal: controller.signal,
+        });
+        while (hole.sockets.size === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+        controller.abort(reason);
+        await assert.rejects(pending, (e) => e === reason);
         await drained(hole.sockets);
         assert.equal(hole.sockets.size, 0);
       } finally {
         await hole.close();
       }
     });
-  }
 
-  it("connect() rejects with signal.reason when aborted and leaves no socket open", async () => {
-    const hole = await blackHole();
-    try {
-      const controller = new AbortController();
-      const reason = new Error("stop connecting");
-      const pending = driver.connect({
-        host: "127.0.0.1",
-        port: hole.port,
-        user: "x",
-        signal: controller.signal,
-      });
-      while (hole.sockets.size === 0) await new Promise((resolve) => setTimeout(resolve, 5));
-      controller.abort(reason);
-      await assert.rejects(pending, (e) => e === reason);
-      await drained(hole.sockets);
-      assert.equal(hole.sockets.size, 0);
-    } finally {
-      await hole.close();
-    }
-  });
+    it("connect() rejects a bad DSN with INVALID_DSN and no password in the message", async () => {
+      const error = await driver.connect({ dsn: "postgres://u:Sup3rSecret@localhost:port/db" }).catch((e) =>
+        e
+      );
+      assert.ok(error instanceof InterfaceError, `got ${error}`);
+      assert.equal(error.code, "INVALID_DSN");
+      assertNoSecret(error, "Sup3rSecret");
+    });
 
-  it("connect() rejects a bad DSN with INVALID_DSN and no password in the message", async () => {
-    const error = await driver.connect({ dsn: "postgres://u:Sup3rSecret@localhost:port/db" }).catch((e) => e);
-    assert.ok(error instanceof InterfaceError, `got ${error}`);
-    assert.equal(error.code, "INVALID_DSN");
-    assertNoSecret(error, "Sup3rSecret");
-  });
+    it("connect() tries the hosts of a multi-host DSN in order", async () => {
+      const port = await closedPort();
+      const url = new URL(server.dsn);
+      const dsn = `postgres://${url.username}@127.0.0.1:${port},${url.hostname}:${url.port}${url.pathname}`;
+      const con = await driver.connect({ dsn, sslmode: "disable" });
+      open.push(con);
+      const { rows } = await con.query("SELECT 1 AS one", []);
+      assert.equal(rows[0]!.one, 1);
+      con.terminate();
+    });
 
-  it("connect() tries the hosts of a multi-host DSN in order", async () => {
-    const port = await closedPort();
-    const url = new URL(server.dsn);
-    const dsn = `postgres://${url.username}@127.0.0.1:${port},${url.hostname}:${url.port}${url.pathname}`;
-    const con = await driver.connect({ dsn, sslmode: "disable" });
-    open.push(con);
-    const { rows } = await con.query("SELECT 1 AS one", []);
-    assert.equal(rows[0]!.one, 1);
-    con.terminate();
+    it("connect() with target_session_attrs=read-only rejects a primary", async () => {
+      const error = await driver.connect({ dsn: server.dsn, targetSessionAttrs: "read-only" }).catch((e) =>
+        e
+      );
+      assert.ok(error instanceof ConnectionError, `got ${error}`);
+      assert.equal(error.code, "SESSION_ATTRS_MISMATCH");
+    });
   });
+}
 
-  it("connect() with target_session_attrs=read-only rejects a primary", async () => {
-    const error = await driver.connect({ dsn: server.dsn, targetSessionAttrs: "read-only" }).catch((e) => e);
-    assert.ok(error instanceof ConnectionError, `got ${error}`);
-    assert.equal(error.code, "SESSION_ATTRS_MISMATCH");
-  });
-});
+const runtime = await runtimeConnector();
+suite("node", createPostgresDriver(nodeConnector));
+if (runtime.name !== "node") suite(runtime.name, createPostgresDriver(runtime.connector));
