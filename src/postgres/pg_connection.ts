@@ -35,6 +35,7 @@ import {
 } from "../errors.ts";
 import type { Connector, Transport, TransportHandlers, TransportTarget } from "../transport.ts";
 import type { HostAddress, ResolvedConnectOptions } from "./dsn.ts";
+import { installArrayTypes, type TypeTables } from "./arrays.ts";
 import { PgSocket } from "./pg_socket.ts";
 import { type Cycle, ProtocolTap } from "./protocol_tap.ts";
 
@@ -82,6 +83,7 @@ interface PgQuery extends Promise<unknown> {
 }
 
 interface PgSql {
+  options: TypeTables;
   unsafe(text: string, args?: unknown[], options?: { prepare?: boolean }): PgQuery;
   end(options?: { timeout?: number | null }): Promise<void>;
 }
@@ -115,14 +117,32 @@ function describeHost(host: HostAddress): string {
   return host.host.includes(":") ? `[${host.host}]:${host.port}` : `${host.host}:${host.port}`;
 }
 
-/** The transport target for a host entry. */
+/**
+ * The transport target for a host entry: a directory means a unix socket.
+ *
+ * @example
+ * ```ts
+ * import { targetFor } from "./pg_connection.ts";
+ * console.log(targetFor({ host: "/run/postgresql", port: 5432 })); // { kind: "unix", path: "/run/postgresql/.s.PGSQL.5432" }
+ * ```
+ */
 export function targetFor(host: HostAddress): TransportTarget {
   return host.host.startsWith("/")
     ? { kind: "unix", path: `${host.host.replace(/\/+$/, "")}/.s.PGSQL.${host.port}` }
     : { kind: "tcp", hostname: host.host, port: host.port };
 }
 
-/** Wraps a network failure in a {@linkcode ConnectionError}, keeping its code. */
+/**
+ * Wraps a network failure in a {@linkcode ConnectionError}, keeping its code
+ * (Node's `code`, or the Deno error class name mapped to the Node code).
+ *
+ * @example
+ * ```ts
+ * import { toConnectionError } from "./pg_connection.ts";
+ * const e = toConnectionError(Object.assign(new Error("refused"), { code: "ECONNREFUSED" }), "db:5432");
+ * console.log(e.code); // "ECONNREFUSED"
+ * ```
+ */
 export function toConnectionError(error: unknown, where: string): PoolError {
   if (error instanceof PoolError) return error;
   const e = error as { code?: unknown; name?: unknown; message?: unknown } | undefined;
@@ -173,7 +193,15 @@ function isPgJsPostgresError(e: unknown): e is PgJsError {
   return e instanceof Error && e.name === "PostgresError" && !(e instanceof PoolError);
 }
 
-/** Parses `server_version` (e.g. `"15.4 (Debian 15.4-1)"`, `"9.6.3"`, `"16beta1"`). */
+/**
+ * Parses `server_version` (e.g. `"15.4 (Debian 15.4-1)"`, `"9.6.3"`, `"16beta1"`).
+ *
+ * @example
+ * ```ts
+ * import { parseServerVersion } from "./pg_connection.ts";
+ * console.log(parseServerVersion("9.6.3").minor); // 6
+ * ```
+ */
 export function parseServerVersion(text: string): ServerVersion {
   const m = /^(\d+)(?:\.(\d+))?(?:\.(\d+))?/.exec(text.trim());
   return {
@@ -187,6 +215,12 @@ export function parseServerVersion(text: string): ServerVersion {
 /**
  * The session reset statements the server supports, chosen from its reported
  * parameters like asyncpg does (CockroachDB, Redshift and CrateDB lack some).
+ *
+ * @example
+ * ```ts
+ * import { resetQueryFor } from "./pg_connection.ts";
+ * console.log(resetQueryFor(new Map([["crdb_version", "v23.1"]]))); // "RESET ALL;"
+ * ```
  */
 export function resetQueryFor(parameters: ReadonlyMap<string, string>): string {
   if (parameters.has("crate_version")) return "";
@@ -248,9 +282,26 @@ function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Pro
 
 type Deadline = "cancel" | "terminate";
 
+/** Tells a running operation that its caller gave up (cheaper than an AbortController per query). */
+interface Abandoned {
+  aborted: boolean;
+  reason: unknown;
+}
+
 /**
  * A {@linkcode DriverConnection} on postgres.js. Made by
- * {@linkcode openPostgresConnection}.
+ * {@linkcode openPostgresConnection} (or a driver's `connect()`).
+ *
+ * @example
+ * ```ts
+ * import { createPostgresDriver } from "./driver.ts";
+ * import { nodeConnector } from "../runtime/node.ts";
+ * const con = await createPostgresDriver(nodeConnector).connect({ host: "127.0.0.1" });
+ * await con.query("BEGIN", []);
+ * console.log(con.transactionStatus); // "transaction"
+ * await con.reset({ query: true });
+ * con.terminate();
+ * ```
  */
 export class PostgresConnection implements DriverConnection {
   #connector: Connector;
@@ -464,7 +515,7 @@ export class PostgresConnection implements DriverConnection {
     const config = this.#config;
     const password = config.password;
     const onNotice = this.#settings.onNotice;
-    return (postgres as unknown as PgFactory)({
+    const sql = (postgres as unknown as PgFactory)({
       host: this.#host.host,
       port: this.#host.port,
       user: config.user,
@@ -494,6 +545,8 @@ export class PostgresConnection implements DriverConnection {
       },
       socket: () => this.#socketFactory(),
     });
+    installArrayTypes(sql.options);
+    return sql;
   }
 
   #socketFactory(): PgSocket {
@@ -660,7 +713,7 @@ export class PostgresConnection implements DriverConnection {
    */
   #run<T>(
     options: QueryOptions | undefined,
-    start: (abort: AbortSignal) => Promise<T>,
+    start: (abort: Abandoned) => Promise<T>,
     onDeadline: Deadline = "cancel",
   ): Promise<T> {
     if (this.#closed) return Promise.reject(this.#closedError());
@@ -681,7 +734,7 @@ export class PostgresConnection implements DriverConnection {
       let finished = false;
       let running: Promise<void> | undefined;
       let timer: ReturnType<typeof setTimeout> | undefined;
-      const internal = new AbortController();
+      const internal: Abandoned = { aborted: false, reason: undefined };
       const cleanup = (): void => {
         if (timer !== undefined) clearTimeout(timer);
         signal?.removeEventListener("abort", onAbort);
@@ -697,7 +750,8 @@ export class PostgresConnection implements DriverConnection {
         if (done) return;
         settle(() => reject(reason));
         if (!started || finished) return;
-        internal.abort(reason);
+        internal.aborted = true;
+        internal.reason = reason;
         if (onDeadline === "terminate") this.terminate();
         else this.#cancelRunning(running!, () => finished);
       };
@@ -726,7 +780,7 @@ export class PostgresConnection implements DriverConnection {
         this.#cycleLog = [];
         let promise: Promise<T>;
         try {
-          promise = start(internal.signal);
+          promise = start(internal);
         } catch (error) {
           promise = Promise.reject(error);
         }

@@ -2,6 +2,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { type Cycle, ProtocolTap } from "../../src/postgres/protocol_tap.ts";
 import { parseServerVersion, resetQueryFor } from "../../src/postgres/pg_connection.ts";
+import { parseArray, serializeArray } from "../../src/postgres/arrays.ts";
 
 const enc = new TextEncoder();
 
@@ -98,5 +99,20 @@ describe("server capabilities", () => {
     assert.equal(resetQueryFor(new Map([["crdb_version", "v23"]])), "RESET ALL;");
     assert.equal(resetQueryFor(new Map([["padb_revision", "1"]])), "CLOSE ALL;\nRESET ALL;");
     assert.equal(resetQueryFor(new Map([["crate_version", "5"]])), "");
+  });
+});
+
+describe("array types", () => {
+  it("parseArray() reads NULLs, quotes, escapes, nesting and dimension prefixes", () => {
+    assert.deepEqual(parseArray('{1,NULL,"3"}', Number), [1, null, 3]);
+    assert.deepEqual(parseArray('{"a b","c\\"d","NULL",NULL}'), ["a b", 'c"d', "NULL", null]);
+    assert.deepEqual(parseArray("{{1,2},{3,4}}", Number), [[1, 2], [3, 4]]);
+    assert.deepEqual(parseArray("[0:1]={x,y}"), ["x", "y"]);
+    assert.deepEqual(parseArray("{}"), []);
+  });
+
+  it("serializeArray() quotes and escapes elements and writes NULL", () => {
+    assert.equal(serializeArray([1, null, 'a"b\\c']), '{"1",NULL,"a\\"b\\\\c"}');
+    assert.equal(serializeArray([[1], [2]]), '{{"1"},{"2"}}');
   });
 });

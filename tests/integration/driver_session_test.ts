@@ -98,6 +98,20 @@ function suite(adapter: string, driver: Driver): void {
       assert.equal(del.command, "DELETE 3");
     });
 
+    it("query() parses built-in arrays and sends JavaScript arrays as array parameters", async () => {
+      const con = await connect();
+      const { rows } = await con.query(
+        "SELECT $1::int[] AS ints, ARRAY['a b', NULL, 'c\"d']::text[] AS texts, ARRAY[[true,false]] AS bools, $2::text[] AS echo",
+        [[1, 2, 3], ["x", null, 'y"z']],
+      );
+      assert.deepEqual(rows[0], {
+        ints: [1, 2, 3],
+        texts: ["a b", null, 'c"d'],
+        bools: [[true, false]],
+        echo: ["x", null, 'y"z'],
+      });
+    });
+
     it("queryCount counts every statement round, the reset and rollback included", async () => {
       const con = await connect();
       const start = con.queryCount;

@@ -1,0 +1,148 @@
+/**
+ * Array types without postgres.js's `fetch_types` round trip. postgres.js
+ * learns array types by querying `pg_type` on every new connection; the driver
+ * turns that off and registers the built-in array types here instead, so
+ * arrays of built-in types parse to JavaScript arrays and JavaScript arrays
+ * serialize as array parameters. Arrays of user-defined types come back as
+ * their text form.
+ *
+ * @module
+ */
+
+type Parser = (text: string) => unknown;
+type Serializer = (value: unknown) => string;
+
+/** postgres.js's per-instance type tables (`sql.options`). */
+export interface TypeTables {
+  /** Text parsers by type oid. */
+  parsers: Record<number, Parser | undefined>;
+  /** Parameter serializers by type oid. */
+  serializers: Record<number, Serializer | undefined>;
+}
+
+/** Element type oid → array type oid, for the built-in types. */
+export const BUILTIN_ARRAY_TYPES: ReadonlyArray<readonly [number, number]> = [
+  [16, 1000], // bool
+  [17, 1001], // bytea
+  [18, 1002], // char
+  [19, 1003], // name
+  [20, 1016], // int8
+  [21, 1005], // int2
+  [23, 1007], // int4
+  [25, 1009], // text
+  [26, 1028], // oid
+  [114, 199], // json
+  [650, 651], // cidr
+  [700, 1021], // float4
+  [701, 1022], // float8
+  [790, 791], // money
+  [829, 1040], // macaddr
+  [869, 1041], // inet
+  [1042, 1014], // bpchar
+  [1043, 1015], // varchar
+  [1082, 1182], // date
+  [1083, 1183], // time
+  [1114, 1115], // timestamp
+  [1184, 1185], // timestamptz
+  [1186, 1187], // interval
+  [1266, 1270], // timetz
+  [1560, 1561], // bit
+  [1562, 1563], // varbit
+  [1700, 1231], // numeric
+  [2950, 2951], // uuid
+  [3802, 3807], // jsonb
+];
+
+/**
+ * Parses a PostgreSQL array literal (`{1,2,NULL}`, `{{"a b","c\"d"}}`,
+ * `[0:1]={x,y}`), applying `parse` to every non-null element.
+ *
+ * @example
+ * ```ts
+ * import { parseArray } from "./arrays.ts";
+ * console.log(parseArray('{1,NULL,"3"}', Number)); // [1, null, 3]
+ * ```
+ */
+export function parseArray(text: string, parse?: Parser): unknown[] {
+  let i = text.startsWith("[") ? text.indexOf("=") + 1 : 0;
+  const read = (): unknown[] => {
+    const out: unknown[] = [];
+    i++; // '{'
+    while (i < text.length) {
+      const c = text[i];
+      if (c === "}") {
+        i++;
+        return out;
+      }
+      if (c === ",") {
+        i++;
+        continue;
+      }
+      if (c === "{") {
+        out.push(read());
+        continue;
+      }
+      if (c === '"') {
+        let value = "";
+        i++;
+        while (i < text.length && text[i] !== '"') {
+          if (text[i] === "\\") i++;
+          value += text[i];
+          i++;
+        }
+        i++;
+        out.push(parse ? parse(value) : value);
+        continue;
+      }
+      let end = i;
+      while (end < text.length && text[end] !== "," && text[end] !== "}") end++;
+      const raw = text.slice(i, end);
+      i = end;
+      out.push(raw === "NULL" ? null : parse ? parse(raw) : raw);
+    }
+    return out;
+  };
+  return read();
+}
+
+/**
+ * Writes a JavaScript array (nested for more dimensions) as an array literal,
+ * quoting every element and applying `serialize` to non-null ones.
+ *
+ * @example
+ * ```ts
+ * import { serializeArray } from "./arrays.ts";
+ * console.log(serializeArray([1, null, 'a"b'])); // {"1",NULL,"a\"b"}
+ * ```
+ */
+export function serializeArray(value: unknown, serialize?: Serializer): string {
+  if (!Array.isArray(value)) return serialize ? serialize(value) : String(value);
+  const parts = value.map((item): string => {
+    if (Array.isArray(item)) return serializeArray(item, serialize);
+    if (item === null || item === undefined) return "NULL";
+    const text = serialize ? serialize(item) : String(item);
+    return `"${text.replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"`;
+  });
+  return `{${parts.join(",")}}`;
+}
+
+/**
+ * Registers parsers and serializers for the built-in array types in a
+ * postgres.js instance's type tables, keeping any that already exist.
+ *
+ * @example
+ * ```ts
+ * import { installArrayTypes } from "./arrays.ts";
+ * const tables = { parsers: { 23: (x: string) => +x }, serializers: {} };
+ * installArrayTypes(tables);
+ * console.log(tables.parsers[1007]!("{1,2}")); // [1, 2]
+ * ```
+ */
+export function installArrayTypes(tables: TypeTables): void {
+  for (const [element, array] of BUILTIN_ARRAY_TYPES) {
+    const parse = tables.parsers[element];
+    const serialize = tables.serializers[element];
+    tables.parsers[array] ??= (text: string): unknown[] => parseArray(text, parse);
+    tables.serializers[array] ??= (value: unknown): string => serializeArray(value, serialize);
+  }
+}
