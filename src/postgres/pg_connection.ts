@@ -229,6 +229,28 @@ export function resetQueryFor(parameters: ReadonlyMap<string, string>): string {
   return "SELECT pg_advisory_unlock_all();\nCLOSE ALL;\nUNLISTEN *;\nRESET ALL;";
 }
 
+/**
+ * Runs `fn` (a synchronous postgres.js constructor call) with `process.env`
+ * swapped for an empty object, so postgres.js sees only the settings resolved
+ * from the injected environment: it reads `PGAPPNAME` and
+ * `PGTARGETSESSIONATTRS` unconditionally, which in Deno without `--allow-env`
+ * throws. The call is synchronous, so no other code can observe the swap.
+ */
+function withoutProcessEnv<T>(fn: () => T): T {
+  const proc = (globalThis as { process?: { env?: unknown } }).process;
+  const descriptor = proc === undefined ? undefined : Object.getOwnPropertyDescriptor(proc, "env");
+  if (proc === undefined || descriptor === undefined || !("value" in descriptor) || !descriptor.writable) {
+    return fn();
+  }
+  const saved = descriptor.value;
+  proc.env = {};
+  try {
+    return fn();
+  } finally {
+    proc.env = saved;
+  }
+}
+
 function quoteIdentifier(name: string): string {
   return `"${name.replaceAll('"', '""')}"`;
 }
@@ -425,8 +447,9 @@ export class PostgresConnection implements DriverConnection {
       this.#resetSql = resetQueryFor(this.#tap.parameters);
       this.#cycleLog = [];
     } catch (error) {
+      const mapped = this.#mapError(error);
       this.#abandon();
-      throw this.#mapError(error);
+      throw mapped;
     }
   }
 
@@ -515,36 +538,38 @@ export class PostgresConnection implements DriverConnection {
     const config = this.#config;
     const password = config.password;
     const onNotice = this.#settings.onNotice;
-    const sql = (postgres as unknown as PgFactory)({
-      host: this.#host.host,
-      port: this.#host.port,
-      user: config.user,
-      // A function keeps the password out of the options object and stops the PGPASSWORD fallback.
-      pass: () => password ?? "",
-      database: config.database,
-      max: 1,
-      ssl: false,
-      sslnegotiation: null,
-      idle_timeout: 0,
-      max_lifetime: 0,
-      connect_timeout: 0,
-      max_pipeline: 100,
-      backoff: 0,
-      keep_alive: 0,
-      prepare: config.prepare,
-      debug: false,
-      fetch_types: false,
-      publications: "alltables",
-      target_session_attrs: null,
-      connection: { application_name: config.applicationName ?? "", ...config.params },
-      onnotice: (notice: PgJsError) => {
-        if (onNotice) onNotice(fromPgJsError(notice));
-      },
-      onclose: () => {
-        if (!this.#closed) this.#lose(new ConnectionError("CONNECTION_LOST", "The connection was closed"));
-      },
-      socket: () => this.#socketFactory(),
-    });
+    const sql = withoutProcessEnv(() =>
+      (postgres as unknown as PgFactory)({
+        host: this.#host.host,
+        port: this.#host.port,
+        user: config.user,
+        // A function keeps the password out of the options object and stops the PGPASSWORD fallback.
+        pass: () => password ?? "",
+        database: config.database,
+        max: 1,
+        ssl: false,
+        sslnegotiation: null,
+        idle_timeout: 0,
+        max_lifetime: 0,
+        connect_timeout: 0,
+        max_pipeline: 100,
+        backoff: 0,
+        keep_alive: 0,
+        prepare: config.prepare,
+        debug: false,
+        fetch_types: false,
+        publications: "alltables",
+        target_session_attrs: null,
+        connection: { application_name: config.applicationName ?? "", ...config.params },
+        onnotice: (notice: PgJsError) => {
+          if (onNotice) onNotice(fromPgJsError(notice));
+        },
+        onclose: () => {
+          if (!this.#closed) this.#lose(new ConnectionError("CONNECTION_LOST", "The connection was closed"));
+        },
+        socket: () => this.#socketFactory(),
+      })
+    );
     installArrayTypes(sql.options);
     return sql;
   }

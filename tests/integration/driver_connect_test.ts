@@ -125,6 +125,28 @@ function suite(adapter: string, driver: Driver): void {
       });
     }
 
+    it("connect() reads no setting from the process environment, only from the env it is given", async () => {
+      const env = (globalThis as { process: { env: Record<string, string | undefined> } }).process.env;
+      const saved = env.PGAPPNAME;
+      env.PGAPPNAME = "leaked-from-process-env";
+      try {
+        const con = await driver.connect({ dsn: server.dsn });
+        open.push(con);
+        const { rows } = await con.query("SELECT current_setting('application_name') AS a", []);
+        assert.notEqual(rows[0]!.a, "leaked-from-process-env");
+        con.terminate();
+      } finally {
+        if (saved === undefined) delete env.PGAPPNAME;
+        else env.PGAPPNAME = saved;
+      }
+      const given = createPostgresDriver(nodeConnector, { env: { PGAPPNAME: "from-injected-env" } });
+      const con = await given.connect({ dsn: server.dsn });
+      open.push(con);
+      const { rows } = await con.query("SELECT current_setting('application_name') AS a", []);
+      assert.equal(rows[0]!.a, "from-injected-env");
+      con.terminate();
+    });
+
     it("connect() rejects with ECONNREFUSED when nothing listens", async () => {
       const port = await closedPort();
       const error = await driver.connect({ host: "127.0.0.1", port, user: "x", sslmode: "disable" }).catch((

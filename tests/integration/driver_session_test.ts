@@ -4,7 +4,8 @@ import { getTestServer, type TestServer } from "../support/pg_server.ts";
 import { createPostgresDriver } from "../../src/postgres/driver.ts";
 import { nodeConnector } from "../../src/runtime/node.ts";
 import { runtimeConnector } from "../support/tls_wire.ts";
-import type { Driver } from "../../src/driver.ts";
+import type { Connector } from "../../src/transport.ts";
+import type { PostgresErrorFields } from "../../src/errors.ts";
 import { InterfaceError, PoolError, PoolTimeoutError, PostgresError } from "../../src/errors.ts";
 import type { DriverConnection } from "../../src/driver.ts";
 
@@ -28,7 +29,8 @@ async function rejectsWith(
   assert.ok(check(error), `expected ${what}, got ${error}`);
 }
 
-function suite(adapter: string, driver: Driver): void {
+function suite(adapter: string, connector: Connector): void {
+  const driver = createPostgresDriver(connector);
   describe(`PostgresConnection (${adapter} adapter)`, () => {
     let server: TestServer;
     let admin: DriverConnection;
@@ -221,6 +223,42 @@ function suite(adapter: string, driver: Driver): void {
       assert.equal(con.transactionStatus, "idle");
     });
 
+    it("a cancelled query that does not finish within cancelGrace closes the connection with QUERY_TIMEOUT", async () => {
+      const impatient = createPostgresDriver(connector, { cancelGrace: 0.3 });
+      const con = await impatient.connect({ dsn: server.dsn });
+      open.push(con);
+      const closed = closedOnce(con);
+      // The handler swallows the first cancel and keeps sleeping: the statement does not end.
+      const stubborn =
+        "DO $$ BEGIN PERFORM pg_sleep(20); EXCEPTION WHEN query_canceled THEN PERFORM pg_sleep(20); END $$";
+      await rejectsWith(
+        con.query(stubborn, [], { timeout: 0.1 }),
+        (e) => e instanceof PoolTimeoutError && e.code === "QUERY_TIMEOUT",
+        "QUERY_TIMEOUT",
+      );
+      const error = await closed.fired;
+      assert.ok(error instanceof PoolTimeoutError && error.code === "QUERY_TIMEOUT", `got ${error}`);
+      assert.equal(con.isClosed(), true);
+      await rejectsWith(
+        con.query("SELECT 1", []),
+        (e) => e instanceof InterfaceError && e.code === "CONNECTION_CLOSED",
+        "CONNECTION_CLOSED",
+      );
+    });
+
+    it("server notices go to the onNotice setting", async () => {
+      const notices: PostgresErrorFields[] = [];
+      const con = await createPostgresDriver(connector, { onNotice: (n) => notices.push(n) }).connect({
+        dsn: server.dsn,
+      });
+      open.push(con);
+      await con.query("DO $$ BEGIN RAISE NOTICE 'heads up' USING HINT = 'just a hint'; END $$", []);
+      assert.equal(notices.length, 1);
+      assert.equal(notices[0]!.message, "heads up");
+      assert.equal(notices[0]!.hint, "just a hint");
+      assert.equal(notices[0]!.severity, "NOTICE");
+    });
+
     it("an aborted signal rejects the query with signal.reason and cancels it", async () => {
       const con = await connect();
       const controller = new AbortController();
@@ -359,5 +397,5 @@ function suite(adapter: string, driver: Driver): void {
 }
 
 const runtime = await runtimeConnector();
-suite("node", createPostgresDriver(nodeConnector));
-if (runtime.name !== "node") suite(runtime.name, createPostgresDriver(runtime.connector));
+suite("node", nodeConnector);
+if (runtime.name !== "node") suite(runtime.name, runtime.connector);
