@@ -12,6 +12,7 @@ import { createPool, type Pool, PoolTimeoutError } from "../../mod.ts";
 import {
   Admin,
   blackHole,
+  createTestPool,
   getTestServer,
   rejection,
   type TestServer,
@@ -106,7 +107,7 @@ describe("Aborting an acquire at each stage (real server)", () => {
   }
 
   it("a one-shot helper's signal aborts it while it waits for a connection", async () => {
-    await using pool = await createPool(server.dsn, { minSize: 1, maxSize: 1 });
+    await using pool = await createTestPool(server.dsn, { minSize: 1, maxSize: 1 });
     const holder = await pool.acquire();
     const reason = new Error("not waiting any longer");
     const pending = pool.fetchVal("SELECT 1", [], { signal: abortAfter(100, reason) });
@@ -139,7 +140,7 @@ describe("Aborting an acquire at each stage (real server)", () => {
 
   it("a pool over the unix socket works", async (t) => {
     if (server.socketDir === undefined) return t.skip("the server comes from DATABASE_URL");
-    await using pool = await createPool(server.dsnFor({ host: server.socketDir }), {
+    await using pool = await createTestPool(server.dsnFor({ host: server.socketDir }), {
       minSize: 1,
       maxSize: 2,
     });

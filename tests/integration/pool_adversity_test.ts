@@ -20,6 +20,7 @@ import {
   Admin,
   blackHole,
   closedPort,
+  createTestPool,
   FlakyProxy,
   getTestServer,
   rejection,
@@ -59,7 +60,7 @@ describe("Pool under adversity (real server)", () => {
 
   describe("backends terminated by the server", () => {
     it("an idle connection killed by pg_terminate_backend is replaced at the next acquire", async () => {
-      await using pool = await createPool(server.dsn, { minSize: 1, maxSize: 1 });
+      await using pool = await createTestPool(server.dsn, { minSize: 1, maxSize: 1 });
       const first = await pool.acquire({ timeout: 0.5 });
       const pid = first.getServerPid();
       await pool.release(first);
@@ -76,7 +77,7 @@ describe("Pool under adversity (real server)", () => {
     });
 
     it("a checked-out connection killed by the server frees its slot at once; the late release is a no-op", async () => {
-      await using pool = await createPool(server.dsn, { minSize: 1, maxSize: 1 });
+      await using pool = await createTestPool(server.dsn, { minSize: 1, maxSize: 1 });
       const con = await pool.acquire();
       const pid = con.getServerPid();
       assert.equal(await admin.kill(pid), true);
@@ -91,7 +92,7 @@ describe("Pool under adversity (real server)", () => {
     });
 
     it("a killed checkout is never reconnected behind the user's back", async () => {
-      await using pool = await createPool(server.dsn, { minSize: 1, maxSize: 2 });
+      await using pool = await createTestPool(server.dsn, { minSize: 1, maxSize: 2 });
       const con = await pool.acquire();
       const pid = con.getServerPid();
       const sleeping = con.execute("SELECT pg_sleep(5)");
@@ -119,7 +120,7 @@ describe("Pool under adversity (real server)", () => {
 
   describe("query cancellation", () => {
     it("a query timeout cancels the query on the server and leaves the connection usable", async () => {
-      await using pool = await createPool(server.dsn, { minSize: 1, maxSize: 1 });
+      await using pool = await createTestPool(server.dsn, { minSize: 1, maxSize: 1 });
       await using con = await pool.acquire();
       const pid = con.getServerPid();
       const started = Date.now();
@@ -134,7 +135,7 @@ describe("Pool under adversity (real server)", () => {
     });
 
     it("an aborted signal cancels the query, rejects with its reason and leaves the connection usable", async () => {
-      await using pool = await createPool(server.dsn, { minSize: 1, maxSize: 1 });
+      await using pool = await createTestPool(server.dsn, { minSize: 1, maxSize: 1 });
       await using con = await pool.acquire();
       const pid = con.getServerPid();
       const controller = new AbortController();
@@ -149,7 +150,11 @@ describe("Pool under adversity (real server)", () => {
 
     it("10 workers each time out one query and reuse their checkout (pool of 5)", async () => {
       const log = warningLog();
-      await using pool = await createPool(server.dsn, { minSize: 5, maxSize: 5, onWarning: log.onWarning });
+      await using pool = await createTestPool(server.dsn, {
+        minSize: 5,
+        maxSize: 5,
+        onWarning: log.onWarning,
+      });
       const pidsBefore = new Set<number>();
       await Promise.all(Array.from({ length: 10 }, async () => {
         await using con = await pool.acquire({ timeout: 5 });
@@ -165,7 +170,7 @@ describe("Pool under adversity (real server)", () => {
     });
 
     it("a one-shot helper's timeout bounds the query and the connection goes back to the pool", async () => {
-      await using pool = await createPool(server.dsn, { minSize: 1, maxSize: 1 });
+      await using pool = await createTestPool(server.dsn, { minSize: 1, maxSize: 1 });
       const pid = await pool.fetchVal("SELECT pg_backend_pid()");
       const err = await rejection(pool.fetchVal("SELECT pg_sleep(5)", [], { timeout: 0.2 }));
       assert.equal(err.code, "QUERY_TIMEOUT");
@@ -360,7 +365,7 @@ describe("Pool under adversity (real server)", () => {
       assert.ok(err instanceof InterfaceError, String(err));
       assert.equal(err.code, "INVALID_DSN");
       assert.ok(!err.message.includes(secret) && !String(err).includes(secret));
-      await using lazy = await createPool("postgres://[broken", { minSize: 0 });
+      await using lazy = await createTestPool("postgres://[broken", { minSize: 0 });
       const late = await rejection(lazy.acquire({ timeout: 1 }));
       assert.equal(late.code, "INVALID_DSN");
       assert.equal(lazy.getSize(), 0);
@@ -368,7 +373,7 @@ describe("Pool under adversity (real server)", () => {
 
     it("a closed loopback port fails fast with ECONNREFUSED, and every acquire retries", async () => {
       const port = await closedPort();
-      await using pool = await createPool(dsnOnPort(port), { minSize: 0, maxSize: 1 });
+      await using pool = await createTestPool(dsnOnPort(port), { minSize: 0, maxSize: 1 });
       for (let i = 0; i < 2; i++) {
         const started = Date.now();
         const err = await rejection(pool.acquire({ timeout: 5 }));
@@ -384,7 +389,7 @@ describe("Pool under adversity (real server)", () => {
     it("a listener that never answers fails with CONNECT_TIMEOUT after connectTimeout", async () => {
       const hole = await blackHole();
       try {
-        await using pool = await createPool(dsnOnPort(hole.port), {
+        await using pool = await createTestPool(dsnOnPort(hole.port), {
           minSize: 0,
           maxSize: 1,
           connectTimeout: 0.5,
@@ -413,7 +418,7 @@ describe("Pool under adversity (real server)", () => {
       // Stand-in for asyncpg's test 43: the pool's target stops matching, every
       // acquire reports the mismatch (no sticky failure, no hang), and a good
       // target works again. A real standby is covered by pool_standby_test.ts.
-      await using pool = await createPool(server.dsn, {
+      await using pool = await createTestPool(server.dsn, {
         minSize: 0,
         maxSize: 1,
         targetSessionAttrs: "standby",

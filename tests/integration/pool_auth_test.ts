@@ -9,7 +9,7 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { inspect } from "node:util";
 import { createPool, type PoolWarning, PostgresError } from "../../mod.ts";
-import { Admin, getTestServer, rejection, type TestServer } from "./pool_support.ts";
+import { Admin, createTestPool, getTestServer, rejection, type TestServer } from "./pool_support.ts";
 
 let server: TestServer;
 let admin: Admin;
@@ -64,7 +64,7 @@ describe("Pool password authentication (real server)", () => {
     it(`${method}: the password can come from the options instead of the DSN`, async (t) => {
       const role = server[method];
       if (role === undefined) return t.skip(`the server has no ${method} role`);
-      await using pool = await createPool({
+      await using pool = await createTestPool({
         host: server.host,
         port: server.port,
         database: server.database,
@@ -88,7 +88,7 @@ describe("Pool password authentication (real server)", () => {
       assertNoSecret(err, wrong, "the error");
       assertNoSecret(err, encodeURIComponent(wrong), "the error (encoded)");
       // The same through a lazily connecting pool's acquire, with the password in the options.
-      await using pool = await createPool({
+      await using pool = await createTestPool({
         host: server.host,
         port: server.port,
         database: server.database,

@@ -18,6 +18,7 @@ import {
 } from "../../mod.ts";
 import {
   Admin,
+  createTestPool,
   getTestServer,
   rejection,
   type TestServer,
@@ -69,7 +70,7 @@ describe("Pool basics on a real server", () => {
 
   it("Pool queues up to 100 workers on 5 connections within a 5 s acquire timeout", async () => {
     for (const n of [1, 3, 5, 10, 20, 100]) {
-      await using pool = await createPool(server.dsn, { minSize: 5, maxSize: 5 });
+      await using pool = await createTestPool(server.dsn, { minSize: 5, maxSize: 5 });
       await Promise.all(Array.from({ length: n }, () => selectOne(pool, 5)));
       assert.equal(pool.getSize(), 5);
       assert.equal(pool.getWaitingCount(), 0);
@@ -95,7 +96,7 @@ describe("Pool basics on a real server", () => {
   });
 
   it("PoolConnection.terminate() frees the slot at once; close() too; a later release is a no-op", async () => {
-    await using pool = await createPool(server.dsn, { minSize: 1, maxSize: 1 });
+    await using pool = await createTestPool(server.dsn, { minSize: 1, maxSize: 1 });
     const first = await pool.acquire({ timeout: 0.5 });
     const pid1 = first.getServerPid();
     first.terminate();
@@ -121,7 +122,7 @@ describe("Pool basics on a real server", () => {
 
   it("await using releases a checkout at scope end (100 concurrent workers)", async () => {
     for (const n of [1, 3, 5, 10, 20, 100]) {
-      await using pool = await createPool(server.dsn, { minSize: 5, maxSize: 10 });
+      await using pool = await createTestPool(server.dsn, { minSize: 5, maxSize: 10 });
       await Promise.all(Array.from({ length: n }, async () => {
         await using con = await pool.acquire();
         assert.equal(await con.fetchVal("SELECT 1"), 1);
@@ -131,7 +132,7 @@ describe("Pool basics on a real server", () => {
   });
 
   it("Pool.release() of an already released connection is a no-op", async () => {
-    await using pool = await createPool(server.dsn, { minSize: 1, maxSize: 1 });
+    await using pool = await createTestPool(server.dsn, { minSize: 1, maxSize: 1 });
     const con = await pool.acquire();
     const pid = con.getServerPid();
     await pool.release(con);
@@ -142,7 +143,7 @@ describe("Pool basics on a real server", () => {
   });
 
   it("a PoolConnection is a PoolConnection, not an array, and mirrors every Connection method", async () => {
-    await using pool = await createPool(server.dsn, { minSize: 1, maxSize: 1 });
+    await using pool = await createTestPool(server.dsn, { minSize: 1, maxSize: 1 });
     await using con = await pool.acquire();
     assert.ok(con instanceof PoolConnection);
     assert.ok(!Array.isArray(con));
@@ -188,7 +189,7 @@ describe("Pool basics on a real server", () => {
   });
 
   it("every acquire returns a new proxy, and connect options persist across reconnects (maxQueries 1)", async () => {
-    await using pool = await createPool(server.dsn, {
+    await using pool = await createTestPool(server.dsn, {
       minSize: 5,
       maxSize: 5,
       maxQueries: 1,
@@ -207,7 +208,7 @@ describe("Pool basics on a real server", () => {
   });
 
   it("getMinSize/getMaxSize/getSize/getIdleSize track checkouts", async () => {
-    await using pool = await createPool(server.dsn, { minSize: 2, maxSize: 3 });
+    await using pool = await createTestPool(server.dsn, { minSize: 2, maxSize: 3 });
     assert.equal(pool.getMinSize(), 2);
     assert.equal(pool.getMaxSize(), 3);
     assert.equal(pool.getSize(), 2);
@@ -232,7 +233,7 @@ describe("Pool basics on a real server", () => {
 
   it("isClosing() turns true at close() and at terminate(), and close() again is a no-op", async () => {
     {
-      await using pool = await createPool(server.dsn, { minSize: 1, maxSize: 1 });
+      await using pool = await createTestPool(server.dsn, { minSize: 1, maxSize: 1 });
       assert.equal(pool.isClosing(), false);
       await pool.close();
       assert.equal(pool.isClosing(), true);
@@ -240,7 +241,7 @@ describe("Pool basics on a real server", () => {
       assert.equal(pool.getSize(), 0);
     } // the scope's close() is a no-op too
     {
-      await using pool = await createPool(server.dsn, { minSize: 1, maxSize: 1 });
+      await using pool = await createTestPool(server.dsn, { minSize: 1, maxSize: 1 });
       assert.equal(pool.isClosing(), false);
       pool.terminate();
       assert.equal(pool.isClosing(), true);
@@ -357,7 +358,7 @@ describe("Pool basics on a real server", () => {
   });
 
   it("aborting an acquire right after calling it leaks no connection", async () => {
-    await using pool = await createPool(server.dsn, { minSize: 1, maxSize: 1 });
+    await using pool = await createTestPool(server.dsn, { minSize: 1, maxSize: 1 });
     const controller = new AbortController();
     const pending = pool.acquire({ timeout: 100, signal: controller.signal });
     controller.abort(new Error("gave up"));
@@ -373,7 +374,7 @@ describe("Pool basics on a real server", () => {
   });
 
   it("aborting a queued acquire removes it from the queue", async () => {
-    await using pool = await createPool(server.dsn, { minSize: 1, maxSize: 1 });
+    await using pool = await createTestPool(server.dsn, { minSize: 1, maxSize: 1 });
     const holder = await pool.acquire();
     const controller = new AbortController();
     const queued = pool.acquire({ signal: controller.signal });
@@ -387,14 +388,14 @@ describe("Pool basics on a real server", () => {
   });
 
   it("acquire({ timeout: 0 }) rejects with ACQUIRE_TIMEOUT without taking a connection", async () => {
-    await using pool = await createPool(server.dsn, { minSize: 1, maxSize: 1 });
+    await using pool = await createTestPool(server.dsn, { minSize: 1, maxSize: 1 });
     const err = await rejection(pool.acquire({ timeout: 0 }));
     assert.equal(err.code, "ACQUIRE_TIMEOUT");
     assert.equal(pool.getIdleSize(), 1);
   });
 
   it("idle connections are reused most recently released first", async () => {
-    await using pool = await createPool(server.dsn, { minSize: 3, maxSize: 3 });
+    await using pool = await createTestPool(server.dsn, { minSize: 3, maxSize: 3 });
     const a = await pool.acquire();
     const b = await pool.acquire();
     const c = await pool.acquire();
@@ -412,7 +413,7 @@ describe("Pool basics on a real server", () => {
   it("waiters are served in arrival order and a newcomer does not barge ahead of them", async () => {
     // asyncpg issue #1247: an arriving acquirer can overtake woken waiters.
     const log = warningLog();
-    await using pool = await createPool(server.dsn, { minSize: 1, maxSize: 1, onWarning: log.onWarning });
+    await using pool = await createTestPool(server.dsn, { minSize: 1, maxSize: 1, onWarning: log.onWarning });
     const holder = await pool.acquire();
     const served: string[] = [];
     const take = async (name: string): Promise<void> => {

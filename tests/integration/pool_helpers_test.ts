@@ -8,8 +8,15 @@
 
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { createPool, type PoolConnection, PostgresError, quoteIdentifier } from "../../mod.ts";
-import { Admin, getTestServer, rejection, type TestServer, warningLog } from "./pool_support.ts";
+import { type Pool, type PoolConnection, PostgresError, quoteIdentifier } from "../../mod.ts";
+import {
+  Admin,
+  createTestPool,
+  getTestServer,
+  rejection,
+  type TestServer,
+  warningLog,
+} from "./pool_support.ts";
 
 let server: TestServer;
 let admin: Admin;
@@ -56,7 +63,7 @@ describe("Pool helpers and queries on a real server", () => {
   });
 
   it("200 concurrent fetch / fetchRow / fetchVal / execute one-shots on a pool of 10", async () => {
-    const cases: [string, (pool: Awaited<ReturnType<typeof createPool>>, i: number) => Promise<void>][] = [
+    const cases: [string, (pool: Pool, i: number) => Promise<void>][] = [
       ["fetch", async (pool, i) => assert.deepEqual(await pool.fetch(`SELECT ${i}::int AS n`), [{ n: i }])],
       [
         "fetchRow",
@@ -82,7 +89,11 @@ describe("Pool helpers and queries on a real server", () => {
     ];
     for (const [name, call] of cases) {
       const log = warningLog();
-      await using pool = await createPool(server.dsn, { minSize: 5, maxSize: 10, onWarning: log.onWarning });
+      await using pool = await createTestPool(server.dsn, {
+        minSize: 5,
+        maxSize: 10,
+        onWarning: log.onWarning,
+      });
       await run200((i) => call(pool, i));
       assert.ok(pool.getSize() <= 10, name);
       assert.equal(pool.getIdleSize(), pool.getSize(), `${name}: every connection is back`);
@@ -91,7 +102,7 @@ describe("Pool helpers and queries on a real server", () => {
   });
 
   it("200 concurrent executeMany one-shots insert every row", async () => {
-    await using pool = await createPool(server.dsn, { minSize: 5, maxSize: 10 });
+    await using pool = await createTestPool(server.dsn, { minSize: 5, maxSize: 10 });
     await pool.execute("DROP TABLE IF EXISTS exmany; CREATE TABLE exmany (a text, b int)");
     try {
       await run200(async () => {
@@ -108,7 +119,7 @@ describe("Pool helpers and queries on a real server", () => {
   });
 
   it("the copy helpers quote schema, table and column names with quotes, spaces and unicode", async () => {
-    await using pool = await createPool(server.dsn, { minSize: 1, maxSize: 2 });
+    await using pool = await createTestPool(server.dsn, { minSize: 1, maxSize: 2 });
     const columns = COLUMNS.map(quoteIdentifier);
     const ddl = (table: string): string =>
       `CREATE TABLE ${qualified(table)} (${columns[0]} int PRIMARY KEY, ${columns[1]} text, ${
@@ -190,7 +201,7 @@ describe("Pool helpers and queries on a real server", () => {
 
   it("a copy helper on a missing table rejects with 42P01 and the connection stays usable", async () => {
     const log = warningLog();
-    await using pool = await createPool(server.dsn, { minSize: 1, maxSize: 1, onWarning: log.onWarning });
+    await using pool = await createTestPool(server.dsn, { minSize: 1, maxSize: 1, onWarning: log.onWarning });
     const pid = await pool.fetchVal("SELECT pg_backend_pid()");
     const attempts: [string, () => Promise<unknown>][] = [
       ["copyToTable", () => pool.copyToTable("no such täble", { source: "1\n" })],
@@ -217,7 +228,7 @@ describe("Pool helpers and queries on a real server", () => {
 
   it("an SQL error inside a checkout leaves the connection usable", async () => {
     const log = warningLog();
-    await using pool = await createPool(server.dsn, { minSize: 1, maxSize: 1, onWarning: log.onWarning });
+    await using pool = await createTestPool(server.dsn, { minSize: 1, maxSize: 1, onWarning: log.onWarning });
     {
       await using con = await pool.acquire();
       const missing = await rejection(con.execute("SELECT * FROM no_such_table"));
@@ -249,7 +260,7 @@ describe("Pool helpers and queries on a real server", () => {
   });
 
   it("after a column type change every pooled connection returns the new type", async () => {
-    await using pool = await createPool(server.dsn, { minSize: 2, maxSize: 2 });
+    await using pool = await createTestPool(server.dsn, { minSize: 2, maxSize: 2 });
     await pool.execute("DROP TABLE IF EXISTS cache_inval; CREATE TABLE cache_inval (a int)");
     try {
       await pool.execute("INSERT INTO cache_inval VALUES (1)");

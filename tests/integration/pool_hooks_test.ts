@@ -16,7 +16,15 @@ import {
   PoolConnection,
   PoolTimeoutError,
 } from "../../mod.ts";
-import { Admin, getTestServer, hook, rejection, type TestServer, warningLog } from "./pool_support.ts";
+import {
+  Admin,
+  createTestPool,
+  getTestServer,
+  hook,
+  rejection,
+  type TestServer,
+  warningLog,
+} from "./pool_support.ts";
 
 let server: TestServer;
 let admin: Admin;
@@ -37,7 +45,7 @@ describe("Pool hooks on a real server", () => {
 
   it("setup receives the very object acquire() resolves to", async () => {
     let seen: PoolConnection | undefined;
-    await using pool = await createPool(server.dsn, {
+    await using pool = await createTestPool(server.dsn, {
       minSize: 5,
       maxSize: 5,
       setup: hook((con) => {
@@ -117,7 +125,7 @@ describe("Pool hooks on a real server", () => {
 
   it("the connect hook gets the pool's connect options, DSN included", async () => {
     const seen: ConnectOptions[] = [];
-    await using pool = await createPool(server.dsn, {
+    await using pool = await createTestPool(server.dsn, {
       minSize: 1,
       maxSize: 1,
       applicationName: "hooked",
@@ -138,7 +146,7 @@ describe("Pool hooks on a real server", () => {
     let failedPid = 0;
     const given: PoolConnection[] = [];
     const failure = new HookError("setup failed");
-    await using pool = await createPool(server.dsn, {
+    await using pool = await createTestPool(server.dsn, {
       minSize: 1,
       maxSize: 1,
       setup: hook((con) => {
@@ -167,7 +175,7 @@ describe("Pool hooks on a real server", () => {
     // asyncpg: this releases the other user's checkout (spec section 3.4).
     let calls = 0;
     let stale: PoolConnection | undefined;
-    await using pool = await createPool(server.dsn, {
+    await using pool = await createTestPool(server.dsn, {
       minSize: 1,
       maxSize: 1,
       setup: hook((con) => {
@@ -193,7 +201,7 @@ describe("Pool hooks on a real server", () => {
     let failedCon: Connection | undefined;
     const inited: Connection[] = [];
     const failure = new HookError("init failed");
-    await using pool = await createPool(server.dsn, {
+    await using pool = await createTestPool(server.dsn, {
       minSize: 0,
       maxSize: 1,
       init: hook((con) => {
@@ -231,7 +239,7 @@ describe("Pool hooks on a real server", () => {
   it("a failing custom reset rejects release() with its error; the connection is dropped, the slot reused", async () => {
     const failure = new HookError("reset failed");
     let failNext = true;
-    await using pool = await createPool(server.dsn, {
+    await using pool = await createTestPool(server.dsn, {
       minSize: 1,
       maxSize: 1,
       reset: hook(() => {
@@ -253,7 +261,7 @@ describe("Pool hooks on a real server", () => {
 
   it("a slow setup counts against the acquire timeout and its connection is dropped", async () => {
     let pid = 0;
-    await using pool = await createPool(server.dsn, {
+    await using pool = await createTestPool(server.dsn, {
       minSize: 1,
       maxSize: 1,
       setup: async (con) => {

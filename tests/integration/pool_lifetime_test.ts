@@ -7,8 +7,16 @@
 
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { createPool } from "../../mod.ts";
-import { Admin, getTestServer, sleep, type TestServer, waitFor, within } from "./pool_support.ts";
+import {} from "../../mod.ts";
+import {
+  Admin,
+  createTestPool,
+  getTestServer,
+  sleep,
+  type TestServer,
+  waitFor,
+  within,
+} from "./pool_support.ts";
 
 let server: TestServer;
 let admin: Admin;
@@ -33,7 +41,7 @@ describe("Pool connection lifetimes on a real server", () => {
   });
 
   it("the idle lifetime does not run while a connection is checked out, and reuse re-arms it", async () => {
-    await using pool = await createPool(server.dsn, {
+    await using pool = await createTestPool(server.dsn, {
       minSize: 1,
       maxSize: 1,
       maxInactiveConnectionLifetime: 0.1,
@@ -48,7 +56,7 @@ describe("Pool connection lifetimes on a real server", () => {
   });
 
   it("an idle connection is closed once the idle lifetime passes, and the next acquire opens a new one", async () => {
-    await using pool = await createPool(server.dsn, {
+    await using pool = await createTestPool(server.dsn, {
       minSize: 1,
       maxSize: 1,
       maxInactiveConnectionLifetime: 0.2,
@@ -64,7 +72,7 @@ describe("Pool connection lifetimes on a real server", () => {
   });
 
   it("the idle clock starts at release, not at acquire", async () => {
-    await using pool = await createPool(server.dsn, {
+    await using pool = await createTestPool(server.dsn, {
       minSize: 1,
       maxSize: 1,
       maxInactiveConnectionLifetime: 1,
@@ -77,7 +85,7 @@ describe("Pool connection lifetimes on a real server", () => {
 
   it("connections that were never acquired expire too", async () => {
     const name = "lifetime never acquired";
-    await using pool = await createPool(server.dsn, {
+    await using pool = await createTestPool(server.dsn, {
       minSize: 2,
       maxSize: 2,
       maxInactiveConnectionLifetime: 0.2,
@@ -92,7 +100,7 @@ describe("Pool connection lifetimes on a real server", () => {
   });
 
   it("maxInactiveConnectionLifetime 0 keeps idle connections open", async () => {
-    await using pool = await createPool(server.dsn, {
+    await using pool = await createTestPool(server.dsn, {
       minSize: 1,
       maxSize: 1,
       maxInactiveConnectionLifetime: 0,
@@ -103,7 +111,7 @@ describe("Pool connection lifetimes on a real server", () => {
   });
 
   it("idle expiry racing with a busy workload causes no errors", async () => {
-    await using pool = await createPool(server.dsn, {
+    await using pool = await createTestPool(server.dsn, {
       minSize: 5,
       maxSize: 15,
       maxInactiveConnectionLifetime: 0.1,
@@ -126,14 +134,14 @@ describe("Pool connection lifetimes on a real server", () => {
 
   it("maxQueries 1 closes each connection at release; a large maxQueries keeps it", async () => {
     {
-      await using pool = await createPool(server.dsn, { minSize: 1, maxSize: 1, maxQueries: 1 });
+      await using pool = await createTestPool(server.dsn, { minSize: 1, maxSize: 1, maxQueries: 1 });
       const pids = new Set<number>();
       for (let i = 0; i < 4; i++) pids.add((await pool.fetchVal<number>("SELECT pg_backend_pid()"))!);
       assert.equal(pids.size, 4);
       for (const pid of pids) await admin.waitGone(pid);
     }
     {
-      await using pool = await createPool(server.dsn, { minSize: 1, maxSize: 1, maxQueries: 1000 });
+      await using pool = await createTestPool(server.dsn, { minSize: 1, maxSize: 1, maxQueries: 1000 });
       const pids = new Set<number>();
       for (let i = 0; i < 4; i++) pids.add((await pool.fetchVal<number>("SELECT pg_backend_pid()"))!);
       assert.equal(pids.size, 1);
@@ -141,7 +149,7 @@ describe("Pool connection lifetimes on a real server", () => {
   });
 
   it("a waiter is served when the only connection is closed at release by maxQueries (no deadlock)", async () => {
-    await using pool = await createPool(server.dsn, { minSize: 1, maxSize: 1, maxQueries: 1 });
+    await using pool = await createTestPool(server.dsn, { minSize: 1, maxSize: 1, maxQueries: 1 });
     let holderPid = 0;
     let started!: () => void;
     const running = new Promise<void>((resolve) => (started = resolve));
@@ -166,7 +174,7 @@ describe("Pool connection lifetimes on a real server", () => {
   });
 
   it("expireConnections() closes a checked-out connection at its release", async () => {
-    await using pool = await createPool(server.dsn, { minSize: 1, maxSize: 1 });
+    await using pool = await createTestPool(server.dsn, { minSize: 1, maxSize: 1 });
     const con = await pool.acquire();
     const pid = con.getServerPid();
     try {
@@ -183,7 +191,7 @@ describe("Pool connection lifetimes on a real server", () => {
 
   it("expireConnections() replaces idle connections at their next acquire", async () => {
     const name = "lifetime expire idle";
-    await using pool = await createPool(server.dsn, { minSize: 2, maxSize: 2, applicationName: name });
+    await using pool = await createTestPool(server.dsn, { minSize: 2, maxSize: 2, applicationName: name });
     const old = await pidsNamed(name);
     assert.equal(old.length, 2);
     pool.expireConnections();
@@ -194,7 +202,7 @@ describe("Pool connection lifetimes on a real server", () => {
   });
 
   it("setConnectArgs() + expireConnections() give new connections the new settings (application_name)", async () => {
-    await using pool = await createPool(server.dsn, { minSize: 1, maxSize: 1 });
+    await using pool = await createTestPool(server.dsn, { minSize: 1, maxSize: 1 });
     // Expired while checked out: closed at release, replaced at the next acquire.
     let con = await pool.acquire();
     pool.setConnectArgs(server.dsn, { applicationName: "set_conn_args_test" });
@@ -216,7 +224,11 @@ describe("Pool connection lifetimes on a real server", () => {
   });
 
   it("setConnectArgs() alone affects new connections only", async () => {
-    await using pool = await createPool(server.dsn, { minSize: 1, maxSize: 2, applicationName: "before" });
+    await using pool = await createTestPool(server.dsn, {
+      minSize: 1,
+      maxSize: 2,
+      applicationName: "before",
+    });
     pool.setConnectArgs(server.dsn, { applicationName: "after" });
     await using a = await pool.acquire();
     await using b = await pool.acquire();

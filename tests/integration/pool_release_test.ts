@@ -9,16 +9,10 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { inspect } from "node:util";
-import {
-  connect,
-  createPool,
-  InterfaceError,
-  type PoolConnection,
-  PoolTimeoutError,
-  PostgresError,
-} from "../../mod.ts";
+import { connect, InterfaceError, type PoolConnection, PoolTimeoutError, PostgresError } from "../../mod.ts";
 import {
   Admin,
+  createTestPool,
   getTestServer,
   hook,
   rejection,
@@ -58,7 +52,7 @@ describe("Pool.release() on a real server", () => {
   });
 
   it("Pool.release() rejects a raw Connection with FOREIGN_CONNECTION and does not touch it", async () => {
-    await using pool = await createPool(server.dsn, { minSize: 1, maxSize: 1 });
+    await using pool = await createTestPool(server.dsn, { minSize: 1, maxSize: 1 });
     await using raw = await connect(server.dsn);
     const err = await rejection(pool.release(raw as unknown as PoolConnection));
     assert.ok(err instanceof InterfaceError);
@@ -72,8 +66,8 @@ describe("Pool.release() on a real server", () => {
   });
 
   it("Pool.release() rejects another pool's connection with FOREIGN_CONNECTION; its own pool still takes it", async () => {
-    await using pool1 = await createPool(server.dsn, { minSize: 1, maxSize: 1 });
-    await using pool2 = await createPool(server.dsn, { minSize: 1, maxSize: 1 });
+    await using pool1 = await createTestPool(server.dsn, { minSize: 1, maxSize: 1 });
+    await using pool2 = await createTestPool(server.dsn, { minSize: 1, maxSize: 1 });
     const con = await pool1.acquire({ timeout: 0.5 });
     try {
       const err = await rejection(pool2.release(con));
@@ -90,7 +84,7 @@ describe("Pool.release() on a real server", () => {
   it("two concurrent release() calls of one checkout both resolve and the connection is kept", async () => {
     // asyncpg: both calls fail and the connection is terminated (spec 3.4).
     const log = warningLog();
-    await using pool = await createPool(server.dsn, { minSize: 1, maxSize: 1, onWarning: log.onWarning });
+    await using pool = await createTestPool(server.dsn, { minSize: 1, maxSize: 1, onWarning: log.onWarning });
     const con = await pool.acquire();
     const pid = con.getServerPid();
     await con.execute("SET work_mem = '5MB'");
@@ -103,7 +97,7 @@ describe("Pool.release() on a real server", () => {
   });
 
   it("every method of a released PoolConnection throws CONNECTION_RELEASED synchronously", async () => {
-    await using pool = await createPool(server.dsn, { minSize: 1, maxSize: 1 });
+    await using pool = await createTestPool(server.dsn, { minSize: 1, maxSize: 1 });
     let con!: PoolConnection;
     {
       await using c = await pool.acquire();
@@ -149,7 +143,7 @@ describe("Pool.release() on a real server", () => {
 
   it("release inside a transaction rolls it back, warns RELEASED_IN_TRANSACTION and keeps the backend", async () => {
     const log = warningLog();
-    await using pool = await createPool(server.dsn, { minSize: 1, maxSize: 1, onWarning: log.onWarning });
+    await using pool = await createTestPool(server.dsn, { minSize: 1, maxSize: 1, onWarning: log.onWarning });
     const con = await pool.acquire();
     const pid = con.getServerPid();
     const id1 = await con.fetchVal("SELECT txid_current()");
@@ -173,7 +167,7 @@ describe("Pool.release() on a real server", () => {
 
   it("a transaction() that finished before release emits no warning", async () => {
     const log = warningLog();
-    await using pool = await createPool(server.dsn, { minSize: 1, maxSize: 1, onWarning: log.onWarning });
+    await using pool = await createTestPool(server.dsn, { minSize: 1, maxSize: 1, onWarning: log.onWarning });
     {
       await using con = await pool.acquire();
       await con.transaction(async (tx) => {
@@ -191,7 +185,7 @@ describe("Pool.release() on a real server", () => {
 
   it("transaction() works on the next checkout after a release in the middle of a transaction() callback", async () => {
     const log = warningLog();
-    await using pool = await createPool(server.dsn, { minSize: 1, maxSize: 1, onWarning: log.onWarning });
+    await using pool = await createTestPool(server.dsn, { minSize: 1, maxSize: 1, onWarning: log.onWarning });
     const a = await pool.acquire();
     let open!: () => void;
     const gate = new Promise<void>((resolve) => (open = resolve));
@@ -225,7 +219,11 @@ describe("Pool.release() on a real server", () => {
       // The stale transaction() must not send COMMIT/ROLLBACK on a connection
       // that now belongs to someone else.
       const log = warningLog();
-      await using pool = await createPool(server.dsn, { minSize: 1, maxSize: 1, onWarning: log.onWarning });
+      await using pool = await createTestPool(server.dsn, {
+        minSize: 1,
+        maxSize: 1,
+        onWarning: log.onWarning,
+      });
       {
         const a = await pool.acquire();
         let open!: () => void;
@@ -276,7 +274,7 @@ describe("Pool.release() on a real server", () => {
 
   it("a user error thrown inside for await over a generator that opened a transaction propagates alone", async () => {
     const log = warningLog();
-    await using pool = await createPool(server.dsn, { minSize: 1, maxSize: 1, onWarning: log.onWarning });
+    await using pool = await createTestPool(server.dsn, { minSize: 1, maxSize: 1, onWarning: log.onWarning });
     async function* rowsInTransaction(con: PoolConnection): AsyncGenerator<unknown> {
       await con.execute("BEGIN");
       try {
@@ -296,7 +294,7 @@ describe("Pool.release() on a real server", () => {
 
   it("a generator left open past the release cannot touch the connection when it is finalized later", async () => {
     const log = warningLog();
-    await using pool = await createPool(server.dsn, { minSize: 1, maxSize: 1, onWarning: log.onWarning });
+    await using pool = await createTestPool(server.dsn, { minSize: 1, maxSize: 1, onWarning: log.onWarning });
     async function* rowsInTransaction(con: PoolConnection): AsyncGenerator<unknown> {
       await con.execute("BEGIN");
       try {
@@ -321,7 +319,7 @@ describe("Pool.release() on a real server", () => {
 
   it("an error inside transaction() around a generator loop propagates alone and the transaction is rolled back", async () => {
     const log = warningLog();
-    await using pool = await createPool(server.dsn, { minSize: 1, maxSize: 1, onWarning: log.onWarning });
+    await using pool = await createTestPool(server.dsn, { minSize: 1, maxSize: 1, onWarning: log.onWarning });
     async function* rows(con: PoolConnection): AsyncGenerator<unknown> {
       for (const row of await con.fetch("SELECT 1 AS x")) yield row;
     }
@@ -341,7 +339,7 @@ describe("Pool.release() on a real server", () => {
   it("release() while an un-awaited query still runs settles cleanly and keeps the connection", async () => {
     // asyncpg #537/#784: the reset collides with the running query and release throws.
     const log = warningLog();
-    await using pool = await createPool(server.dsn, { minSize: 1, maxSize: 1, onWarning: log.onWarning });
+    await using pool = await createTestPool(server.dsn, { minSize: 1, maxSize: 1, onWarning: log.onWarning });
     const con = await pool.acquire();
     const pid = con.getServerPid();
     const running = con.fetchVal("SELECT 1 FROM pg_sleep(0.2)");
@@ -357,7 +355,7 @@ describe("Pool.release() on a real server", () => {
   });
 
   it("release() right after a query was aborted waits for the cancellation, then returns the connection", async () => {
-    await using pool = await createPool(server.dsn, { minSize: 1, maxSize: 1 });
+    await using pool = await createTestPool(server.dsn, { minSize: 1, maxSize: 1 });
     const con = await pool.acquire();
     const pid = con.getServerPid();
     const controller = new AbortController();
@@ -383,7 +381,7 @@ describe("Pool.release() on a real server", () => {
   });
 
   it("a release the caller stops waiting for still completes and returns the connection", async () => {
-    await using pool = await createPool(server.dsn, {
+    await using pool = await createTestPool(server.dsn, {
       minSize: 1,
       maxSize: 1,
       reset: async (con) => {
@@ -401,7 +399,7 @@ describe("Pool.release() on a real server", () => {
 
   it("release({ timeout }) rejects with RELEASE_TIMEOUT when the reset is too slow; the connection is dropped", async () => {
     let slow = true;
-    await using pool = await createPool(server.dsn, {
+    await using pool = await createTestPool(server.dsn, {
       minSize: 1,
       maxSize: 1,
       reset: async (con) => {
@@ -423,7 +421,7 @@ describe("Pool.release() on a real server", () => {
 
   it("without a release timeout, release() is bounded by the acquire's timeout", async () => {
     let slow = true;
-    await using pool = await createPool(server.dsn, {
+    await using pool = await createTestPool(server.dsn, {
       minSize: 1,
       maxSize: 1,
       reset: async (con) => {
@@ -441,7 +439,7 @@ describe("Pool.release() on a real server", () => {
   });
 
   it("a one-shot helper reports the query's error, not a failing release after it", async () => {
-    await using pool = await createPool(server.dsn, {
+    await using pool = await createTestPool(server.dsn, {
       minSize: 1,
       maxSize: 1,
       reset: hook(() => {

@@ -9,8 +9,16 @@
 
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { connect, type Connection, createPool, InterfaceError, type PoolConnection } from "../../mod.ts";
-import { Admin, getTestServer, rejection, type TestServer, waitFor, warningLog } from "./pool_support.ts";
+import { connect, type Connection, InterfaceError, type PoolConnection } from "../../mod.ts";
+import {
+  Admin,
+  createTestPool,
+  getTestServer,
+  rejection,
+  type TestServer,
+  waitFor,
+  warningLog,
+} from "./pool_support.ts";
 
 let server: TestServer;
 let admin: Admin;
@@ -95,7 +103,7 @@ describe("Session reset on release (real server)", () => {
 
   it("a SET, an advisory lock, a LISTEN and a WITH HOLD cursor do not survive into the next checkout", async () => {
     const log = warningLog();
-    await using pool = await createPool(server.dsn, { minSize: 1, maxSize: 1, onWarning: log.onWarning });
+    await using pool = await createTestPool(server.dsn, { minSize: 1, maxSize: 1, onWarning: log.onWarning });
     const a = await pool.acquire();
     const pid = a.getServerPid();
     const clean = await sessionState(a);
@@ -126,7 +134,7 @@ describe("Session reset on release (real server)", () => {
   it("with a custom reset only the rollback and the custom effects apply", async () => {
     const log = warningLog();
     const seenByReset: unknown[] = [];
-    await using pool = await createPool(server.dsn, {
+    await using pool = await createTestPool(server.dsn, {
       minSize: 1,
       maxSize: 1,
       onWarning: log.onWarning,
@@ -160,7 +168,7 @@ describe("Session reset on release (real server)", () => {
 
   it("PoolConnection.reset() ends a manual transaction, resets the session and drops listeners", async () => {
     const log = warningLog();
-    await using pool = await createPool(server.dsn, { minSize: 1, maxSize: 1, onWarning: log.onWarning });
+    await using pool = await createTestPool(server.dsn, { minSize: 1, maxSize: 1, onWarning: log.onWarning });
     await using con = await pool.acquire();
     const listener = recorder();
     await con.addListener("test", listener.fn);
@@ -177,7 +185,7 @@ describe("Session reset on release (real server)", () => {
   });
 
   it("a closed connection rejects every operation with CONNECTION_CLOSED", async () => {
-    await using pool = await createPool(server.dsn, { minSize: 1, maxSize: 1 });
+    await using pool = await createTestPool(server.dsn, { minSize: 1, maxSize: 1 });
     const proxy = await pool.acquire();
     await proxy.close();
     const raw = await connect(server.dsn);
@@ -215,7 +223,7 @@ describe("Notification listeners on pooled connections (real server)", () => {
   });
 
   it("listeners on one pooled connection receive its notifications; a removed one stops", async () => {
-    await using pool = await createPool(server.dsn, { minSize: 1, maxSize: 1 });
+    await using pool = await createTestPool(server.dsn, { minSize: 1, maxSize: 1 });
     await using con = await pool.acquire();
     const pid = con.getServerPid();
     const l1 = recorder();
@@ -237,7 +245,7 @@ describe("Notification listeners on pooled connections (real server)", () => {
 
   it("addListener on a pooled connection receives NOTIFY from other connections", async () => {
     const log = warningLog();
-    await using pool = await createPool(server.dsn, { minSize: 2, maxSize: 2, onWarning: log.onWarning });
+    await using pool = await createTestPool(server.dsn, { minSize: 2, maxSize: 2, onWarning: log.onWarning });
     await using con1 = await pool.acquire();
     await using con2 = await pool.acquire();
     const got = recorder();
@@ -255,7 +263,7 @@ describe("Notification listeners on pooled connections (real server)", () => {
 
   it("a channel name with quotes and symbols is quoted properly", async () => {
     const log = warningLog();
-    await using pool = await createPool(server.dsn, { minSize: 2, maxSize: 2, onWarning: log.onWarning });
+    await using pool = await createTestPool(server.dsn, { minSize: 2, maxSize: 2, onWarning: log.onWarning });
     await using con1 = await pool.acquire();
     await using con2 = await pool.acquire();
     const got = recorder();
@@ -272,7 +280,7 @@ describe("Notification listeners on pooled connections (real server)", () => {
 
   it("releasing with listeners warns RELEASED_WITH_LISTENERS once and the next checkout is not listening", async () => {
     const log = warningLog();
-    await using pool = await createPool(server.dsn, { minSize: 1, maxSize: 1, onWarning: log.onWarning });
+    await using pool = await createTestPool(server.dsn, { minSize: 1, maxSize: 1, onWarning: log.onWarning });
     const a = await pool.acquire();
     const pid = a.getServerPid();
     const first = recorder();
@@ -295,7 +303,7 @@ describe("Notification listeners on pooled connections (real server)", () => {
 
   it("with a custom reset, listeners of a released checkout still never hear the next checkout's notifications", async () => {
     const log = warningLog();
-    await using pool = await createPool(server.dsn, {
+    await using pool = await createTestPool(server.dsn, {
       minSize: 1,
       maxSize: 1,
       onWarning: log.onWarning,

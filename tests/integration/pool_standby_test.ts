@@ -10,9 +10,9 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { connect, ConnectionError, createPool } from "../../mod.ts";
+import { connect, ConnectionError } from "../../mod.ts";
 import { postgresAvailable, standbyAvailable, startPostgres } from "../support/pg_server.ts";
-import { rejection, waitFor } from "./pool_support.ts";
+import { createTestPool, rejection, waitFor } from "./pool_support.ts";
 
 describe("Pools on standbys and role changes (own servers)", () => {
   it(
@@ -23,7 +23,7 @@ describe("Pools on standbys and role changes (own servers)", () => {
       await using primary = await startPostgres();
       await using standby = await startPostgres({ standbyOf: primary });
       for (const n of [1, 3, 5, 10, 20, 100]) {
-        await using pool = await createPool(standby.dsn, { minSize: 5, maxSize: 10 });
+        await using pool = await createTestPool(standby.dsn, { minSize: 5, maxSize: 10 });
         await Promise.all(Array.from({ length: n }, async () => {
           await using con = await pool.acquire({ timeout: 10 });
           assert.equal(await con.fetchVal("SELECT 1"), 1);
@@ -33,7 +33,7 @@ describe("Pools on standbys and role changes (own servers)", () => {
         assert.notEqual(await pool.fetchVal("SHOW work_mem"), "3MB");
       }
       // A cursor in a transaction on the standby (asyncpg's test_standby_cursors).
-      await using pool = await createPool(standby.dsn, { minSize: 1, maxSize: 1 });
+      await using pool = await createTestPool(standby.dsn, { minSize: 1, maxSize: 1 });
       assert.equal(await pool.fetchVal("SELECT pg_is_in_recovery()"), true);
       await using con = await pool.acquire();
       const row = await con.transaction(async (tx) => {
@@ -50,7 +50,7 @@ describe("Pools on standbys and role changes (own servers)", () => {
     async (t) => {
       if (!postgresAvailable()) return t.skip("no PostgreSQL binaries");
       await using pg = await startPostgres();
-      await using pool = await createPool(pg.dsn, { minSize: 3, maxSize: 3, onWarning: () => {} });
+      await using pool = await createTestPool(pg.dsn, { minSize: 3, maxSize: 3, onWarning: () => {} });
       const before = new Set<number>();
       const cons = await Promise.all([pool.acquire(), pool.acquire(), pool.acquire()]);
       for (const con of cons) before.add(con.getServerPid());
@@ -77,7 +77,7 @@ describe("Pools on standbys and role changes (own servers)", () => {
     async (t) => {
       if (!postgresAvailable()) return t.skip("no PostgreSQL binaries");
       await using pg = await startPostgres();
-      await using pool = await createPool(pg.dsn, {
+      await using pool = await createTestPool(pg.dsn, {
         minSize: 1,
         maxSize: 1,
         targetSessionAttrs: "primary",

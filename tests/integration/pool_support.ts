@@ -9,10 +9,33 @@
 
 import net from "node:net";
 import assert from "node:assert/strict";
-import { connect, type Connection, type PoolWarning } from "../../mod.ts";
+import {
+  connect,
+  type Connection,
+  createPool,
+  type Pool,
+  type PoolOptions,
+  type PoolWarning,
+} from "../../mod.ts";
 import { getTestServer, type TestServer } from "../support/pg_server.ts";
 
 export { getTestServer, type TestServer };
+
+/**
+ * `createPool()` for tests: the same pool, except that `await using` closes it
+ * with a 5 s bound (then terminates it and rejects), so a test that fails while
+ * holding a connection fails instead of hanging the run.
+ */
+export async function createTestPool(
+  dsnOrOptions: string | PoolOptions,
+  options?: PoolOptions,
+): Promise<Pool> {
+  const pool = typeof dsnOrOptions === "string"
+    ? await createPool(dsnOrOptions, options)
+    : await createPool(dsnOrOptions);
+  Object.defineProperty(pool, Symbol.asyncDispose, { value: () => pool.close({ timeout: 5 }) });
+  return pool;
+}
 
 /** Collects pool warnings instead of printing them. */
 export interface WarningLog {

@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { createPool, PoolTimeoutError } from "../../mod.ts";
 import { type PostgresInstance, startPostgres } from "../support/pg_server.ts";
 import { makeTestCerts, type TestCerts } from "../support/tls_certs.ts";
-import { rejection, warningLog } from "./pool_support.ts";
+import { createTestPool, rejection, warningLog } from "./pool_support.ts";
 
 let certs: TestCerts;
 let server: PostgresInstance;
@@ -28,7 +28,7 @@ describe("Pool over TLS (own server)", () => {
 
   it("20 workers on a verify-full pool: encrypted sessions, a timed-out query, then reuse", async () => {
     const log = warningLog();
-    await using pool = await createPool(server.dsn, {
+    await using pool = await createTestPool(server.dsn, {
       minSize: 5,
       maxSize: 10,
       sslmode: "verify-full",
