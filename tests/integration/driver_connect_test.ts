@@ -83,6 +83,10 @@ function suite(adapter: string, driver: Driver): void {
       open.push(con);
       const { rows } = await con.query("SELECT inet_server_addr() IS NULL AS local", []);
       assert.equal(rows[0]!.local, true);
+      // The cancel request goes through the same unix socket.
+      const error = await con.query("SELECT pg_sleep(20)", [], { timeout: 0.1 }).catch((e) => e);
+      assert.ok(error instanceof PoolTimeoutError && error.code === "QUERY_TIMEOUT", `got ${error}`);
+      assert.equal((await con.query("SELECT 3 AS three", [])).rows[0]!.three, 3);
       con.terminate();
     });
 
@@ -111,6 +115,8 @@ function suite(adapter: string, driver: Driver): void {
         });
         const { rows } = await con.query("SELECT current_user AS who", []);
         assert.equal(rows[0]!.who, role.user);
+        assert.ok(!String(con).includes(role.password));
+        assert.ok(!inspect(con, { depth: 10, showHidden: true }).includes(role.password));
         await con.close();
 
         const wrong = `Wr0ng-${kind}-pw-91731`;
