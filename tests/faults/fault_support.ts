@@ -1,0 +1,219 @@
+/**
+ * Shared pieces of the fault scenarios (tests/faults/*_test.ts): the pool
+ * invariant check every scenario ends with, an unhandled-rejection trap, a
+ * worker load with error tallies, recovery-time measurement and a report line.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import process from "node:process";
+import type { Pool } from "../../mod.ts";
+import { codeOf } from "../support/ledger.ts";
+
+export { codeOf, errorParts } from "../support/ledger.ts";
+
+/** Resolves after `ms` milliseconds. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Settles with `p`, or rejects after `ms` so a hang fails the test instead of stalling it. */
+export function within<T>(ms: number, p: Promise<T>, what = "the operation"): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const limit = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not settle within ${ms} ms`)), ms);
+  });
+  return Promise.race([p, limit]).finally(() => clearTimeout(timer));
+}
+
+/** Polls until `check` is truthy; fails after `timeoutMs`. */
+export async function waitFor<T>(what: string, check: () => T | Promise<T>, timeoutMs = 5000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await check();
+    if (v) return v;
+    if (Date.now() > deadline) assert.fail(`Timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
+/** The error `p` rejects with; fails when it resolves. */
+export async function rejection(p: Promise<unknown>): Promise<Error & { code?: string }> {
+  try {
+    await p;
+  } catch (e) {
+    return e as Error & { code?: string };
+  }
+  assert.fail("expected the promise to reject");
+}
+
+/** Catches unhandled rejections while installed. */
+export interface RejectionTrap {
+  /** Reasons caught so far. */
+  readonly caught: unknown[];
+  /** Uninstalls the trap and fails when anything was caught. */
+  check(): void;
+}
+
+/** Installs a {@linkcode RejectionTrap} (works under Deno, Bun and Node). */
+export function trapUnhandledRejections(): RejectionTrap {
+  const caught: unknown[] = [];
+  const onRejection = (reason: unknown): void => {
+    caught.push(reason);
+  };
+  process.on("unhandledRejection", onRejection);
+  return {
+    caught,
+    check(): void {
+      process.off("unhandledRejection", onRejection);
+      assert.deepEqual(caught.map((r) => codeOf(r)), [], "no unhandled rejection");
+    },
+  };
+}
+
+/** Counts outcomes by code. */
+export class Tally {
+  ok = 0;
+  readonly errors = new Map<string, number>();
+
+  /** Records one error. */
+  fail(e: unknown): string {
+    const code = codeOf(e);
+    this.errors.set(code, (this.errors.get(code) ?? 0) + 1);
+    return code;
+  }
+
+  /** Errors in total. */
+  get failed(): number {
+    let n = 0;
+    for (const v of this.errors.values()) n += v;
+    return n;
+  }
+
+  /** Codes seen. */
+  codes(): string[] {
+    return [...this.errors.keys()].sort();
+  }
+
+  /** `ok 12, 57P01×3 ...`. */
+  toString(): string {
+    const parts = [...this.errors].sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k}×${v}`);
+    return `ok ${this.ok}${parts.length ? ", " + parts.join(" ") : ""}`;
+  }
+}
+
+/** A running load of workers; `stop()` ends it and waits, bounded, for every worker. */
+export interface Load {
+  readonly tally: Tally;
+  /** Milliseconds since the start of the last successful operation (Infinity before any). */
+  lastOkAt(): number;
+  /** Stops the workers and waits for all of them (fails if one hangs). */
+  stop(boundMs?: number): Promise<void>;
+}
+
+/**
+ * Starts `workers` loops of `op` until stopped. After a failure a worker pauses
+ * `backoffMs`, so a dead server does not become a busy loop on a small machine.
+ */
+export function startLoad(
+  workers: number,
+  op: (worker: number, iteration: number) => Promise<unknown>,
+  backoffMs = 10,
+): Load {
+  const tally = new Tally();
+  let stopped = false;
+  let lastOk = -Infinity;
+  const loops = Array.from({ length: workers }, async (_, w) => {
+    for (let i = 0; !stopped; i++) {
+      try {
+        await op(w, i);
+        tally.ok++;
+        lastOk = Date.now();
+      } catch (e) {
+        tally.fail(e);
+        await sleep(backoffMs);
+      }
+    }
+  });
+  const all = Promise.all(loops);
+  return {
+    tally,
+    lastOkAt: () => lastOk,
+    async stop(boundMs = 15_000): Promise<void> {
+      stopped = true;
+      await within(boundMs, all, `${workers} load workers`);
+    },
+  };
+}
+
+/**
+ * Measures how long after `since` the pool answers `SELECT 1` again (polling
+ * with short bounded queries); fails after `limitMs`.
+ */
+export async function recoveryTime(pool: Pool, since: number, limitMs = 15_000): Promise<number> {
+  for (;;) {
+    try {
+      const v = await pool.fetchVal("SELECT 1", [], { timeout: 1 });
+      if (v === 1) return Date.now() - since;
+    } catch { /* not yet */ }
+    if (Date.now() - since > limitMs) assert.fail(`the pool did not recover within ${limitMs} ms`);
+    await sleep(20);
+  }
+}
+
+/**
+ * The invariant every fault scenario ends with:
+ * `getIdleSize() ≤ getSize() ≤ maxSize`, no waiter left, no leaked slot (all
+ * `maxSize` connections can be checked out at once, each answers a query), and
+ * every connection comes back idle after release.
+ */
+export async function assertPoolInvariants(
+  pool: Pool,
+  opts: { label?: string; acquireTimeout?: number } = {},
+): Promise<void> {
+  const label = opts.label ? `${opts.label}: ` : "";
+  const max = pool.getMaxSize();
+  assert.ok(
+    pool.getIdleSize() <= pool.getSize(),
+    `${label}idle ${pool.getIdleSize()} ≤ size ${pool.getSize()}`,
+  );
+  assert.ok(pool.getSize() <= max, `${label}size ${pool.getSize()} ≤ max ${max}`);
+  assert.equal(pool.getWaitingCount(), 0, `${label}no waiter left`);
+  assert.equal(pool.isClosing(), false, `${label}the pool is still open`);
+  const timeout = opts.acquireTimeout ?? 5;
+  const cons = await within(
+    (timeout + 2) * 1000,
+    Promise.all(Array.from({ length: max }, () => pool.acquire({ timeout }))),
+    `${label}checking out all ${max} connections`,
+  );
+  try {
+    assert.equal(pool.getSize(), max, `${label}every slot could be used`);
+    assert.equal(pool.getIdleSize(), 0);
+    const pids = await Promise.all(
+      cons.map((c) => c.fetchVal<number>("SELECT pg_backend_pid()", [], { timeout })),
+    );
+    assert.equal(new Set(pids).size, max, `${label}${max} distinct backends`);
+  } finally {
+    await within(
+      (timeout + 2) * 1000,
+      Promise.all(cons.map((c) => pool.release(c, { timeout }))),
+      "releases",
+    );
+  }
+  assert.equal(pool.getIdleSize(), pool.getSize(), `${label}all connections idle again`);
+  assert.ok(pool.getSize() <= max);
+  assert.equal(pool.getWaitingCount(), 0);
+}
+
+/** Prints one line of scenario numbers (recovery times etc.) to the test output. */
+export function note(scenario: string, text: string): void {
+  console.log(`[fault] ${scenario}: ${text}`);
+}
+
+/** The DSN with `?key=value` parameters added. */
+export function withParams(dsn: string, params: Record<string, string>): string {
+  const url = new URL(dsn);
+  for (const [k, v] of Object.entries(params)) url.searchParams.set(k, v);
+  return url.toString();
+}
