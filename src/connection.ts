@@ -84,7 +84,8 @@ export interface FetchValOptions extends QueryOptions {
 export interface ConnectionInternals {
   driver(con: Connection): DriverConnection;
   listenerCount(con: Connection): number;
-  clearListeners(con: Connection): void;
+  /** Forgets client-side session state (listeners, transaction nesting) at release. */
+  clearSessionState(con: Connection): void;
   transaction<C, T>(
     con: Connection,
     self: C,
@@ -192,16 +193,15 @@ export class Connection {
   #listeners = new Map<string, Set<NotificationListener>>();
   #listenerCount = 0;
   #txDepth = 0;
+  /** Bumped whenever the session is reset: a transaction() begun before cannot finish after. */
+  #epoch = 0;
   #closeListeners: ((error: Error | undefined) => void)[] = [];
 
   static {
     internals = {
       driver: (con) => con.#driver,
       listenerCount: (con) => con.#listenerCount,
-      clearListeners: (con) => {
-        con.#listeners.clear();
-        con.#listenerCount = 0;
-      },
+      clearSessionState: (con) => con.#clearSessionState(),
       transaction: (con, self, fn, opts) => con.#transaction(self, fn, opts),
       onClose: (con, listener) => {
         con.#closeListeners.push(listener);
@@ -351,25 +351,44 @@ export class Connection {
     return this.#transaction(this, fn, opts);
   }
 
+  #clearSessionState(): void {
+    this.#listeners.clear();
+    this.#listenerCount = 0;
+    this.#txDepth = 0;
+    this.#epoch++;
+  }
+
   async #transaction<C, T>(self: C, fn: (c: C) => Promise<T>, opts?: TransactionOptions): Promise<T> {
     if (typeof fn !== "function") {
       throw new InterfaceError("INVALID_ARGUMENT", "Cannot start a transaction as 'fn' must be a function");
     }
     const depth = this.#txDepth;
+    const epoch = this.#epoch;
     const savepoint = `pgpool_sp_${depth}`;
-    if (depth === 0) await this.#driver.query(beginSql(opts), []);
-    else await this.#driver.query(`SAVEPOINT ${savepoint}`, []);
+    if (depth === 0) {
+      if (this.#driver.transactionStatus !== "idle") {
+        throw new InterfaceError(
+          "TRANSACTION_OPEN",
+          "Cannot start transaction() inside a transaction begun with a plain BEGIN",
+        );
+      }
+      await this.#driver.query(beginSql(opts), []);
+    } else await this.#driver.query(`SAVEPOINT ${savepoint}`, []);
+    if (epoch !== this.#epoch) throw staleTransaction();
     this.#txDepth = depth + 1;
     let result: T;
     try {
       result = await fn(self);
     } catch (e) {
+      // Released or reset meanwhile: the release rolled back already, and the session is someone else's now.
+      if (epoch !== this.#epoch) throw e;
       this.#txDepth = depth;
       if (!this.#driver.isClosed()) {
         await this.#driver.query(depth === 0 ? "ROLLBACK" : `ROLLBACK TO SAVEPOINT ${savepoint}`, []);
       }
       throw e;
     }
+    if (epoch !== this.#epoch) throw staleTransaction();
     this.#txDepth = depth;
     await this.#driver.query(depth === 0 ? "COMMIT" : `RELEASE SAVEPOINT ${savepoint}`, []);
     return result;
@@ -555,9 +574,7 @@ export class Connection {
    * ```
    */
   async reset(): Promise<void> {
-    this.#listeners.clear();
-    this.#listenerCount = 0;
-    this.#txDepth = 0;
+    this.#clearSessionState();
     await this.#driver.reset({ query: true });
   }
 
@@ -613,6 +630,13 @@ export class Connection {
 /** Internal access for the pool. Not exported from `mod.ts`. */
 export function connectionInternals(): ConnectionInternals {
   return internals;
+}
+
+function staleTransaction(): InterfaceError {
+  return new InterfaceError(
+    "CONNECTION_RELEASED",
+    "Cannot finish the transaction as its connection was released or reset meanwhile; it was rolled back",
+  );
 }
 
 function textArg(value: unknown): unknown {

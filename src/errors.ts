@@ -16,6 +16,7 @@ export type InterfaceErrorCode =
   | "CONNECTION_CLOSED"
   | "BAD_CONNECT_RESULT"
   | "CONNECTION_BUSY"
+  | "TRANSACTION_OPEN"
   | "INVALID_ARGUMENT"
   | "INVALID_DSN";
 

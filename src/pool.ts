@@ -562,8 +562,8 @@ export class BasePool {
       return RESOLVED;
     }
     const listeners = conInternals.listenerCount(con);
+    conInternals.clearSessionState(con);
     if (listeners > 0) {
-      conInternals.clearListeners(con);
       this.#emit(
         "RELEASED_WITH_LISTENERS",
         `A connection was released with ${listeners} active listener${
@@ -872,27 +872,49 @@ export class BasePool {
     opts: QueryOptions | undefined,
     fn: (con: PoolConnection, q: QueryOptions | undefined) => Promise<T>,
   ): Promise<T> {
-    let con: PoolConnection;
-    let queryOpts = opts;
     if (opts === undefined || (opts.timeout === undefined && opts.signal === undefined)) {
-      con = await this.acquire();
-    } else {
-      const start = this.#clock.now();
-      con = await this.acquire({ timeout: opts.timeout, signal: opts.signal });
-      if (opts.timeout !== undefined) {
-        const left = Math.max(0.001, opts.timeout - (this.#clock.now() - start) / 1000);
-        queryOpts = { ...opts, timeout: left };
+      const con = await this.acquire();
+      let result: T;
+      try {
+        result = await fn(con, opts);
+      } catch (e) {
+        await this.release(con).catch(noop); // the query's error wins over a release error
+        throw e;
       }
+      await this.release(con);
+      return result;
     }
+    // The timeout bounds the whole call: acquire, query and release share one budget.
+    const deadlineAt = opts.timeout === undefined ? undefined : this.#clock.now() + opts.timeout * 1000;
+    const left = (): number | undefined =>
+      deadlineAt === undefined ? undefined : Math.max(0.001, (deadlineAt - this.#clock.now()) / 1000);
+    const con = await this.acquire({ timeout: opts.timeout, signal: opts.signal });
     let result: T;
     try {
-      result = await fn(con, queryOpts);
+      result = await fn(con, deadlineAt === undefined ? opts : { ...opts, timeout: left() });
     } catch (e) {
-      await this.release(con).catch(noop);
+      // Wait for the release while the budget lasts; past it the release goes on in the background,
+      // under the pool's own bound.
+      const releasing = this.release(con, { timeout: this.#settings.releaseTimeoutMs / 1000 || undefined })
+        .catch(noop);
+      if (deadlineAt === undefined) await releasing;
+      else await this.#within(releasing, deadlineAt - this.#clock.now());
       throw e;
     }
-    await this.release(con);
+    await this.release(con, { timeout: left() });
     return result;
+  }
+
+  /** Waits for `promise`, but no longer than `ms`. */
+  #within(promise: Promise<void>, ms: number): Promise<void> {
+    if (ms <= 0) return RESOLVED;
+    return new Promise<void>((resolve) => {
+      const timer = this.#clock.setTimeout(resolve, ms);
+      promise.then(() => {
+        this.#clock.clearTimeout(timer);
+        resolve();
+      });
+    });
   }
 
   /**
