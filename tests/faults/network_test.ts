@@ -15,7 +15,7 @@ import {
   ConnectionError,
   createPool,
   InterfaceError,
-  Pool,
+  type Pool,
   PoolError,
   PoolTimeoutError,
 } from "../../mod.ts";

@@ -1,0 +1,82 @@
+/**
+ * Fault scenario: the server's max_connections is exhausted by other
+ * clients. The pool reports a clear PostgresError 53300, makes at most one
+ * connection attempt per acquire (no retry storm, counted at a proxy), and
+ * works as soon as the others let go.
+ */
+
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { connect, type Connection, createPool, Pool, PostgresError } from "../../mod.ts";
+import { postgresAvailable, startPostgres } from "../support/pg_server.ts";
+import { FaultProxy } from "../support/fault_proxy.ts";
+import {
+  assertPoolInvariants,
+  codeOf,
+  note,
+  recoveryTime,
+  rejection,
+  trapUnhandledRejections,
+  within,
+} from "./fault_support.ts";
+
+describe("Faults: max_connections exhausted by others", { timeout: 60_000 }, () => {
+  it("acquires fail fast with PostgresError 53300, one attempt each, and the pool works once slots free up", async (t) => {
+    if (!postgresAvailable()) return t.skip("no PostgreSQL binaries");
+    const trap = trapUnhandledRejections();
+    await using pg = await startPostgres({
+      config: { max_connections: "6", superuser_reserved_connections: "0" },
+    });
+    const proxy = await FaultProxy.start({ host: "127.0.0.1", port: pg.port });
+    const others: Connection[] = [];
+    for (let i = 0; i < 6; i++) others.push(await connect(pg.dsn, { applicationName: "other" }));
+    const dsn = proxy.dsnFrom(pg.dsnFor({ host: "127.0.0.1" }));
+    const pool = new Pool(dsn, { minSize: 0, maxSize: 4, onWarning: () => {} });
+    await pool.init();
+    try {
+      const first = await rejection(pool.acquire({ timeout: 5 }));
+      assert.ok(first instanceof PostgresError, `a server error, got ${String(first)}`);
+      assert.equal(first.code, "53300");
+      assert.match(first.message, /too many/i);
+
+      const before = proxy.stats().accepted;
+      const started = Date.now();
+      const results = await within(
+        10_000,
+        Promise.allSettled(Array.from({ length: 30 }, () => pool.acquire({ timeout: 3 }))),
+        "30 acquires",
+      );
+      const elapsed = Date.now() - started;
+      const attempts = proxy.stats().accepted - before;
+      const codes = results.map((r) => (r.status === "rejected" ? codeOf(r.reason) : "resolved"));
+      assert.deepEqual([...new Set(codes)], ["53300"], "every acquire fails with 53300");
+      assert.ok(attempts <= 30, `no retry storm: ${attempts} connection attempts for 30 acquires`);
+      assert.ok(elapsed < 3000, `failures arrive fast, not at the acquire deadline (${elapsed} ms)`);
+      assert.equal(pool.getSize(), 0);
+      assert.equal(pool.getWaitingCount(), 0);
+
+      const failedCreate = await rejection(createPool(dsn, { minSize: 2, maxSize: 2 }));
+      assert.equal(failedCreate.code, "53300");
+
+      // Nothing happens behind the caller's back while nobody asks.
+      const idleAttempts = proxy.stats().accepted;
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(proxy.stats().accepted, idleAttempts, "no background reconnect loop");
+
+      const freed = Date.now();
+      for (const con of others.splice(0, 4)) await con.close();
+      const recovered = await recoveryTime(pool, freed);
+      await assertPoolInvariants(pool, { label: "max_connections" });
+      note(
+        "max_connections exhausted",
+        `30 acquires failed in ${elapsed} ms with ${attempts} connection attempts; ` +
+          `the pool answered ${recovered} ms after others let go`,
+      );
+    } finally {
+      await within(10_000, pool.close({ timeout: 5 }).catch(() => pool.terminate()), "close()");
+      for (const con of others) await con.close();
+      await proxy.close();
+      trap.check();
+    }
+  });
+});
