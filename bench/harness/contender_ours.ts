@@ -1,0 +1,43 @@
+/**
+ * This library, twice: with the default session reset on release, and with
+ * `reset: async () => {}` (no reset statements are sent, but a connection
+ * released inside a transaction is still rolled back).
+ *
+ * @module
+ */
+
+import { createPool } from "../../mod.ts";
+import type { Contender, ContenderKind } from "./contender.ts";
+
+type Pool = Awaited<ReturnType<typeof createPool>>;
+
+function wrap(pool: Pool): Contender {
+  return {
+    async checkout(fn) {
+      await using con = await pool.acquire();
+      return await fn({ query: (sql, args) => con.fetchRow(sql, args) });
+    },
+    oneShot: (sql, args) => pool.fetchVal(sql, args),
+    close: () => pool.close(),
+  };
+}
+
+/** Our pool with its default reset. */
+export const ours: ContenderKind = {
+  key: "ours",
+  label: "ours (default reset)",
+  checkoutApi: "acquire()/release()",
+  oneShotApi: "pool.fetchVal()",
+  unavailable: () => undefined,
+  open: async (dsn, size) => wrap(await createPool(dsn, { maxSize: size })),
+};
+
+/** Our pool with the reset statements replaced by a no-op hook. */
+export const oursNoReset: ContenderKind = {
+  key: "ours-noreset",
+  label: "ours (reset disabled)",
+  checkoutApi: "acquire()/release()",
+  oneShotApi: "pool.fetchVal()",
+  unavailable: () => undefined,
+  open: async (dsn, size) => wrap(await createPool(dsn, { maxSize: size, reset: async () => {} })),
+};
