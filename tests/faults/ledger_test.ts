@@ -58,7 +58,9 @@ describe("Faults: no lost writes", { timeout: 60_000 }, () => {
     assert.equal(provesNotWritten(new Error("abort reason")), false);
   });
 
-  it("a one-shot write whose statement committed resolves even when the release after it fails", async () => {
+  it("a one-shot write whose statement committed resolves even when the release after it fails", {
+    timeout: 30_000,
+  }, async () => {
     const trap = trapUnhandledRejections();
     const proxy = await FaultProxy.start({ host: "127.0.0.1", port: server.port });
     const ledger = await Ledger.create(admin, "ledger_oneshot_release");

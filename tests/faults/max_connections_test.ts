@@ -21,7 +21,9 @@ import {
 } from "./fault_support.ts";
 
 describe("Faults: max_connections exhausted by others", { timeout: 60_000 }, () => {
-  it("acquires fail fast with PostgresError 53300, one attempt each, and the pool works once slots free up", async (t) => {
+  it("acquires fail fast with PostgresError 53300, one attempt each, and the pool works once slots free up", {
+    timeout: 30_000,
+  }, async (t) => {
     if (!postgresAvailable()) return t.skip("no PostgreSQL binaries");
     const trap = trapUnhandledRejections();
     await using pg = await startPostgres({

@@ -104,7 +104,9 @@ describe("Faults: the network path", { timeout: 120_000 }, () => {
       }
     });
 
-    it("a connect attempt rejects with CONNECT_TIMEOUT at connectTimeout (pool and standalone connect)", async () => {
+    it("a connect attempt rejects with CONNECT_TIMEOUT at connectTimeout (pool and standalone connect)", {
+      timeout: 30_000,
+    }, async () => {
       proxy.clearFaults();
       const trap = trapUnhandledRejections();
       const pool = await poolVia({ minSize: 0, maxSize: 2, connectTimeout: 0.3 });
@@ -212,7 +214,9 @@ describe("Faults: the network path", { timeout: 120_000 }, () => {
       trap.check();
     });
 
-    it("60 tasks of mixed bounded operations all settle while black-holed; the pool is sound after healing", async () => {
+    it("60 tasks of mixed bounded operations all settle while black-holed; the pool is sound after healing", {
+      timeout: 30_000,
+    }, async () => {
       proxy.clearFaults();
       const trap = trapUnhandledRejections();
       const pool = await poolVia({ minSize: 2, maxSize: 4, connectTimeout: 0.5, releaseTimeout: 0.5 });
@@ -274,7 +278,9 @@ describe("Faults: the network path", { timeout: 120_000 }, () => {
   });
 
   describe("resets, refusals, latency and cuts", () => {
-    it("connections reset under a 30-task load: typed errors, no lost or duplicated write, recovery", async () => {
+    it("connections reset under a 30-task load: typed errors, no lost or duplicated write, recovery", {
+      timeout: 30_000,
+    }, async () => {
       proxy.clearFaults();
       const trap = trapUnhandledRejections();
       const ledger = await Ledger.create(admin, "ledger_net_reset");
@@ -347,81 +353,92 @@ describe("Faults: the network path", { timeout: 120_000 }, () => {
       }
     });
 
-    it("200 ms of latency each way: short deadlines fire on time, longer ones succeed, the pool stays sound", async () => {
-      proxy.clearFaults();
-      const trap = trapUnhandledRejections();
-      const pool = await poolVia({ minSize: 2, maxSize: 2, connectTimeout: 5 });
-      try {
-        proxy.setLatency(200);
-        const slow = await timed(pool.fetchVal("SELECT 7", [], { timeout: 3 }));
-        assert.equal(slow.value, 7);
-        assert.ok(slow.ms >= 390, `a round trip takes two latencies, took ${slow.ms} ms`);
-        const fast = await timed(pool.fetchVal("SELECT 8", [], { timeout: 0.15 }));
-        assertDeadline(fast.error, "QUERY_TIMEOUT", fast.ms, 150);
-        // Both connections are busy for a 400 ms query: a 150 ms acquire deadline fires on time.
-        const busy = [
-          pool.fetchVal("SELECT 1", [], { timeout: 3 }),
-          pool.fetchVal("SELECT 2", [], { timeout: 3 }),
-        ];
-        const waiting = await timed(pool.acquire({ timeout: 0.15 }));
-        assertDeadline(waiting.error, "ACQUIRE_TIMEOUT", waiting.ms, 150);
-        assert.deepEqual(await Promise.all(busy), [1, 2]);
-        proxy.setLatency(0);
-        await waitFor("the pool to be idle", () => pool.getIdleSize() === pool.getSize(), 5000);
-        await assertPoolInvariants(pool);
-        note("latency 200 ms", `round trip ${slow.ms} ms; 150 ms deadline fired after ${fast.ms} ms`);
-      } finally {
-        await settle(pool);
-        trap.check();
-      }
-    });
-
-    it("a connection cut after every byte count of connect + query fails with a typed error or succeeds; no slot leaks", async () => {
-      proxy.clearFaults();
-      const trap = trapUnhandledRejections();
-      const pool = await poolVia({ minSize: 0, maxSize: 2, connectTimeout: 2 });
-      try {
-        // How many bytes one connect + query moves: measured through the proxy.
-        const s0 = proxy.stats();
-        await pool.fetchVal("SELECT 1");
-        pool.expireConnections();
-        await pool.fetchVal("SELECT 1"); // replaced: a full connect + query + reset
-        const s1 = proxy.stats();
-        const total = s1.bytesUp + s1.bytesDown - s0.bytesUp - s0.bytesDown;
-        const perCycle = Math.ceil(total / 2) + 200;
-        const tally = new Tally();
-        const cuts: number[] = [];
-        for (let n = 0; n < perCycle; n += n < 150 ? 1 : 5) cuts.push(n);
-        const started = Date.now();
-        for (const n of cuts) {
-          pool.expireConnections();
-          proxy.cutAfterBytes(n);
-          try {
-            const v = await within(5000, pool.fetchVal("SELECT 1", [], { timeout: 3 }), `cut at ${n}`);
-            assert.equal(v, 1);
-            tally.ok++;
-          } catch (e) {
-            const code = tally.fail(e);
-            for (const part of errorParts(e)) {
-              assert.ok(part instanceof PoolError, `cut at ${n}: typed error, got ${String(part)} (${code})`);
-            }
-          }
-          assert.ok(pool.getSize() <= pool.getMaxSize());
+    it(
+      "200 ms of latency each way: short deadlines fire on time, longer ones succeed, the pool stays sound",
+      { timeout: 30_000 },
+      async () => {
+        proxy.clearFaults();
+        const trap = trapUnhandledRejections();
+        const pool = await poolVia({ minSize: 2, maxSize: 2, connectTimeout: 5 });
+        try {
+          proxy.setLatency(200);
+          const slow = await timed(pool.fetchVal("SELECT 7", [], { timeout: 3 }));
+          assert.equal(slow.value, 7);
+          assert.ok(slow.ms >= 390, `a round trip takes two latencies, took ${slow.ms} ms`);
+          const fast = await timed(pool.fetchVal("SELECT 8", [], { timeout: 0.15 }));
+          assertDeadline(fast.error, "QUERY_TIMEOUT", fast.ms, 150);
+          // Both connections are busy for a 400 ms query: a 150 ms acquire deadline fires on time.
+          const busy = [
+            pool.fetchVal("SELECT 1", [], { timeout: 3 }),
+            pool.fetchVal("SELECT 2", [], { timeout: 3 }),
+          ];
+          const waiting = await timed(pool.acquire({ timeout: 0.15 }));
+          assertDeadline(waiting.error, "ACQUIRE_TIMEOUT", waiting.ms, 150);
+          assert.deepEqual(await Promise.all(busy), [1, 2]);
+          proxy.setLatency(0);
+          await waitFor("the pool to be idle", () => pool.getIdleSize() === pool.getSize(), 5000);
+          await assertPoolInvariants(pool);
+          note("latency 200 ms", `round trip ${slow.ms} ms; 150 ms deadline fired after ${fast.ms} ms`);
+        } finally {
+          await settle(pool);
+          trap.check();
         }
-        proxy.cutAfterBytes(undefined);
-        await assertPoolInvariants(pool);
-        note(
-          "cut after N bytes",
-          `${cuts.length} cut points (0..${cuts.at(-1)} bytes, cycle ≈ ${total} bytes) in ${
-            Date.now() - started
-          } ms: ${tally}`,
-        );
-        assert.ok(tally.failed > 0);
-      } finally {
-        await settle(pool);
-        trap.check();
-      }
-    });
+      },
+    );
+
+    it(
+      "a connection cut after every byte count of connect + query fails with a typed error or succeeds; no slot leaks",
+      { timeout: 30_000 },
+      async () => {
+        proxy.clearFaults();
+        const trap = trapUnhandledRejections();
+        const pool = await poolVia({ minSize: 0, maxSize: 2, connectTimeout: 2 });
+        try {
+          // How many bytes one connect + query moves: measured through the proxy.
+          const s0 = proxy.stats();
+          await pool.fetchVal("SELECT 1");
+          pool.expireConnections();
+          await pool.fetchVal("SELECT 1"); // replaced: a full connect + query + reset
+          const s1 = proxy.stats();
+          const total = s1.bytesUp + s1.bytesDown - s0.bytesUp - s0.bytesDown;
+          const perCycle = Math.ceil(total / 2) + 200;
+          const tally = new Tally();
+          const cuts: number[] = [];
+          for (let n = 0; n < perCycle; n += n < 150 ? 1 : 5) cuts.push(n);
+          const started = Date.now();
+          for (const n of cuts) {
+            pool.expireConnections();
+            proxy.cutAfterBytes(n);
+            try {
+              const v = await within(5000, pool.fetchVal("SELECT 1", [], { timeout: 3 }), `cut at ${n}`);
+              assert.equal(v, 1);
+              tally.ok++;
+            } catch (e) {
+              const code = tally.fail(e);
+              for (const part of errorParts(e)) {
+                assert.ok(
+                  part instanceof PoolError,
+                  `cut at ${n}: typed error, got ${String(part)} (${code})`,
+                );
+              }
+            }
+            assert.ok(pool.getSize() <= pool.getMaxSize());
+          }
+          proxy.cutAfterBytes(undefined);
+          await assertPoolInvariants(pool);
+          note(
+            "cut after N bytes",
+            `${cuts.length} cut points (0..${cuts.at(-1)} bytes, cycle ≈ ${total} bytes) in ${
+              Date.now() - started
+            } ms: ${tally}`,
+          );
+          assert.ok(tally.failed > 0);
+        } finally {
+          await settle(pool);
+          trap.check();
+        }
+      },
+    );
   });
 
   it("codeOf covers wrapped errors (self-check of the fault helpers)", () => {
