@@ -15,10 +15,12 @@
  * @module
  */
 
+import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import process from "node:process";
+import { fileURLToPath } from "node:url";
 import postgres from "postgres";
 import { type PostgresInstance, startPostgres, type TestServer } from "../tests/support/pg_server.ts";
 import { RESULTS_DIR, writeChart } from "./harness/chart.ts";
@@ -58,6 +60,17 @@ const log = (msg: string): void => void process.stderr.write(`${msg}\n`);
 function runtimeVersion(): string {
   const g = globalThis as unknown as { Deno?: { version: { deno: string } }; Bun?: { version: string } };
   return g.Deno?.version.deno ?? g.Bun?.version ?? process.version;
+}
+
+/** The commit measured, and whether src/ or mod.ts had uncommitted changes (work in progress was measured). */
+function gitState(): { commit: string; srcDirty: boolean } {
+  const run = (args: string[]): string =>
+    spawnSync("git", args, { cwd: fileURLToPath(new URL("..", import.meta.url)), encoding: "utf8" }).stdout
+      ?.trim() ?? "";
+  return {
+    commit: run(["rev-parse", "--short", "HEAD"]),
+    srcDirty: run(["status", "--porcelain", "--", "src", "mod.ts", "deno.ts", "bun.ts"]) !== "",
+  };
 }
 
 function machine(): Record<string, unknown> {
@@ -114,7 +127,8 @@ async function runScenario(scenario: Scenario, ctx: Context): Promise<ResultReco
       samples.set(v, []);
     }
     const ms = scenario.durationMs(quick);
-    for (let rep = 0; rep < reps; rep++) {
+    const n = flag("reps") === undefined ? scenario.reps?.(quick) ?? reps : reps;
+    for (let rep = 0; rep < n; rep++) {
       const order = variants.map((_, i) => variants[(i + rep) % variants.length]!);
       for (const v of order) {
         if (failed.has(v)) continue;
@@ -123,7 +137,7 @@ async function runScenario(scenario: Scenario, ctx: Context): Promise<ResultReco
         else {
           samples.get(v)!.push(sample);
           log(
-            `  ${scenario.id} rep ${rep + 1}/${reps} ${v.label} [${v.api}]: ${
+            `  ${scenario.id} rep ${rep + 1}/${n} ${v.label} [${v.api}]: ${
               Math.round(sample.ops / sample.seconds)
             } ops/s, p99 ${sample.p99.toFixed(2)} ms`,
           );
@@ -198,7 +212,9 @@ async function main(): Promise<void> {
       if (onlyScenarios !== undefined && !onlyScenarios.includes(scenario.id)) continue;
       if (scenario.id === "S4" && wrkWhy !== undefined) continue;
       log(`${scenario.id} ${scenario.title}: ${scenario.description}`);
+      const t0 = performance.now();
       records.push(...await runScenario(scenario, ctx));
+      log(`${scenario.id} took ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     }
   } finally {
     stopAsyncpg();
@@ -218,6 +234,7 @@ async function main(): Promise<void> {
     seconds: Math.round(seconds),
     machine: { ...machineBefore, loadavgBefore: machineBefore.loadavg, loadavgAfter: machineAfter.loadavg },
     server: serverDescription,
+    git: gitState(),
     versions: {
       asyncpg: asyncpgVersion(),
       postgresjs: "3.4.9",

@@ -28,7 +28,8 @@ export function pgbenchUnavailable(): string | undefined {
 
 /**
  * A pgbench variant running `script` (pgbench script syntax) with `clients`
- * connections and 2 threads for whole seconds (at least 1).
+ * connections and 2 threads for whole seconds; a repetition shorter than a
+ * second (`--quick`) runs a fixed 300 transactions per client instead.
  */
 export function pgbenchVariant(ctx: Context, api: string, clients: number, script: string): Variant {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pgpool-pgbench-"));
@@ -36,7 +37,10 @@ export function pgbenchVariant(ctx: Context, api: string, clients: number, scrip
   fs.writeFileSync(scriptFile, script);
   const run = async (ms: number): Promise<ReturnType<typeof sampleFrom>> => {
     for (const f of fs.readdirSync(dir)) if (f.startsWith("log")) fs.rmSync(path.join(dir, f));
-    const seconds = Math.max(1, Math.round(ms / 1000));
+    const seconds = Math.round(ms / 1000);
+    const length = seconds >= 1 ? ["-T", String(seconds)] : ["-t", "300"];
+    const connection = ["-h", ctx.host, "-p", String(ctx.port), "-U", ctx.user, ctx.database];
+    const log = ["-l", `--log-prefix=${path.join(dir, "log")}`];
     const args = [
       "-n",
       "-M",
@@ -45,37 +49,33 @@ export function pgbenchVariant(ctx: Context, api: string, clients: number, scrip
       String(clients),
       "-j",
       "2",
-      "-T",
-      String(seconds),
+      ...length,
       "-f",
       scriptFile,
-      "-l",
-      `--log-prefix=${path.join(dir, "log")}`,
-      "-h",
-      ctx.host,
-      "-p",
-      String(ctx.port),
-      "-U",
-      ctx.user,
-      ctx.database,
-    ]; // deno-fmt-ignore
+      ...log,
+      ...connection,
+    ];
     const out = await new Promise<string>((resolve, reject) => {
       const child = spawn(binary()!, args, { stdio: ["ignore", "pipe", "pipe"] });
       let text = "";
       child.stdout.on("data", (d) => (text += d));
       child.stderr.on("data", (d) => (text += d));
-      child.on("close", (code) => (code === 0 ? resolve(text) : reject(new Error(`pgbench failed: ${text}`))));
+      child.on(
+        "close",
+        (code) => (code === 0 ? resolve(text) : reject(new Error(`pgbench failed: ${text}`))),
+      );
     });
     const tps = Number(/tps = ([\d.]+) \(without initial connection time\)/.exec(out)?.[1]);
-    const log = new LatencyLog();
+    const latencies = new LatencyLog();
     for (const f of fs.readdirSync(dir)) {
       if (!f.startsWith("log")) continue;
       for (const line of fs.readFileSync(path.join(dir, f), "utf8").split("\n")) {
         const us = Number(line.split(" ")[2]);
-        if (line !== "" && !Number.isNaN(us)) log.push(us / 1000);
+        if (line !== "" && !Number.isNaN(us)) latencies.push(us / 1000);
       }
     }
-    return sampleFrom(Math.round(tps * seconds), seconds, log);
+    const elapsed = seconds >= 1 ? seconds : (clients * 300) / tps;
+    return sampleFrom(Math.round(tps * elapsed), elapsed, latencies);
   };
   return {
     key: "pgbench",

@@ -20,8 +20,8 @@ export const s1Checkout: Scenario = {
   id: "S1",
   title: "checkout",
   description: `${TASKS} tasks, pool size ${SIZE}: acquire → \`${SQL}\` → release`,
-  durationMs: (quick) => (quick ? 250 : 3000),
-  warmMs: (quick) => (quick ? 150 : 1000),
+  durationMs: (quick) => (quick ? 200 : 3000),
+  warmMs: (quick) => (quick ? 100 : 1000),
   variants(ctx) {
     const rows: Variant[] = ctx.kinds.map((kind) =>
       inProcessVariant(

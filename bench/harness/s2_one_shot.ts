@@ -20,8 +20,8 @@ export const s2OneShot: Scenario = {
   id: "S2",
   title: "one-shot",
   description: `${TASKS} tasks, pool size ${SIZE}: one-shot \`${SQL}\` through the pool`,
-  durationMs: (quick) => (quick ? 250 : 3000),
-  warmMs: (quick) => (quick ? 150 : 1000),
+  durationMs: (quick) => (quick ? 200 : 3000),
+  warmMs: (quick) => (quick ? 100 : 1000),
   variants(ctx) {
     const rows: Variant[] = ctx.kinds.map((kind) =>
       inProcessVariant(

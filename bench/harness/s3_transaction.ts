@@ -51,8 +51,8 @@ export const s3Transaction: Scenario = {
   description:
     `${TASKS} tasks, pool size ${SIZE}: checkout → BEGIN; UPDATE 1 of ${ACCOUNTS} rows; INSERT history; ` +
     "COMMIT → release",
-  durationMs: (quick) => (quick ? 250 : 3000),
-  warmMs: (quick) => (quick ? 150 : 1000),
+  durationMs: (quick) => (quick ? 200 : 3000),
+  warmMs: (quick) => (quick ? 100 : 1000),
   async setup(ctx) {
     await admin(ctx, [
       "DROP TABLE IF EXISTS pgpool_bench_history, pgpool_bench_accounts",

@@ -160,6 +160,7 @@ export const s4Http: Scenario = {
     `${runtime === "bun" ? "Bun.serve" : "Deno.serve"}, pool size ${SIZE}: checkout + one fetchRow ` +
     `per request; wrk -t1 -c${CONNECTIONS}`,
   durationMs: (quick) => (quick ? 1000 : 10_000),
+  reps: (quick) => (quick ? 2 : undefined),
   warmMs: (quick) => (quick ? 150 : 1000),
   async setup() {
     await startServer();

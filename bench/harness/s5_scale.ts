@@ -22,6 +22,7 @@ const SQL = "SELECT $1::int";
 function collect(): boolean {
   const g = globalThis as unknown as { gc?: () => void; Bun?: { gc(force: boolean): void } };
   if (runtime === "bun" && g.Bun) {
+    g.Bun.gc(true); // JSC scans the stack conservatively: Bun's figures are rougher
     g.Bun.gc(true);
     return true;
   }
@@ -116,7 +117,7 @@ export const s5Scale: Scenario = {
   title: "scale and fairness",
   description: `${TASKS} tasks, pool size ${SIZE}: acquire → \`${SQL}\` → release; acquire waits recorded`,
   durationMs: (quick) => (quick ? 300 : 4000),
-  warmMs: (quick) => (quick ? 200 : 1000),
+  warmMs: (quick) => (quick ? 100 : 1000),
   variants(ctx) {
     const rows: Variant[] = ctx.kinds.map((kind) => {
       let contender: Contender | undefined;

@@ -89,6 +89,8 @@ export interface Scenario {
   description: string;
   /** Milliseconds per timed repetition. */
   durationMs(quick: boolean): number;
+  /** Repetitions when not the run's default (S4 under `--quick`: wrk cannot run shorter than 1 s). */
+  reps?(quick: boolean): number | undefined;
   /** Untimed warm-up per variant, milliseconds. */
   warmMs(quick: boolean): number;
   /** Prepares shared state (tables, an HTTP server) before the variants open. */
