@@ -14,7 +14,7 @@ import {
   createPool,
   InterfaceError,
   Pool,
-  PoolConnection,
+  type PoolConnection,
   PoolError,
   PostgresError,
 } from "../../mod.ts";
