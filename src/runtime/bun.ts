@@ -109,6 +109,11 @@ class BunTransport implements Transport {
     };
   }
 
+  /** Forgets a socket whose connect failed or was aborted: no callback reaches the caller. */
+  discard(): void {
+    this.#state = "closed";
+  }
+
   /** Called once `Bun.connect` resolved. */
   attach(socket: BunSocket, keepAlive: number): void {
     this.#socket = socket;
@@ -333,6 +338,7 @@ async function connectBun(
     try {
       socket = await connecting;
     } catch (cause) {
+      transport.discard();
       throw toConnectionError(cause, `Cannot connect to ${describeTarget(target)}`, "CONNECT_FAILED");
     }
   } else {
@@ -344,6 +350,7 @@ async function connectBun(
     try {
       socket = await Promise.race([connecting, aborted]);
     } catch (cause) {
+      transport.discard();
       if (signal.aborted) {
         // The half-open socket is closed as soon as it exists.
         connecting.then((late) => late.terminate(), () => {});

@@ -70,6 +70,8 @@ describe("runtime transport adapter: large COPY", () => {
         } MB -> peak ${(peak / MB).toFixed(0)} MB`,
       );
       assert.ok(peak - start < RSS_BUDGET, `rss grew by ${((peak - start) / MB).toFixed(0)} MB`);
+      const after = await con.query("SELECT 1 AS one", []);
+      assert.deepEqual(after.rows, [{ one: 1 }], "the connection reads again after the COPY");
     } finally {
       con.terminate();
     }
