@@ -144,9 +144,12 @@ export interface DriverConnection {
    * Makes the session clean for the next user: waits for a pending query
    * cancellation, rolls back an open transaction (per the transaction status),
    * and when `query` is true sends the reset statements the server supports.
-   * Any failure leaves the connection closed.
+   * Any failure leaves the connection closed. With `pipeline`, a driver may
+   * resolve once the reset is on its way, provided every later statement runs
+   * after it and a failed reset closes the connection before any later result
+   * is delivered.
    */
-  reset(options: { query: boolean; signal?: AbortSignal }): Promise<void>;
+  reset(options: { query: boolean; signal?: AbortSignal; pipeline?: boolean }): Promise<void>;
   /** Closes gracefully (Terminate message); past `timeout` seconds it terminates. */
   close(options?: { timeout?: number }): Promise<void>;
   /** Drops the socket now. */

@@ -70,8 +70,8 @@ const conInternals = connectionInternals();
 const proxyInternals = poolConnectionInternals();
 const noop = (): void => {};
 const RESOLVED: Promise<void> = Promise.resolve();
-const RESET_WITH_QUERY = { query: true } as const;
-const RESET_WITHOUT_QUERY = { query: false } as const;
+const RESET_WITH_QUERY = { query: true, pipeline: true } as const;
+const RESET_WITHOUT_QUERY = { query: false, pipeline: true } as const;
 
 function validTimeout(where: string, value: unknown): number | undefined {
   if (value === undefined) return undefined;

@@ -357,6 +357,11 @@ export class PostgresConnection implements DriverConnection {
   #listeners = new Map<string, NotificationListener>();
   #queryCount = 0;
   #resetSql = "";
+  /** Encoded simple-query messages for the reset, by statement text. */
+  #resetMessages = new Map<string, Uint8Array>();
+  /** Waiters for the driver's own statements, answered in order by swallowed cycles. */
+  #ownWaiters: Array<{ resolve: () => void; reject: (error: Error) => void }> = [];
+  #poisoned = false;
   #serverVersion: ServerVersion = { major: 0, minor: 0, micro: 0, text: "" };
 
   /** @internal Use {@linkcode openPostgresConnection}. */
@@ -377,6 +382,7 @@ export class PostgresConnection implements DriverConnection {
       fatal: (fields) => {
         this.#fatal ??= fields;
       },
+      swallowed: (cycle) => this.#onSwallowed(cycle),
     });
   }
 
@@ -461,8 +467,10 @@ export class PostgresConnection implements DriverConnection {
       data: (chunk) => {
         if (generation !== this.#generation) return;
         if (this.#tapping) {
-          this.#tap.feed(chunk);
-          this.#socket.deliver(chunk);
+          const passed = this.#tap.feed(chunk);
+          // A failed pipelined reset poisons the session: nothing after it may reach postgres.js.
+          if (this.#poisoned) return;
+          if (passed.length > 0) this.#socket.deliver(passed);
         } else {
           this.#tlsWaiter?.(chunk);
         }
@@ -646,6 +654,9 @@ export class PostgresConnection implements DriverConnection {
     this.#closeWaiters.clear();
     for (const waiter of this.#cycleWaiters) waiter.resolve();
     this.#cycleWaiters = [];
+    const own = this.#ownWaiters;
+    this.#ownWaiters = [];
+    for (const waiter of own) waiter.reject(failure);
     const listener = this.#onClose;
     if (listener !== undefined && !this.#notified) {
       this.#notified = true;
@@ -699,6 +710,42 @@ export class PostgresConnection implements DriverConnection {
     const ready = this.#cycleWaiters.filter((w) => cycles > w.after);
     this.#cycleWaiters = this.#cycleWaiters.filter((w) => cycles <= w.after);
     for (const waiter of ready) waiter.resolve();
+  }
+
+  /** A statement the driver wrote itself (the reset) was answered. */
+  #onSwallowed(cycle: Cycle): void {
+    const waiter = this.#ownWaiters.shift();
+    if (cycle.error !== undefined) {
+      this.#poisoned = true;
+      const error = new PostgresError(cycle.error);
+      this.#lose(error);
+      waiter?.reject(error);
+      return;
+    }
+    waiter?.resolve();
+  }
+
+  /**
+   * Writes a simple query straight to the server, behind whatever postgres.js
+   * sent before and ahead of whatever it sends next; the tap cuts the answer
+   * out of the stream, so postgres.js never sees it. Only call while
+   * postgres.js is idle (inside `#run`). Resolves once the server answered.
+   */
+  #writeOwn(text: string): Promise<void> {
+    let message = this.#resetMessages.get(text);
+    if (message === undefined) {
+      const body = new TextEncoder().encode(text);
+      message = new Uint8Array(body.length + 6);
+      message[0] = 0x51; // 'Q'
+      new DataView(message.buffer).setInt32(1, body.length + 5);
+      message.set(body, 5);
+      message[body.length + 5] = 0;
+      if (this.#resetMessages.size < 4) this.#resetMessages.set(text, message);
+    }
+    const answered = new Promise<void>((resolve, reject) => this.#ownWaiters.push({ resolve, reject }));
+    this.#tap.swallow();
+    this.#transport!.write(message);
+    return answered;
   }
 
   #onNotification(pid: number, channel: string, payload: string): void {
@@ -1011,23 +1058,32 @@ export class PostgresConnection implements DriverConnection {
     });
   }
 
-  reset(options: { query: boolean; signal?: AbortSignal }): Promise<void> {
+  /**
+   * Rolls back an open transaction (per the server's transaction status) and,
+   * with `query`, sends the reset statements — as one message written by the
+   * driver itself, whose answer postgres.js never sees. With `pipeline` it
+   * resolves as soon as the message is written: the next statement queues
+   * behind it on the wire, and a failure of the reset closes the connection
+   * before anything else is read.
+   */
+  reset(options: { query: boolean; signal?: AbortSignal; pipeline?: boolean }): Promise<void> {
     if (this.#closed) return Promise.reject(this.#closedError());
-    const { query, signal } = options;
+    const { query, signal, pipeline = false } = options;
     if (signal?.aborted) {
       this.terminate();
       return Promise.reject(signal.reason);
     }
     return this.#run({ signal }, async () => {
-      const statements: string[] = [];
-      if (this.#tap.status !== "idle") statements.push("ROLLBACK");
-      if (query && this.#resetSql !== "") statements.push(this.#resetSql);
-      this.#queryCount += statements.length;
-      if (statements.length > 0) await this.#sql!.unsafe(statements.join(";\n"));
+      const rollback = this.#tap.status !== "idle";
+      const statements = query && this.#resetSql !== "" ? this.#resetSql : "";
       if (query) this.#listeners.clear();
-      if (this.#tap.status !== "idle") {
-        throw new InterfaceError("CONNECTION_BUSY", "The session is still in a transaction after the reset");
-      }
+      if (!rollback && statements === "") return;
+      this.#queryCount += (rollback ? 1 : 0) + (statements === "" ? 0 : 1);
+      const answered = this.#writeOwn(rollback ? `ROLLBACK;\n${statements}` : statements);
+      // What the server will report once it ran the rollback; a failure closes the connection.
+      this.#tap.status = "idle";
+      if (pipeline) answered.catch(noop);
+      else await answered;
     }, "terminate").catch((error) => {
       this.terminate();
       throw error;

@@ -1,10 +1,13 @@
 /**
- * A passive reader of the backend's byte stream. It frames messages (a type
- * byte plus an int32 length that counts itself), copes with messages split
- * across chunks, and decodes the few messages the driver needs: transaction
- * status, backend key, parameter status, notifications, command tags and
- * errors. It never changes the stream; the bytes go on to postgres.js as they
- * came.
+ * A reader of the backend's byte stream. It frames messages (a type byte plus
+ * an int32 length that counts itself), copes with messages split across
+ * chunks, and decodes the few messages the driver needs: transaction status,
+ * backend key, parameter status, notifications, command tags and errors.
+ *
+ * The bytes go on to postgres.js as they came, except for cycles the driver
+ * sent itself (a pipelined session reset): after {@linkcode ProtocolTap.swallow}
+ * the next cycle, up to and including its `ReadyForQuery`, is cut out of the
+ * stream and reported to `swallowed` instead of `cycle`.
  *
  * Each `ReadyForQuery` closes one "cycle" (a simple query, or the messages up to
  * a `Sync`); the tap reports the command tags and the first error seen in it.
@@ -33,6 +36,8 @@ export interface TapHandlers {
   notification?(pid: number, channel: string, payload: string): void;
   /** An `ErrorResponse` arrived whose severity is `FATAL` or `PANIC`. */
   fatal?(error: PostgresErrorFields): void;
+  /** A swallowed cycle ended (see {@linkcode ProtocolTap.swallow}). */
+  swallowed?(cycle: Cycle): void;
 }
 
 const TYPE_READY = 0x5a; // Z
@@ -109,6 +114,10 @@ export class ProtocolTap {
   #bodyFill = 0;
   #tags: string[] = [];
   #error: PostgresErrorFields | undefined;
+  /** Cycles still to cut from the stream. */
+  #swallowPending = 0;
+  /** Whether the message being read is cut. */
+  #cut = false;
 
   /** Transaction status from the last `ReadyForQuery`. */
   status: TransactionStatus = "idle";
@@ -131,17 +140,50 @@ export class ProtocolTap {
     this.#handlers = handlers;
   }
 
-  /** Reads one chunk of the backend stream. */
-  feed(chunk: Uint8Array): void {
+  /**
+   * The next cycle (everything up to and including the next `ReadyForQuery`)
+   * answers a statement the driver wrote itself: cut it from the stream.
+   */
+  swallow(): void {
+    this.#swallowPending++;
+  }
+
+  /** Cycles announced with {@linkcode ProtocolTap.swallow} whose `ReadyForQuery` has not arrived yet. */
+  get swallowing(): number {
+    return this.#swallowPending;
+  }
+
+  /**
+   * Reads one chunk of the backend stream and returns the bytes to pass on:
+   * the chunk itself, or a copy without the swallowed messages.
+   */
+  feed(chunk: Uint8Array): Uint8Array {
     let at = 0;
     const length = chunk.length;
+    let out: Uint8Array | undefined;
+    let outLength = 0;
+    /** Passes bytes [from, to) on, or cuts them. */
+    const pass = (from: number, to: number): void => {
+      if (this.#cut) {
+        if (out === undefined) {
+          out = new Uint8Array(length);
+          out.set(chunk.subarray(0, from));
+          outLength = from;
+        }
+      } else if (out !== undefined) {
+        out.set(chunk.subarray(from, to), outLength);
+        outLength += to - from;
+      }
+    };
     while (at < length) {
       if (this.#remaining === 0 && this.#headerFill < 5) {
+        if (this.#headerFill === 0) this.#cut = this.#swallowPending > 0;
         const take = Math.min(5 - this.#headerFill, length - at);
         this.#header.set(chunk.subarray(at, at + take), this.#headerFill);
         this.#headerFill += take;
+        pass(at, at + take);
         at += take;
-        if (this.#headerFill < 5) return;
+        if (this.#headerFill < 5) break;
         this.#type = this.#header[0]!;
         this.#remaining = readInt32(this.#header, 1) - 4;
         if (this.#remaining < 0) this.#remaining = 0;
@@ -156,9 +198,11 @@ export class ProtocolTap {
       if (this.#body !== undefined) this.#body.set(chunk.subarray(at, at + take), this.#bodyFill);
       this.#bodyFill += take;
       this.#remaining -= take;
+      pass(at, at + take);
       at += take;
       if (this.#remaining === 0) this.#finish();
     }
+    return out === undefined ? chunk : out.subarray(0, outLength);
   }
 
   #finish(): void {
@@ -210,10 +254,15 @@ export class ProtocolTap {
   #ready(body: Uint8Array): void {
     const byte = body[0];
     this.status = byte === 0x54 ? "transaction" : byte === 0x45 ? "failed" : "idle";
-    this.cycles++;
     const cycle: Cycle = { tags: this.#tags, error: this.#error, status: this.status };
     this.#tags = [];
     this.#error = undefined;
+    if (this.#cut) {
+      this.#swallowPending--;
+      this.#handlers.swallowed?.(cycle);
+      return;
+    }
+    this.cycles++;
     this.#handlers.cycle?.(cycle);
   }
 }
