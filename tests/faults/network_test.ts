@@ -173,16 +173,31 @@ describe("Faults: the network path", { timeout: 120_000 }, () => {
           timed(pool.release(inherited)),
           timed(pool.release(byOption)),
         ]);
-        assertDeadline(a!.error, "RELEASE_TIMEOUT", a!.ms, 250);
-        assertDeadline(b!.error, "RELEASE_TIMEOUT", b!.ms, 300);
-        assertDeadline(c!.error, "RELEASE_TIMEOUT", c!.ms, 400);
-        assert.equal(pool.getSize(), 0, "connections that could not be reset were terminated");
+        // A release may finish early (a pipelined reset needs no answer) or reject
+        // RELEASE_TIMEOUT at its deadline; it never outlives its bound.
+        for (const [r, bound] of [[a!, 250], [b!, 300], [c!, 400]] as const) {
+          if (r.error === undefined) {
+            assert.ok(r.ms < bound + 50, `release resolved after ${r.ms} ms (bound ${bound})`);
+          } else assertDeadline(r.error, "RELEASE_TIMEOUT", r.ms, bound);
+        }
         for (const con of [explicit, inherited, byOption]) {
           assert.throws(
             () => con.fetchVal("SELECT 1"),
             (e: unknown) => (e as PoolError).code === "CONNECTION_RELEASED",
           );
         }
+        // Whatever the release left behind, the next users' bounded calls settle on time.
+        const next = await Promise.all(
+          [0, 1, 2].map(() => timed(pool.fetchVal("SELECT 1", [], { timeout: 0.3 }))),
+        );
+        for (const r of next) {
+          assert.ok(
+            r.error instanceof PoolTimeoutError,
+            `a bounded call on a dead network: ${String(r.error)}`,
+          );
+          assert.ok(r.ms < 700, `settled after ${r.ms} ms`);
+        }
+        assert.ok(pool.getSize() <= 3);
         proxy.heal();
         await assertPoolInvariants(pool);
       } finally {
