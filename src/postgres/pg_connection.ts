@@ -744,7 +744,7 @@ export class PostgresConnection implements DriverConnection {
     }
     const answered = new Promise<void>((resolve, reject) => this.#ownWaiters.push({ resolve, reject }));
     this.#tap.swallow();
-    this.#transport!.write(message);
+    this.#socket.writeAhead(message);
     return answered;
   }
 

@@ -25,6 +25,13 @@ function bufferClass(): BufferLike {
   return found;
 }
 
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
+
 /**
  * A postgres.js-compatible socket. Emits `data` (Buffer), `drain`, `error` and
  * `close` (argument: whether an error caused it); `readyState` is `"open"` until
@@ -49,6 +56,9 @@ export class PgSocket {
   #transport: Transport | undefined;
   #pendingCallbacks: Array<() => void> = [];
   #buffer = bufferClass();
+  /** Bytes the driver wrote itself, waiting to go out ahead of postgres.js's next write. */
+  #ahead: Uint8Array | undefined;
+  #aheadTimer: ReturnType<typeof setTimeout> | undefined;
 
   /**
    * @param host Host name for messages.
@@ -109,13 +119,39 @@ export class PgSocket {
     return true;
   }
 
+  /**
+   * Sends bytes of the driver's own ahead of whatever postgres.js writes next,
+   * in the same write when that comes within this turn of the event loop, else
+   * on their own right after it: one send instead of two.
+   */
+  writeAhead(chunk: Uint8Array): void {
+    if (this.readyState !== "open" || this.#transport === undefined) return;
+    this.#ahead = this.#ahead === undefined ? chunk : concat(this.#ahead, chunk);
+    this.#aheadTimer ??= setTimeout(() => this.#flushAhead(), 0);
+  }
+
+  #flushAhead(): void {
+    this.#aheadTimer = undefined;
+    const ahead = this.#ahead;
+    this.#ahead = undefined;
+    if (ahead !== undefined && this.readyState === "open") this.#transport?.write(ahead);
+  }
+
+  #takeAhead(chunk: Uint8Array): Uint8Array {
+    const ahead = this.#ahead!;
+    this.#ahead = undefined;
+    clearTimeout(this.#aheadTimer);
+    this.#aheadTimer = undefined;
+    return concat(ahead, chunk);
+  }
+
   /** Writes bytes; `false` means wait for `drain`. `callback` runs once the bytes are flushed. */
   write(chunk: Uint8Array, callback?: (error?: Error) => void): boolean {
     if (this.readyState !== "open" || this.#transport === undefined) {
       if (callback) queueMicrotask(() => callback(new Error("The socket is closed")));
       return false;
     }
-    const flushed = this.#transport.write(chunk);
+    const flushed = this.#transport.write(this.#ahead === undefined ? chunk : this.#takeAhead(chunk));
     if (callback) {
       if (flushed) queueMicrotask(() => callback());
       else this.#pendingCallbacks.push(() => callback());
@@ -126,6 +162,7 @@ export class PgSocket {
   /** Writes an optional last chunk, then closes gracefully. */
   end(chunk?: Uint8Array): void {
     if (this.readyState !== "open" || this.#transport === undefined) return;
+    if (this.#ahead !== undefined) this.#flushAhead();
     if (chunk !== undefined) this.#transport.write(chunk);
     this.#transport.end();
   }
@@ -164,6 +201,8 @@ export class PgSocket {
   closed(error: Error | undefined): void {
     if (this.readyState === "closed") return;
     this.readyState = "closed";
+    clearTimeout(this.#aheadTimer);
+    this.#ahead = undefined;
     const callbacks = this.#pendingCallbacks;
     this.#pendingCallbacks = [];
     for (const callback of callbacks) callback();
