@@ -45,6 +45,8 @@ describe("runtime transport adapter", () => {
   it("the connector in use is the running runtime's own adapter", async () => {
     const expected = "Deno" in globalThis ? "deno" : "Bun" in globalThis ? "bun" : "node";
     assert.equal(adapter.name, expected);
+    const { runtimeAdapter } = await import("../../mod.ts");
+    assert.equal(runtimeAdapter, expected, "mod.ts picks the same adapter");
     if (expected === "deno") {
       assert.equal(adapter.connector, (await import("../../src/runtime/deno.ts")).denoConnector);
     } else if (expected === "bun") {
