@@ -31,6 +31,7 @@ import { nodePg } from "./harness/contender_node_pg.ts";
 import { ours, oursNoReset } from "./harness/contender_ours.ts";
 import { pgbenchUnavailable } from "./harness/contender_pgbench.ts";
 import { postgresJs } from "./harness/contender_postgresjs.ts";
+import { writeResultsReadme } from "./harness/results_readme.ts";
 import { addRatios, aggregate, checkTargets, markdown, type ResultRecord } from "./harness/report.ts";
 import { s1Checkout } from "./harness/s1_checkout.ts";
 import { s2OneShot } from "./harness/s2_one_shot.ts";
@@ -262,7 +263,7 @@ async function main(): Promise<void> {
     fs.mkdirSync(RESULTS_DIR, { recursive: true });
     const file = path.join(RESULTS_DIR, `${runtime}.json`);
     fs.writeFileSync(file, JSON.stringify(result, null, 2) + "\n");
-    log(`wrote ${file} and ${writeChart()} in ${seconds.toFixed(0)} s`);
+    log(`wrote ${file}, ${writeChart()} and ${writeResultsReadme()} in ${seconds.toFixed(0)} s`);
   } else log(`done in ${seconds.toFixed(0)} s`);
 }
 

@@ -10,6 +10,7 @@
  */
 
 import { asyncpgVariant } from "./contender_asyncpg.ts";
+import { pgbenchVariant } from "./contender_pgbench.ts";
 import { type Contender, holdAll, runtime, sleep } from "./contender.ts";
 import { LatencyLog, mean, quantile, type Sample, sampleFrom } from "./stats.ts";
 import type { Scenario, Variant } from "./variant.ts";
@@ -143,6 +144,11 @@ export const s5Scale: Scenario = {
     });
     if (ctx.asyncpg) {
       rows.push(asyncpgVariant(ctx, "async with pool.acquire()", SIZE, "waiters", TASKS, [SQL]));
+    }
+    if (ctx.pgbench) {
+      // No waiters: the server's own rate with 100 busy connections, to read S5's drop from S1 against.
+      const script = "\\set i random(1, 1000000)\nSELECT :i::int;\n";
+      rows.push(pgbenchVariant(ctx, `-c ${SIZE}, same statement, no waiters`, SIZE, script));
     }
     return rows;
   },
