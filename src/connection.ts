@@ -100,12 +100,73 @@ let internals!: ConnectionInternals;
 const ISOLATION = new Set(["read committed", "repeatable read", "serializable"]);
 const encoder = new TextEncoder();
 
+const NO_ARGS: readonly unknown[] = Object.freeze([]);
+
+/** Checks query arguments; plain objects become JSON text. Returns the array to send. */
 function argsOf(args: readonly unknown[] | undefined): readonly unknown[] {
-  if (args === undefined) return [];
+  if (args === undefined) return NO_ARGS;
   if (!Array.isArray(args)) {
     throw new InterfaceError("INVALID_ARGUMENT", "Query arguments must be an array");
   }
-  return args;
+  let out: unknown[] | undefined;
+  for (let i = 0; i < args.length; i++) {
+    const value: unknown = args[i];
+    const sent = sendable(value, i);
+    if (sent !== value) {
+      out ??= args.slice();
+      out[i] = sent;
+    }
+  }
+  return out ?? args;
+}
+
+function sendable(value: unknown, index: number): unknown {
+  switch (typeof value) {
+    case "string":
+    case "number":
+    case "bigint":
+    case "boolean":
+      return value;
+    case "object": {
+      if (value === null || value instanceof Date || value instanceof Uint8Array) return value;
+      if (Array.isArray(value)) {
+        for (const element of value) sendable(element, index);
+        return value;
+      }
+      const proto = Object.getPrototypeOf(value);
+      if (proto === Object.prototype || proto === null) return JSON.stringify(value);
+      throw new InterfaceError(
+        "INVALID_ARGUMENT",
+        `Query argument $${index + 1} is a ${
+          (value as object).constructor?.name ?? "object"
+        }, which cannot be sent; convert it to a string, number, Date, Uint8Array, array or plain object`,
+      );
+    }
+    case "undefined":
+      throw new InterfaceError(
+        "INVALID_ARGUMENT",
+        `Query argument $${index + 1} is undefined; pass null for SQL NULL`,
+      );
+    default:
+      throw new InterfaceError(
+        "INVALID_ARGUMENT",
+        `Query argument $${index + 1} is a ${typeof value}, which cannot be sent`,
+      );
+  }
+}
+
+function argsListOf(argsList: readonly (readonly unknown[])[]): readonly (readonly unknown[])[] {
+  if (!Array.isArray(argsList)) {
+    throw new InterfaceError("INVALID_ARGUMENT", "The argument lists must be an array of arrays");
+  }
+  return argsList.map((args) => argsOf(args));
+}
+
+function sqlOf(sql: unknown): string {
+  if (typeof sql !== "string") {
+    throw new InterfaceError("INVALID_ARGUMENT", `The SQL text must be a string: got ${typeof sql}`);
+  }
+  return sql;
 }
 
 async function* sourceChunks(source: CopySource): AsyncIterable<Uint8Array> {
@@ -130,6 +191,19 @@ async function* sourceChunks(source: CopySource): AsyncIterable<Uint8Array> {
     throw new InterfaceError(
       "INVALID_ARGUMENT",
       "Cannot copy as 'source' must be a ReadableStream, an async iterable, a Uint8Array or a string",
+    );
+  }
+}
+
+function checkRecords(records: unknown): void {
+  const r = records as { [Symbol.iterator]?: unknown; [Symbol.asyncIterator]?: unknown } | null;
+  if (
+    r === null || typeof r !== "object" ||
+    (typeof r[Symbol.iterator] !== "function" && typeof r[Symbol.asyncIterator] !== "function")
+  ) {
+    throw new InterfaceError(
+      "INVALID_ARGUMENT",
+      "Cannot copy records as 'records' must be an iterable or async iterable of arrays",
     );
   }
 }
@@ -236,7 +310,7 @@ export class Connection {
    * ```
    */
   async execute(sql: string, args?: readonly unknown[], opts?: QueryOptions): Promise<string> {
-    return (await this.#driver.query(sql, argsOf(args), opts)).command;
+    return (await this.#driver.query(sqlOf(sql), argsOf(args), opts)).command;
   }
 
   /**
@@ -255,7 +329,7 @@ export class Connection {
     argsList: readonly (readonly unknown[])[],
     opts?: QueryOptions,
   ): Promise<void> {
-    await this.#driver.queryMany(sql, argsList.map(argsOf), opts);
+    await this.#driver.queryMany(sqlOf(sql), argsListOf(argsList), opts);
   }
 
   /**
@@ -271,7 +345,7 @@ export class Connection {
    * ```
    */
   async fetch<T = Row>(sql: string, args?: readonly unknown[], opts?: QueryOptions): Promise<T[]> {
-    return (await this.#driver.query(sql, argsOf(args), opts)).rows as T[];
+    return (await this.#driver.query(sqlOf(sql), argsOf(args), opts)).rows as T[];
   }
 
   /**
@@ -287,7 +361,7 @@ export class Connection {
    * ```
    */
   async fetchRow<T = Row>(sql: string, args?: readonly unknown[], opts?: QueryOptions): Promise<T | null> {
-    const rows = (await this.#driver.query(sql, argsOf(args), opts)).rows;
+    const rows = (await this.#driver.query(sqlOf(sql), argsOf(args), opts)).rows;
     return rows.length === 0 ? null : rows[0] as T;
   }
 
@@ -308,7 +382,7 @@ export class Connection {
     args?: readonly unknown[],
     opts?: FetchValOptions,
   ): Promise<T | null> {
-    const result = await this.#driver.query(sql, argsOf(args), opts);
+    const result = await this.#driver.query(sqlOf(sql), argsOf(args), opts);
     return pickValue(result, opts?.column) as T | null;
   }
 
@@ -329,7 +403,7 @@ export class Connection {
     argsList: readonly (readonly unknown[])[],
     opts?: QueryOptions,
   ): Promise<T[]> {
-    const results = await this.#driver.queryMany(sql, argsList.map(argsOf), opts);
+    const results = await this.#driver.queryMany(sqlOf(sql), argsListOf(argsList), opts);
     return results.flatMap((r) => r.rows) as T[];
   }
 
@@ -533,9 +607,10 @@ export class Connection {
    * await con.copyRecordsToTable("t", { records: [[1, "one"], [2, "two"]] });
    * ```
    */
-  copyRecordsToTable(table: string, opts: CopyRecordsOptions): Promise<string> {
+  async copyRecordsToTable(table: string, opts: CopyRecordsOptions): Promise<string> {
+    checkRecords(opts?.records);
     const sql = `COPY ${qualifiedName(table, opts.schemaName)}${columnListSql(opts.columns)} FROM STDIN`;
-    return this.#driver.copyIn(sql, recordChunks(opts.records), opts);
+    return await this.#driver.copyIn(sql, recordChunks(opts.records), opts);
   }
 
   /**

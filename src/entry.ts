@@ -8,7 +8,7 @@
 import { Connection } from "./connection.ts";
 import type { ConnectOptions } from "./driver.ts";
 import { CONNECT_OPTION_NAMES } from "./driver.ts";
-import type { ConnectHook } from "./options.ts";
+import { checkConnectOptions, type ConnectHook } from "./options.ts";
 import { createPostgresDriver } from "./postgres/driver.ts";
 import type { Env } from "./postgres/dsn.ts";
 import type { Connector } from "./transport.ts";
@@ -35,6 +35,7 @@ export function connectArgs(
       throw new TypeError(`Cannot connect as '${key}' is not a known option`);
     }
   }
+  checkConnectOptions(opts, "Cannot connect");
   return opts;
 }
 

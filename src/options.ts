@@ -136,6 +136,78 @@ function hook<T>(name: string, value: unknown): T | undefined {
   return value as T;
 }
 
+const SSL_MODES: ReadonlySet<string> = new Set(["disable", "prefer", "require", "verify-ca", "verify-full"]);
+const SESSION_ATTRS: ReadonlySet<string> = new Set([
+  "any",
+  "read-write",
+  "read-only",
+  "primary",
+  "standby",
+  "prefer-standby",
+]);
+const STRING_OPTIONS = [
+  "dsn",
+  "host",
+  "user",
+  "password",
+  "database",
+  "sslrootcert",
+  "applicationName",
+] as const;
+
+/**
+ * Checks the types and ranges of connection options (not their meaning, which
+ * the driver checks at connect). Throws `TypeError` / `RangeError` naming `where`.
+ */
+export function checkConnectOptions(options: ConnectOptions, where: string): void {
+  for (const name of STRING_OPTIONS) {
+    const value = options[name];
+    if (value !== undefined && typeof value !== "string") {
+      throw new TypeError(`${where} as '${name}' must be a string: got ${describe(value)}`);
+    }
+  }
+  if (options.host === "") throw new TypeError(`${where} as 'host' must not be empty`);
+  const port: unknown = options.port;
+  if (port !== undefined) {
+    if (typeof port !== "number") {
+      throw new TypeError(`${where} as 'port' must be a number: got ${describe(port)}`);
+    }
+    if (!Number.isInteger(port) || port < 1 || port > 65535) {
+      throw new RangeError(`${where} as 'port' must be an integer from 1 to 65535: got ${port}`);
+    }
+  }
+  durationMs(where, "connectTimeout", options.connectTimeout, 0);
+  if (options.sslmode !== undefined && !SSL_MODES.has(options.sslmode)) {
+    throw new TypeError(
+      `${where} as 'sslmode' must be disable, prefer, require, verify-ca or verify-full: got ${
+        describe(options.sslmode)
+      }`,
+    );
+  }
+  if (options.targetSessionAttrs !== undefined && !SESSION_ATTRS.has(options.targetSessionAttrs)) {
+    throw new TypeError(
+      `${where} as 'targetSessionAttrs' must be any, read-write, read-only, primary, standby or prefer-standby`,
+    );
+  }
+  if (options.prepare !== undefined && typeof options.prepare !== "boolean") {
+    throw new TypeError(`${where} as 'prepare' must be a boolean: got ${describe(options.prepare)}`);
+  }
+  const params: unknown = options.params;
+  if (params !== undefined) {
+    if (typeof params !== "object" || params === null || Array.isArray(params)) {
+      throw new TypeError(`${where} as 'params' must be an object of strings: got ${describe(params)}`);
+    }
+    for (const [key, value] of Object.entries(params)) {
+      if (typeof value !== "string") {
+        throw new TypeError(`${where} as 'params.${key}' must be a string: got ${describe(value)}`);
+      }
+    }
+  }
+  if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
+    throw new TypeError(`${where} as 'signal' must be an AbortSignal`);
+  }
+}
+
 /** Splits and validates pool options; connection options are returned unchanged. */
 export function parsePoolOptions(
   options: PoolOptions,
@@ -187,5 +259,6 @@ export function parsePoolOptions(
     onWarning: hook("onWarning", o.onWarning),
     clock,
   };
+  checkConnectOptions(connectOptions as ConnectOptions, where);
   return { settings, connectOptions: connectOptions as ConnectOptions };
 }

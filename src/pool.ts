@@ -25,7 +25,13 @@ import {
   type Row,
 } from "./driver.ts";
 import { InterfaceError, PoolTimeoutError } from "./errors.ts";
-import { type ConnectHook, parsePoolOptions, type PoolOptions, type PoolSettings } from "./options.ts";
+import {
+  checkConnectOptions,
+  type ConnectHook,
+  parsePoolOptions,
+  type PoolOptions,
+  type PoolSettings,
+} from "./options.ts";
 import { PoolConnection, poolConnectionInternals } from "./pool_connection.ts";
 import { Slot, type SlotState } from "./slot.ts";
 import { consoleWarning, type WarningCode, type WarningHandler } from "./warnings.ts";
@@ -827,6 +833,7 @@ export class BasePool {
       next[key] = value;
     }
     if (dsn !== undefined) next.dsn = dsn;
+    checkConnectOptions(next as ConnectOptions, "Cannot set connect arguments");
     this.#connectOptions = next as ConnectOptions;
   }
 
@@ -881,7 +888,7 @@ export class BasePool {
         await this.release(con).catch(noop); // the query's error wins over a release error
         throw e;
       }
-      await this.release(con);
+      await this.release(con).catch((e: unknown) => this.#releaseFailedAfter(e, con));
       return result;
     }
     // The timeout bounds the whole call: acquire, query and release share one budget.
@@ -901,8 +908,21 @@ export class BasePool {
       else await this.#within(releasing, deadlineAt - this.#clock.now());
       throw e;
     }
-    await this.release(con, { timeout: left() });
+    await this.release(con, { timeout: left() }).catch((e: unknown) => this.#releaseFailedAfter(e, con));
     return result;
+  }
+
+  /**
+   * A one-shot's statement succeeded but its release failed (the connection was
+   * dropped): the statement's outcome stands — a committed write must not look
+   * failed to a caller who would then retry it — and the failure becomes a warning.
+   */
+  #releaseFailedAfter(error: unknown, con: PoolConnection): void {
+    this.#emit(
+      "RELEASE_FAILED",
+      `A connection failed to reset after a one-shot statement succeeded; it was dropped: ${String(error)}`,
+      con,
+    );
   }
 
   /** Waits for `promise`, but no longer than `ms`. */

@@ -110,7 +110,13 @@ export function columnListSql(columns: readonly string[] | undefined): string {
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
 
 function textValue(value: unknown): string {
-  if (value === null || value === undefined) return "\\N";
+  if (value === null) return "\\N";
+  if (value === undefined || typeof value === "symbol" || typeof value === "function") {
+    throw new InterfaceError(
+      "INVALID_ARGUMENT",
+      `Cannot copy a record value of type ${typeof value}; pass null for SQL NULL`,
+    );
+  }
   let s: string;
   if (typeof value === "string") s = value;
   else if (typeof value === "number" || typeof value === "bigint") s = String(value);

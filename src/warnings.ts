@@ -11,7 +11,8 @@ export type WarningCode =
   | "RELEASED_IN_TRANSACTION"
   | "RELEASED_WITH_LISTENERS"
   | "SLOW_CLOSE"
-  | "BACKGROUND_CLOSE_FAILED";
+  | "BACKGROUND_CLOSE_FAILED"
+  | "RELEASE_FAILED";
 
 /**
  * One warning, as passed to the `onWarning` option.

@@ -291,7 +291,10 @@ function checkQueryOptions(options: QueryOptions | undefined): void {
 /** Waits for `promise`, rejecting early when `signal` aborts. */
 function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
   if (signal === undefined) return promise;
-  if (signal.aborted) return Promise.reject(signal.reason);
+  if (signal.aborted) {
+    promise.catch(noop); // it may still reject later (e.g. when the connection is abandoned)
+    return Promise.reject(signal.reason);
+  }
   return new Promise<T>((resolve, reject) => {
     const onAbort = (): void => reject(signal.reason);
     signal.addEventListener("abort", onAbort, { once: true });
@@ -828,7 +831,12 @@ export class PostgresConnection implements DriverConnection {
         else this.#cancelRunning(running!, () => finished);
       };
       const onAbort = (): void => fire(signal!.reason);
-      const onClosed = (error: Error): void => settle(() => reject(error));
+      // A reply that arrived in full just before the close must still win: postgres.js has
+      // resolved it already, so give that one turn of the event loop to reach us.
+      const onClosed = (error: Error): void => {
+        if (!started || finished) settle(() => reject(error));
+        else setTimeout(() => settle(() => reject(error)), 0);
+      };
       if (timeout !== undefined) {
         timer = setTimeout(() => {
           timer = undefined;
@@ -1108,11 +1116,13 @@ export class PostgresConnection implements DriverConnection {
       readOnly = row.ro;
       standby = row.rec === "true" ? "on" : "off";
     }
+    // As libpq: read-write needs both off (a hot standby reports default_transaction_read_only=off
+    // but in_hot_standby=on); read-only accepts either on.
     switch (attrs) {
       case "read-write":
-        return readOnly === "off";
+        return readOnly === "off" && standby === "off";
       case "read-only":
-        return readOnly === "on";
+        return readOnly === "on" || standby === "on";
       case "primary":
         return standby === "off";
       case "standby":

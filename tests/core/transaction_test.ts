@@ -86,6 +86,17 @@ describe("Pool one-shot helpers", () => {
     await h.pool.release(con);
   });
 
+  it("Pool.execute() resolves when its statement succeeded although the release failed, and warns RELEASE_FAILED", async () => {
+    // A committed write must not look failed to a caller who would then retry it (regression).
+    const h = await readyPool({ maxSize: 1 });
+    h.driver.reset.push("error");
+    assert.equal(await h.pool.execute("INSERT INTO t VALUES (1)"), "INSERT");
+    assert.deepEqual(h.warnings.map((w) => w.code), ["RELEASE_FAILED"]);
+    assert.equal(h.pool.getSize(), 0, "the connection whose reset failed was dropped");
+    assert.equal(await h.pool.fetchVal("SELECT 1", [], { timeout: 1 }), 1);
+    assert.equal(h.warnings.length, 1);
+  });
+
   it("Pool.fetchVal() without a timeout has the connection back when it rejects", async () => {
     const h = await readyPool({ maxSize: 1 });
     h.driver.query.push("error");

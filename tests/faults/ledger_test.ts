@@ -75,7 +75,8 @@ describe("Faults: no lost writes", { timeout: 60_000 }, () => {
       await pool.execute(ledger.insertSql, [-1, "warm-up"]);
       await pool.execute(ledger.insertSql, [-2, "warm-up"]);
       const s0 = proxy.stats();
-      await pool.execute(ledger.insertSql, [-3, "measure"]);
+      // same-sized arguments as the write below, so the cut falls right after its reply
+      await pool.execute(ledger.insertSql, [2, "the write"]);
       const s1 = proxy.stats();
       const statementBytes = s1.bytesUp + s1.bytesDown - s0.bytesUp - s0.bytesDown;
       // The next insert's reply arrives in full; the connection is then cut, so the reset fails.
