@@ -146,10 +146,12 @@ export interface DriverConnection {
    * and when `query` is true sends the reset statements the server supports.
    * Any failure leaves the connection closed. With `pipeline`, a driver may
    * resolve once the reset is on its way, provided every later statement runs
-   * after it and a failed reset closes the connection before any later result
-   * is delivered.
+   * after it, a failed reset closes the connection before any later result is
+   * delivered, and a reset not answered within `timeout` seconds closes it too.
    */
-  reset(options: { query: boolean; signal?: AbortSignal; pipeline?: boolean }): Promise<void>;
+  reset(
+    options: { query: boolean; signal?: AbortSignal; pipeline?: boolean; timeout?: number },
+  ): Promise<void>;
   /** Closes gracefully (Terminate message); past `timeout` seconds it terminates. */
   close(options?: { timeout?: number }): Promise<void>;
   /** Drops the socket now. */

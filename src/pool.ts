@@ -76,8 +76,6 @@ const conInternals = connectionInternals();
 const proxyInternals = poolConnectionInternals();
 const noop = (): void => {};
 const RESOLVED: Promise<void> = Promise.resolve();
-const RESET_WITH_QUERY = { query: true, pipeline: true } as const;
-const RESET_WITHOUT_QUERY = { query: false, pipeline: true } as const;
 
 function validTimeout(where: string, value: unknown): number | undefined {
   if (value === undefined) return undefined;
@@ -589,7 +587,7 @@ export class BasePool {
     try {
       work = driver.queryCount >= this.#settings.maxQueries || slot.generation !== this.#generation
         ? con.close({ timeout: timeoutMs === undefined ? undefined : timeoutMs / 1000 })
-        : this.#reset(con, driver);
+        : this.#reset(con, driver, timeoutMs);
     } catch (e) {
       work = Promise.reject(e);
     }
@@ -649,10 +647,17 @@ export class BasePool {
     }, Math.max(0, at - this.#clock.now()));
   }
 
-  #reset(con: Connection, driver: DriverConnection): Promise<void> {
+  /**
+   * The reset is pipelined: it resolves once the statements are on their way
+   * and the next checkout's first statement queues behind them. The release's
+   * bound still holds: the driver closes the connection when the answer does
+   * not come within it.
+   */
+  #reset(con: Connection, driver: DriverConnection, timeoutMs: number | undefined): Promise<void> {
     const custom = this.#settings.reset;
-    if (custom === undefined) return driver.reset(RESET_WITH_QUERY);
-    return driver.reset(RESET_WITHOUT_QUERY).then(() => custom(con));
+    const timeout = timeoutMs === undefined ? undefined : timeoutMs / 1000;
+    if (custom === undefined) return driver.reset({ query: true, pipeline: true, timeout });
+    return driver.reset({ query: false, pipeline: true, timeout }).then(() => custom(con));
   }
 
   /**

@@ -363,7 +363,10 @@ export class PostgresConnection implements DriverConnection {
   /** Encoded simple-query messages for the reset, by statement text. */
   #resetMessages = new Map<string, Uint8Array>();
   /** Waiters for the driver's own statements, answered in order by swallowed cycles. */
-  #ownWaiters: Array<{ resolve: () => void; reject: (error: Error) => void }> = [];
+  #ownWaiters: Array<{ resolve: () => void; reject: (error: Error) => void; deadline: number }> = [];
+  /** One timer watches the answers to the driver's own statements (armed lazily, re-armed when it fires). */
+  #ownTimer: ReturnType<typeof setTimeout> | undefined;
+  #ownTimerAt = Infinity;
   #poisoned = false;
   #serverVersion: ServerVersion = { major: 0, minor: 0, micro: 0, text: "" };
 
@@ -660,6 +663,9 @@ export class PostgresConnection implements DriverConnection {
     const own = this.#ownWaiters;
     this.#ownWaiters = [];
     for (const waiter of own) waiter.reject(failure);
+    clearTimeout(this.#ownTimer);
+    this.#ownTimer = undefined;
+    this.#ownTimerAt = Infinity;
     const listener = this.#onClose;
     if (listener !== undefined && !this.#notified) {
       this.#notified = true;
@@ -734,7 +740,7 @@ export class PostgresConnection implements DriverConnection {
    * out of the stream, so postgres.js never sees it. Only call while
    * postgres.js is idle (inside `#run`). Resolves once the server answered.
    */
-  #writeOwn(text: string): Promise<void> {
+  #writeOwn(text: string, timeout: number | undefined): Promise<void> {
     let message = this.#resetMessages.get(text);
     if (message === undefined) {
       const body = new TextEncoder().encode(text);
@@ -745,10 +751,39 @@ export class PostgresConnection implements DriverConnection {
       message[body.length + 5] = 0;
       if (this.#resetMessages.size < 4) this.#resetMessages.set(text, message);
     }
-    const answered = new Promise<void>((resolve, reject) => this.#ownWaiters.push({ resolve, reject }));
+    const deadline = timeout === undefined || timeout <= 0 ? Infinity : performance.now() + timeout * 1000;
+    const answered = new Promise<void>((resolve, reject) =>
+      this.#ownWaiters.push({ resolve, reject, deadline })
+    );
     this.#tap.swallow();
     this.#socket.writeAhead(message);
+    if (deadline < this.#ownTimerAt) this.#armOwnTimer(deadline);
     return answered;
+  }
+
+  /** Closes the connection when one of the driver's own statements is not answered in time. */
+  #armOwnTimer(at: number): void {
+    clearTimeout(this.#ownTimer);
+    this.#ownTimerAt = at;
+    this.#ownTimer = setTimeout(() => {
+      this.#ownTimer = undefined;
+      this.#ownTimerAt = Infinity;
+      const now = performance.now();
+      let next = Infinity;
+      for (const waiter of this.#ownWaiters) {
+        if (waiter.deadline <= now) {
+          this.#lose(
+            new PoolTimeoutError(
+              "RELEASE_TIMEOUT",
+              "The session reset was not answered in time; the connection was closed",
+            ),
+          );
+          return;
+        }
+        if (waiter.deadline < next) next = waiter.deadline;
+      }
+      if (next !== Infinity && !this.#closed) this.#armOwnTimer(next);
+    }, Math.max(0, at - performance.now()));
   }
 
   #onNotification(pid: number, channel: string, payload: string): void {
@@ -831,11 +866,13 @@ export class PostgresConnection implements DriverConnection {
         else this.#cancelRunning(running!, () => finished);
       };
       const onAbort = (): void => fire(signal!.reason);
-      // A reply that arrived in full just before the close must still win: postgres.js has
-      // resolved it already, so give that one turn of the event loop to reach us.
+      let cyclesAtStart = 0;
+      // A reply that arrived in full (its ReadyForQuery seen) just before the close must still
+      // win: postgres.js has resolved it already, so give that one turn of the event loop.
       const onClosed = (error: Error): void => {
-        if (!started || finished) settle(() => reject(error));
-        else setTimeout(() => settle(() => reject(error)), 0);
+        if (started && !finished && this.#tap.cycles > cyclesAtStart) {
+          setTimeout(() => settle(() => reject(error)), 0);
+        } else settle(() => reject(error));
       };
       if (timeout !== undefined) {
         timer = setTimeout(() => {
@@ -857,6 +894,7 @@ export class PostgresConnection implements DriverConnection {
           return;
         }
         started = true;
+        cyclesAtStart = this.#tap.cycles;
         this.#cycleLog = [];
         let promise: Promise<T>;
         try {
@@ -1074,9 +1112,11 @@ export class PostgresConnection implements DriverConnection {
    * behind it on the wire, and a failure of the reset closes the connection
    * before anything else is read.
    */
-  reset(options: { query: boolean; signal?: AbortSignal; pipeline?: boolean }): Promise<void> {
+  reset(
+    options: { query: boolean; signal?: AbortSignal; pipeline?: boolean; timeout?: number },
+  ): Promise<void> {
     if (this.#closed) return Promise.reject(this.#closedError());
-    const { query, signal, pipeline = false } = options;
+    const { query, signal, pipeline = false, timeout } = options;
     if (signal?.aborted) {
       this.terminate();
       return Promise.reject(signal.reason);
@@ -1087,7 +1127,7 @@ export class PostgresConnection implements DriverConnection {
       if (query) this.#listeners.clear();
       if (!rollback && statements === "") return;
       this.#queryCount += (rollback ? 1 : 0) + (statements === "" ? 0 : 1);
-      const answered = this.#writeOwn(rollback ? `ROLLBACK;\n${statements}` : statements);
+      const answered = this.#writeOwn(rollback ? `ROLLBACK;\n${statements}` : statements, timeout);
       // What the server will report once it ran the rollback; a failure closes the connection.
       this.#tap.status = "idle";
       if (pipeline) answered.catch(noop);

@@ -191,33 +191,30 @@ describe("Pool under adversity (real server)", () => {
       await proxy.close();
     });
 
-    it("during an outage every acquire/release cycle fails with a timeout, and works again after it", async () => {
+    // The reset is pipelined: release() resolves once the reset is on its way, so during an outage
+    // a checkout/release cycle settles at once. The release bound still holds: a connection whose
+    // reset is not answered within it is dropped, and nothing is handed out after that.
+    it("during an outage a connection whose reset cannot get through is dropped within the release bound, and the pool works again after it", async () => {
       proxy.restore();
-      const pool = await createPool(dsnOnPort(proxy.port), { minSize: 2, maxSize: 2, onWarning: () => {} });
+      const pool = await createPool(dsnOnPort(proxy.port), { minSize: 1, maxSize: 1, onWarning: () => {} });
       try {
         assert.equal(await pool.fetchVal("SELECT 1"), 1);
         proxy.cut();
-        const codes: string[] = [];
-        for (let i = 0; i < 3; i++) {
-          const started = Date.now();
-          const err = await within(
-            3000,
-            rejection((async () => {
-              await using _con = await pool.acquire({ timeout: 0.5 });
-              // the release inherits the 0.5 s acquire timeout: the reset cannot get through
-            })()),
-            "an acquire/release cycle",
-          );
-          assert.ok(err instanceof PoolTimeoutError, `cycle ${i} failed with ${err.name}`);
-          codes.push(err.code);
-          assert.ok(Date.now() - started < 1500, "bounded by the timeout");
-        }
-        assert.equal(
-          codes.at(-1),
-          "ACQUIRE_TIMEOUT",
-          "once the old connections are gone, connecting times out",
+        const started = Date.now();
+        await within(
+          3000,
+          (async () => {
+            await using _con = await pool.acquire({ timeout: 0.5 });
+            // the release inherits the 0.5 s acquire timeout as the bound of its reset
+          })(),
+          "an acquire/release cycle",
         );
-        assert.ok(codes.includes("RELEASE_TIMEOUT"), `codes: ${codes.join(", ")}`);
+        assert.ok(Date.now() - started < 300, "the cycle does not wait for the server");
+        await waitFor("the unreachable connection to be dropped", () => pool.getSize() === 0, 3000);
+        assert.ok(Date.now() - started < 1500, `dropped after ${Date.now() - started} ms for a 0.5 s bound`);
+        const err = await within(3000, rejection(pool.acquire({ timeout: 0.5 })), "a new connection");
+        assert.ok(err instanceof PoolTimeoutError, String(err));
+        assert.equal(err.code, "ACQUIRE_TIMEOUT", "connecting times out while the network is down");
         proxy.restore();
         await using con = await pool.acquire({ timeout: 2 });
         assert.equal(await con.fetchVal("SELECT 1"), 1);
@@ -227,22 +224,24 @@ describe("Pool under adversity (real server)", () => {
       }
     });
 
-    it("a release that cannot reach the server rejects with RELEASE_TIMEOUT (inherited from the acquire)", async () => {
+    it("a release whose reset cannot reach the server drops the connection within the bound inherited from the acquire", async () => {
       proxy.restore();
       const pool = await createPool(dsnOnPort(proxy.port), { minSize: 2, maxSize: 2, onWarning: () => {} });
       try {
-        const err = await within(
+        let released = 0;
+        await within(
           3000,
-          rejection((async () => {
+          (async () => {
             await using con = await pool.acquire({ timeout: 0.5 });
             assert.equal(await con.fetchVal("SELECT 1"), 1);
             proxy.cut();
-          })()),
+          })(),
           "the scope exit",
         );
-        assert.ok(err instanceof PoolTimeoutError);
-        assert.equal(err.code, "RELEASE_TIMEOUT");
-        assert.equal(pool.getSize(), 1, "the unreachable connection was terminated");
+        released = Date.now();
+        await waitFor("the unreachable connection to be terminated", () => pool.getSize() === 1, 3000);
+        const took = Date.now() - released;
+        assert.ok(took < 1500, `dropped after ${took} ms for a 0.5 s bound`);
       } finally {
         pool.terminate();
         proxy.restore();
