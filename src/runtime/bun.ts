@@ -250,7 +250,8 @@ class BunTransport implements Transport {
 
   #onClose(error: Error | undefined): void {
     if (this.#state === "closed") return;
-    if (this.#state === "ending" && this.#queue.empty && error === undefined) {
+    if (this.#state === "ending") {
+      // After end(), the server closing (even with a reset once it read Terminate) is the close asked for.
       this.#close(undefined);
       return;
     }

@@ -3,14 +3,16 @@
  * socket) and `Deno.startTls`. Nothing runs at import time, so the module can
  * be imported (not used) on other runtimes.
  *
- * TLS gaps, because of what `Deno.startTls` accepts (Deno 2.9):
- * - `verify: "none"` (libpq's `require` / `prefer` without a root certificate)
- *   cannot be expressed: there is no per-connection way to skip certificate
- *   verification. {@linkcode Transport.startTls} then rejects with
- *   `TLS_UNSUPPORTED` instead of verifying more than asked.
- * - `ca` certificates are trusted in addition to the default root store, not
+ TLS, and what `Deno.startTls` (Deno 2.9) can and cannot express:
+ * - `verify: "full"` and `"ca"` use `Deno.startTls` (rustls); `"ca"` maps to
+ *   `unsafelyDisableHostnameVerification`. Per Deno's documentation, `ca`
+ *   certificates are trusted in addition to the default root store, not
  *   instead of it (libpq trusts only `sslrootcert`).
- * - `verify: "ca"` maps to `unsafelyDisableHostnameVerification`.
+ * - `verify: "none"` (libpq's `require` / `prefer` without a root
+ *   certificate) has no per-connection `Deno.startTls` option, so it runs
+ *   `node:tls` (`rejectUnauthorized: false`) over this adapter's own byte
+ *   stream instead: encrypted, unverified, as libpq does. Slower than the
+ *   native path, and only used for that mode.
  * - TCP keepalive can be switched on, but its idle time stays the system's.
  *
  * `Deno.startTls` refuses a connection with a read in flight, so after the
@@ -20,6 +22,8 @@
  * @module
  */
 
+import type { Duplex } from "node:stream";
+import type { TLSSocket } from "node:tls";
 import { ConnectionError } from "../errors.ts";
 import type {
   Connector,
@@ -66,6 +70,14 @@ class DenoTransport implements Transport {
   #reading = false;
   #wake: (() => void) | undefined;
   #kickScheduled = false;
+  /** `node:tls` over this stream, for `verify: "none"`; `undefined` otherwise. */
+  #nodeTls: { socket: TLSSocket; cipher: Duplex } | undefined;
+  /** The `node:tls` layer does not take more ciphertext for now. */
+  #cipherBlocked = false;
+  /** Callbacks of ciphertext writes, run once the queue is flushed. */
+  #cipherWritten: (() => void)[] = [];
+  /** `end()` was called while `node:tls` is in use; the layer closes the stream when it is done. */
+  #tlsEnding = false;
 
   constructor(conn: AnyConn, target: TransportTarget, handlers: TransportHandlers) {
     this.#conn = conn;
@@ -75,7 +87,8 @@ class DenoTransport implements Transport {
   }
 
   write(chunk: Uint8Array): boolean {
-    if (this.#state !== "open") return false;
+    if (this.#state !== "open" || this.#tlsEnding) return false;
+    if (this.#nodeTls !== undefined) return this.#nodeTls.socket.write(chunk);
     if (this.#held) this.#release();
     if (isSslRequest(chunk)) this.#sslPending = true;
     this.#queue.push(chunk);
@@ -89,16 +102,24 @@ class DenoTransport implements Transport {
 
   pause(): void {
     this.#paused = true;
+    this.#nodeTls?.socket.pause();
   }
 
   resume(): void {
     if (!this.#paused) return;
     this.#paused = false;
+    this.#nodeTls?.socket.resume();
     this.#wakeLoop();
   }
 
   end(): void {
-    if (this.#state !== "open") return;
+    if (this.#state !== "open" || this.#tlsEnding) return;
+    if (this.#nodeTls !== undefined) {
+      // close_notify and any pending ciphertext go out first; the layer's `final` then ends the stream.
+      this.#tlsEnding = true;
+      this.#nodeTls.socket.end();
+      return;
+    }
     this.#state = "ending";
     if (this.#flushing === undefined && this.#queue.empty) this.#close(undefined);
     else this.#kick();
@@ -120,15 +141,7 @@ class DenoTransport implements Transport {
       this.#close(error);
       throw error;
     }
-    if (options.verify === "none") {
-      const error = tlsUnsupported(
-        "Deno",
-        "cannot encrypt without verifying the server certificate (Deno.startTls has no such option): " +
-          "use sslmode verify-ca or verify-full with sslrootcert, or the node:net adapter",
-      );
-      this.#close(error);
-      throw error;
-    }
+    if (options.verify === "none") return await this.#startNodeTls(options);
     if (this.#reading) {
       const error = new ConnectionError(
         "TLS_UNSUPPORTED",
@@ -167,6 +180,92 @@ class DenoTransport implements Transport {
     this.#kick();
   }
 
+  /** `verify: "none"`: `node:tls` without certificate checks, fed by this stream's bytes. */
+  async #startNodeTls(options: TlsOptions): Promise<void> {
+    const [{ connect }, { Duplex }] = await Promise.all([
+      import("node:tls"),
+      import("node:stream"),
+    ]);
+    if (this.#isClosed()) {
+      throw new ConnectionError("CONNECTION_CLOSED", "The connection closed before TLS started");
+    }
+    const cipher = new Duplex({
+      read: () => {
+        this.#cipherBlocked = false;
+        this.#wakeLoop();
+      },
+      write: (chunk: Uint8Array, _encoding: string, callback: (error?: Error | null) => void) => {
+        if (this.#isClosed()) return callback(new Error("The connection is closed"));
+        if (chunk.length === 0) return callback();
+        this.#queue.push(chunk);
+        this.#cipherWritten.push(() => callback());
+        this.#kickSoon();
+      },
+      final: (callback: (error?: Error | null) => void) => {
+        callback();
+        this.#endPlain();
+      },
+    });
+    const servername = options.servername;
+    const socket = connect({
+      socket: cipher,
+      servername: isIpAddress(servername) ? undefined : servername,
+      ca: options.ca,
+      rejectUnauthorized: false,
+    });
+    this.#nodeTls = { socket, cipher };
+    if (this.#paused) socket.pause();
+    this.#release();
+    try {
+      await new Promise<void>((resolve, reject) => {
+        socket.once("secureConnect", resolve);
+        socket.once("error", reject);
+        socket.once("close", () => reject(new Error("the server closed the connection")));
+      });
+    } catch (cause) {
+      const error = tlsFailed(servername, cause instanceof Error ? cause.message : String(cause), cause);
+      this.#close(error);
+      throw error;
+    }
+    socket.removeAllListeners();
+    socket.on("data", (chunk: Uint8Array) => this.#deliver(chunk));
+    socket.on("drain", () => {
+      if (!this.#isClosed()) this.#handlers.drain();
+    });
+    socket.on(
+      "error",
+      (cause: Error) => this.#close(this.#ending() ? undefined : connectionLost(this.#target, cause)),
+    );
+    socket.on("close", () => this.#close(this.#ending() ? undefined : connectionLost(this.#target)));
+    if (this.#isClosed()) {
+      throw new ConnectionError("CONNECTION_CLOSED", "The connection closed while TLS started");
+    }
+  }
+
+  /** Ends the byte stream itself: flush, then close. */
+  #endPlain(): void {
+    if (this.#state !== "open") return;
+    this.#state = "ending";
+    if (this.#flushing === undefined && this.#queue.empty) this.#close(undefined);
+    else this.#kick();
+  }
+
+  #deliver(chunk: Uint8Array): boolean {
+    if (this.#isClosed()) return false;
+    try {
+      this.#handlers.data(chunk);
+      return true;
+    } catch (cause) {
+      this.#close(cause instanceof Error ? cause : new Error(String(cause)));
+      return false;
+    }
+  }
+
+  /** Whether `end()` was called: a close from now on is the one asked for, not an error. */
+  #ending(): boolean {
+    return this.#state === "ending" || this.#tlsEnding;
+  }
+
   #isClosed(): boolean {
     return this.#state === "closed";
   }
@@ -191,7 +290,9 @@ class DenoTransport implements Transport {
   async #readLoop(): Promise<void> {
     let buffer = new Uint8Array(READ_SIZE);
     while (!this.#isClosed()) {
-      if (this.#paused || this.#held || this.#upgrading) {
+      const tls = this.#nodeTls;
+      // Paused means no reading at all, also under node:tls (which would otherwise decrypt into memory).
+      if (this.#paused || this.#held || this.#upgrading || this.#cipherBlocked) {
         await this.#sleep();
         continue;
       }
@@ -202,15 +303,13 @@ class DenoTransport implements Transport {
         n = await conn.read(buffer);
       } catch (cause) {
         this.#reading = false;
-        if (!this.#isClosed()) {
-          this.#close(connectionLost(this.#target, cause));
-        }
+        if (!this.#isClosed()) this.#close(this.#ending() ? undefined : connectionLost(this.#target, cause));
         return;
       }
       this.#reading = false;
       if (this.#isClosed()) return;
       if (n === null) {
-        this.#close(this.#state === "ending" ? undefined : connectionLost(this.#target));
+        this.#close(this.#ending() ? undefined : connectionLost(this.#target));
         return;
       }
       if (this.#sslPending) {
@@ -225,14 +324,13 @@ class DenoTransport implements Transport {
       } else {
         chunk = buffer.slice(0, n);
       }
-      while (this.#paused && !this.#isClosed()) await this.#sleep();
-      if (this.#isClosed()) return;
-      try {
-        this.#handlers.data(chunk);
-      } catch (cause) {
-        this.#close(cause instanceof Error ? cause : new Error(String(cause)));
-        return;
+      if (tls !== undefined) {
+        // Ciphertext for node:tls; its read() callback lifts the block.
+        if (!tls.cipher.push(chunk)) this.#cipherBlocked = true;
+        continue;
       }
+      while (this.#paused && !this.#isClosed()) await this.#sleep();
+      if (!this.#deliver(chunk)) return;
     }
   }
 
@@ -268,7 +366,9 @@ class DenoTransport implements Transport {
     } catch (cause) {
       if (!this.#isClosed()) {
         this.#close(
-          toConnectionError(cause, `Cannot write to ${describeTarget(this.#target)}`, "CONNECTION_LOST"),
+          this.#ending()
+            ? undefined
+            : toConnectionError(cause, `Cannot write to ${describeTarget(this.#target)}`, "CONNECTION_LOST"),
         );
       }
       return;
@@ -277,6 +377,11 @@ class DenoTransport implements Transport {
       this.#flushing = undefined;
     }
     if (this.#upgrading || !this.#queue.empty) return;
+    if (this.#cipherWritten.length > 0) {
+      const callbacks = this.#cipherWritten;
+      this.#cipherWritten = [];
+      for (const callback of callbacks) callback();
+    }
     if (this.#state === "ending") {
       this.#close(undefined);
       return;
@@ -291,6 +396,13 @@ class DenoTransport implements Transport {
     if (this.#isClosed()) return;
     this.#state = "closed";
     this.#queue.clear();
+    this.#cipherWritten = [];
+    const tls = this.#nodeTls;
+    if (tls !== undefined) {
+      tls.socket.removeAllListeners();
+      tls.socket.on("error", () => {});
+      tls.socket.destroy();
+    }
     try {
       this.#conn.close();
     } catch {
@@ -299,6 +411,11 @@ class DenoTransport implements Transport {
     this.#wakeLoop();
     queueMicrotask(() => this.#handlers.close(error));
   }
+}
+
+/** Whether `host` is an IPv4 or IPv6 literal (TLS SNI must not carry one). */
+function isIpAddress(host: string): boolean {
+  return /^\d{1,3}(\.\d{1,3}){3}$/.test(host) || host.includes(":");
 }
 
 async function connectDeno(
