@@ -76,6 +76,29 @@ export function writeResultsReadme(): string {
       "",
     );
   }
+  out.push(
+    "## Notes on reading these numbers",
+    "",
+    "- **ours (reset disabled)** is `createPool(dsn, { reset: async () => {} })`: no reset statements are sent, but a",
+    "  connection released inside a transaction is still rolled back and listeners are still removed.",
+    "- **postgres.js one-shots slow down over a run.** Under sustained saturation its pool keeps connections in",
+    "  queues whose backing arrays only shrink when they drain completely; `Queue.remove` (an `indexOf` over that",
+    "  ever-growing array) then dominates its profile and throughput falls steadily (about 45k → 24k ops/s within",
+    "  6 s alone on this machine; heap stays flat). Its S2 and S4 one-shot rows therefore depend on how long the",
+    "  pool has run: the targets table also gives the ratio on the first repetition, with a fresh pool.",
+    "- **pgbench** is C, with one connection per client and no pool: it shows what the server sustains for",
+    "  clients that do not pipeline. In S5 it runs 100 clients and no waiters, the server's rate at that width.",
+    "- **S5's per-connection target** compares S5's throughput per connection (÷ 100) with S1's (÷ 10). On a",
+    "  2-core machine where client and server share the CPUs, ten times the connections cannot bring ten times the",
+    "  throughput, so that line can only pass on a machine with spare cores; the total-throughput line and the",
+    "  pgbench row show how much of S5's drop comes from the server itself.",
+    "- **Heap figures** are `heapUsed` deltas after a forced GC: per idle connection (100 opened, then idle) and",
+    "  per queued waiter (5,000 acquires pending while all 100 are held). Bun's collector scans the stack",
+    "  conservatively, so its figures are rough and can come out below zero for small per-connection costs.",
+    "- Latencies include waiting for a connection (100 tasks share 10); p50/p99 are medians of the",
+    "  per-repetition percentiles. S4's latencies come from wrk.",
+    "",
+  );
   const target = path.join(RESULTS_DIR, "README.md");
   fs.writeFileSync(target, out.join("\n"));
   return target;
