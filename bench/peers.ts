@@ -119,12 +119,19 @@ async function runScenario(scenario: Scenario, ctx: Context): Promise<ResultReco
   const failed = new Map<Variant, string>();
   try {
     for (const v of variants) {
+      const t0 = performance.now();
       const opened = await timed(`${v.label} open`, () => v.open());
+      const t1 = performance.now();
       if (opened instanceof Error) failed.set(v, opened.message);
       else {
-        const warmed = await timed(`${v.label} warm-up`, () => v.warm(scenario.warmMs(quick)));
+        const warmMs = scenario.warmMs(quick);
+        const warmed = warmMs > 0 ? await timed(`${v.label} warm-up`, () => v.warm(warmMs)) : undefined;
         if (warmed instanceof Error) failed.set(v, warmed.message);
       }
+      const t2 = performance.now();
+      log(
+        `  ${v.label} [${v.api}]: opened in ${(t1 - t0).toFixed(0)} ms, warmed in ${(t2 - t1).toFixed(0)} ms`,
+      );
       samples.set(v, []);
     }
     const ms = scenario.durationMs(quick);
