@@ -118,6 +118,7 @@ export const s5Scale: Scenario = {
   title: "scale and fairness",
   description: `${TASKS} tasks, pool size ${SIZE}: acquire → \`${SQL}\` → release; acquire waits recorded`,
   durationMs: (quick) => (quick ? 300 : 4000),
+  reps: (quick) => (quick ? 2 : undefined), // each repetition also drains 5,000 queued waiters
   warmMs: (quick) => (quick ? 0 : 1000), // the heap measurement already ran 5,000 checkouts
   variants(ctx) {
     const rows: Variant[] = ctx.kinds.map((kind) => {

@@ -89,7 +89,7 @@ export interface Scenario {
   description: string;
   /** Milliseconds per timed repetition. */
   durationMs(quick: boolean): number;
-  /** Repetitions when not the run's default (S4 under `--quick`: wrk cannot run shorter than 1 s). */
+  /** Repetitions when not the run's default (S4 and S5 under `--quick`, to stay under a minute). */
   reps?(quick: boolean): number | undefined;
   /** Untimed warm-up per variant, milliseconds. */
   warmMs(quick: boolean): number;
