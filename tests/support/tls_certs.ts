@@ -7,6 +7,7 @@
  */
 
 import { execFile } from "node:child_process";
+import { rmSync } from "node:fs";
 import { chmod, chown, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -27,6 +28,13 @@ export interface TestCerts {
   server: { certFile: string; keyFile: string; pem: string };
   /** Deletes the directory. */
   remove(): Promise<void>;
+}
+
+/** Removes `dir` when the process (or, under Deno, the test file's isolate) ends, even after a failure. */
+function removeAtExit(dir: string): void {
+  const remove = (): void => rmSync(dir, { recursive: true, force: true });
+  if ("Deno" in globalThis) globalThis.addEventListener("unload", remove);
+  process.on("exit", remove);
 }
 
 async function openssl(args: string[], cwd: string): Promise<void> {
@@ -77,6 +85,7 @@ async function makeCa(dir: string, name: string, subject: string): Promise<strin
  */
 export async function makeTestCerts(): Promise<TestCerts> {
   const dir = await mkdtemp(join(tmpdir(), "pgpool-tls-"));
+  removeAtExit(dir);
   await chmod(dir, 0o755);
   const caFile = await makeCa(dir, "ca", "/CN=pgpool test CA");
   const otherCaFile = await makeCa(dir, "other_ca", "/CN=pgpool unrelated CA");
