@@ -12,7 +12,8 @@ import * as path from "node:path";
 import { RESULTS_DIR } from "./chart.ts";
 import { markdown, type ResultRecord, type TargetCheck } from "./report.ts";
 
-interface ResultsFile {
+/** The results file peers.ts writes (the parts read back here). */
+export interface ResultsFile {
   runtime: string;
   runtimeVersion: string;
   generatedAt: string;
@@ -36,6 +37,33 @@ interface ResultsFile {
   targets: TargetCheck[];
 }
 
+/**
+ * One compact table per runtime: a row per contender, a column per scenario,
+ * each cell its throughput relative to ours (default reset).
+ */
+export function summaryTable(r: ResultsFile): string {
+  const ids = r.scenarios.map((s) => s.id).filter((id) => r.records.some((x) => x.scenario === id));
+  const keys = [...new Set(r.records.map((x) => x.contender))];
+  const name = (key: string): string => {
+    const rec = r.records.find((x) => x.contender === key)!;
+    return key.endsWith("-direct") ? `${rec.label} (${rec.api})` : rec.label;
+  };
+  const lines = [
+    `| ${r.runtime === "bun" ? "Bun" : "Deno"} ${r.runtimeVersion} | ${ids.join(" | ")} |`,
+    `|---|${ids.map(() => "--:").join("|")}|`,
+  ];
+  for (const key of keys) {
+    const cells = ids.map((id) => {
+      const rec = r.records.find((x) => x.scenario === id && x.contender === key);
+      if (rec === undefined) return "";
+      if (rec.error !== undefined || typeof rec.ratioToOurs !== "number") return "failed";
+      return `${rec.ratioToOurs.toFixed(2)}×`;
+    });
+    lines.push(`| ${name(key)} | ${cells.join(" | ")} |`);
+  }
+  return lines.join("\n");
+}
+
 /** Regenerates bench/results/README.md; returns its path. */
 export function writeResultsReadme(): string {
   const out: string[] = [
@@ -50,11 +78,19 @@ export function writeResultsReadme(): string {
     "![throughput relative to ours](chart.svg)",
     "",
   ];
+  const runs: ResultsFile[] = [];
   for (const rt of ["deno", "bun"]) {
     const file = path.join(RESULTS_DIR, `${rt}.json`);
-    if (!fs.existsSync(file)) continue;
-    const r = JSON.parse(fs.readFileSync(file, "utf8")) as ResultsFile;
-    const name = rt === "bun" ? "Bun" : "Deno";
+    if (fs.existsSync(file)) runs.push(JSON.parse(fs.readFileSync(file, "utf8")) as ResultsFile);
+  }
+  out.push(
+    "Throughput relative to ours (default reset) per scenario (S1 checkout, S2 one-shot, S3 transaction, S4 HTTP,",
+    "S5 5,000 waiters on 100 connections); checkouts use each library's reserve/connect API, S2 its one-shot API:",
+    "",
+  );
+  for (const r of runs) out.push(summaryTable(r), "");
+  for (const r of runs) {
+    const name = r.runtime === "bun" ? "Bun" : "Deno";
     const m = r.machine;
     out.push(
       `## ${name} ${r.runtimeVersion}`,
