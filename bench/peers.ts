@@ -7,7 +7,8 @@
  *   bun run bench:peers   [same flags]
  *
  * Starts a throwaway server (tests/support/pg_server.ts) unless DATABASE_URL
- * is set. Prints markdown on stdout (progress on stderr), writes
+ * is set (S5 then needs max_connections of about 650: one pool of 100 per
+ * contender stays open through the scenario). Prints markdown on stdout (progress on stderr), writes
  * bench/results/<runtime>.json and regenerates bench/results/chart.svg.
  * Scenarios live in bench/harness/s*_*.ts, contenders in
  * bench/harness/contender_*.ts.
@@ -84,7 +85,9 @@ function machine(): Record<string, unknown> {
   };
 }
 
-async function startServer(): Promise<{ server: TestServer; instance?: PostgresInstance }> {
+async function startServer(): Promise<
+  { server: TestServer; password?: string; instance?: PostgresInstance }
+> {
   const url = process.env.DATABASE_URL;
   if (url) {
     const u = new URL(url);
@@ -96,7 +99,7 @@ async function startServer(): Promise<{ server: TestServer; instance?: PostgresI
       database: decodeURIComponent(u.pathname.slice(1)) || "postgres",
       dsnFor: () => url,
     };
-    return { server };
+    return { server, password: u.password === "" ? undefined : decodeURIComponent(u.password) };
   }
   // S5 keeps one pool of 100 per contender open at once.
   const instance = await startPostgres({ config: { max_connections: "800" } });
@@ -197,7 +200,7 @@ async function main(): Promise<void> {
   if (asyncpgWhy && wanted("asyncpg")) skipped.push(`asyncpg: ${asyncpgWhy}`);
   if (pgbenchWhy && wanted("pgbench")) skipped.push(`pgbench: ${pgbenchWhy}`);
   if (wrkWhy) skipped.push(`S4: ${wrkWhy}`);
-  const { server, instance } = await startServer();
+  const { server, password, instance } = await startServer();
   const records: ResultRecord[] = [];
   let serverDescription = "";
   try {
@@ -211,6 +214,7 @@ async function main(): Promise<void> {
       port: server.port,
       user: server.user,
       database: server.database,
+      password,
       quick,
       kinds,
       asyncpg: asyncpgWhy === undefined,
@@ -221,7 +225,13 @@ async function main(): Promise<void> {
       if (scenario.id === "S4" && wrkWhy !== undefined) continue;
       log(`${scenario.id} ${scenario.title}: ${scenario.description}`);
       const t0 = performance.now();
-      records.push(...await runScenario(scenario, ctx));
+      try {
+        records.push(...await runScenario(scenario, ctx));
+      } catch (e) {
+        const message = e instanceof Error ? e.message : String(e);
+        log(`${scenario.id} failed: ${message}`);
+        skipped.push(`${scenario.id}: ${message}`);
+      }
       log(`${scenario.id} took ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     }
   } finally {

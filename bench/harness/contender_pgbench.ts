@@ -10,6 +10,7 @@ import { spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import process from "node:process";
 import { LatencyLog, sampleFrom } from "./stats.ts";
 import type { Context, Variant } from "./variant.ts";
 
@@ -56,7 +57,8 @@ export function pgbenchVariant(ctx: Context, api: string, clients: number, scrip
       ...connection,
     ];
     const out = await new Promise<string>((resolve, reject) => {
-      const child = spawn(binary()!, args, { stdio: ["ignore", "pipe", "pipe"] });
+      const env = ctx.password === undefined ? process.env : { ...process.env, PGPASSWORD: ctx.password };
+      const child = spawn(binary()!, args, { stdio: ["ignore", "pipe", "pipe"], env });
       let text = "";
       child.stdout.on("data", (d) => (text += d));
       child.stderr.on("data", (d) => (text += d));

@@ -38,6 +38,8 @@ export interface Context {
   port: number;
   user: string;
   database: string;
+  /** Password from DATABASE_URL, if any (passed to pgbench as PGPASSWORD). */
+  password?: string;
   /** Short runs for development (`--quick`). */
   quick: boolean;
   /** In-process contenders that can run here and were selected. */
