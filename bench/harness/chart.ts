@@ -33,6 +33,7 @@ const COLORS: Record<string, string> = {
   "pg": "#2da44e",
   "asyncpg": "#bf3989",
   "pgbench": "#6e7781",
+  "pgbench-reset": "#9ea7b3",
 };
 
 function finite(v: unknown): v is number {
@@ -58,7 +59,7 @@ export function renderChart(inputs: ChartInput[]): string {
   let y = PAD;
   const all = inputs.flatMap((i) => i.records).filter((r) => finite(r.ratioToOurs));
   // pgbench (C, no pool) is far ahead; its bars are cut at the axis end so the pools stay readable.
-  const pools = all.filter((r) => r.contender !== "pgbench").map((r) => r.ratioToOurs);
+  const pools = all.filter((r) => !r.contender.startsWith("pgbench")).map((r) => r.ratioToOurs);
   const maxRatio = Math.max(1.5, Math.ceil(Math.max(...pools, 1) * 2) / 2);
   const x0 = PAD + LABEL_W;
   const scale = PLOT_W / maxRatio;

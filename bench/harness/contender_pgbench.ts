@@ -32,7 +32,13 @@ export function pgbenchUnavailable(): string | undefined {
  * connections and 2 threads for whole seconds; a repetition shorter than a
  * second (`--quick`) runs a fixed 300 transactions per client instead.
  */
-export function pgbenchVariant(ctx: Context, api: string, clients: number, script: string): Variant {
+export function pgbenchVariant(
+  ctx: Context,
+  api: string,
+  clients: number,
+  script: string,
+  key = "pgbench",
+): Variant {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pgpool-pgbench-"));
   const scriptFile = path.join(dir, "script.sql");
   fs.writeFileSync(scriptFile, script);
@@ -80,7 +86,7 @@ export function pgbenchVariant(ctx: Context, api: string, clients: number, scrip
     return sampleFrom(Math.round(tps * elapsed), elapsed, latencies);
   };
   return {
-    key: "pgbench",
+    key,
     label: "pgbench (C)",
     api,
     open: () => Promise.resolve(),

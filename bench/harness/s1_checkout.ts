@@ -14,6 +14,17 @@ import { inProcessVariant } from "./variant.ts";
 const TASKS = 100;
 const SIZE = 10;
 const SQL = "SELECT $1::int";
+const RESET_SCRIPT = [
+  "\\set i random(1, 1000000)",
+  "\\startpipeline",
+  "SELECT :i::int;",
+  "SELECT pg_advisory_unlock_all();",
+  "CLOSE ALL;",
+  "UNLISTEN *;",
+  "RESET ALL;",
+  "\\endpipeline",
+  "",
+].join("\n");
 
 /** The S1 scenario. */
 export const s1Checkout: Scenario = {
@@ -42,6 +53,16 @@ export const s1Checkout: Scenario = {
           `-c ${SIZE}, same statement`,
           SIZE,
           "\\set i random(1, 1000000)\nSELECT :i::int;\n",
+        ),
+      );
+      // The server's ceiling for a checkout followed by the default reset, sent in one pipelined batch.
+      rows.push(
+        pgbenchVariant(
+          ctx,
+          `-c ${SIZE}, statement + reset statements pipelined`,
+          SIZE,
+          RESET_SCRIPT,
+          "pgbench-reset",
         ),
       );
     }
