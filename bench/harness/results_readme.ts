@@ -125,7 +125,7 @@ export function writeResultsReadme(): string {
     "- **pgbench** is C, with one connection per client and no pool: it shows what the server sustains for",
     "  clients that do not pipeline. In S5 it runs 100 clients and no waiters, the server's rate at that width.",
     "  S1's second pgbench row sends the statement and the four default reset statements as one pipelined batch",
-    "  (`\\\\startpipeline`): the server's ceiling for a checkout followed by the default reset.",
+    "  (`\\startpipeline`): the server's ceiling for a checkout followed by the default reset.",
     "- **S5's per-connection target** compares S5's throughput per connection (÷ 100) with S1's (÷ 10). On a",
     "  2-core machine where client and server share the CPUs, ten times the connections cannot bring ten times the",
     "  throughput, so that line can only pass on a machine with spare cores; the total-throughput line and the",
