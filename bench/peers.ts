@@ -143,9 +143,15 @@ async function runScenario(scenario: Scenario, ctx: Context): Promise<ResultReco
       const order = variants.map((_, i) => variants[(i + rep) % variants.length]!);
       for (const v of order) {
         if (failed.has(v)) continue;
+        const cpu = process.cpuUsage();
         const sample = await timed(`${v.label} run`, () => v.run(ms));
+        const used = process.cpuUsage(cpu);
         if (sample instanceof Error) failed.set(v, sample.message);
         else {
+          // This process's CPU per operation: steadier than throughput on a shared machine.
+          if (!v.external) {
+            sample.extra = { ...sample.extra, cpuUsPerOp: (used.user + used.system) / sample.ops };
+          }
           samples.get(v)!.push(sample);
           log(
             `  ${scenario.id} rep ${rep + 1}/${n} ${v.label} [${v.api}]: ${

@@ -88,6 +88,7 @@ export function asyncpgVariant(
     key: "asyncpg",
     label: "asyncpg (Python)",
     api,
+    external: true,
     async open() {
       await ask({ op: "open", id, dsn: ctx.dsn, size });
     },

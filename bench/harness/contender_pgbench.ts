@@ -89,6 +89,7 @@ export function pgbenchVariant(
     key,
     label: "pgbench (C)",
     api,
+    external: true,
     open: () => Promise.resolve(),
     async warm() {},
     run,

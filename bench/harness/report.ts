@@ -186,7 +186,7 @@ export function markdown(
     out.push(`**${s.id} ${s.title}** — ${s.description}`, "");
     const isS4 = s.id === "S4";
     const isS5 = s.id === "S5";
-    const head = ["contender", "API", isS4 ? "req/s" : "ops/s", "vs ours", "p50 ms", "p99 ms"];
+    const head = ["contender", "API", isS4 ? "req/s" : "ops/s", "vs ours", "p50 ms", "p99 ms", "CPU µs/op"];
     if (isS4) head.push("errors");
     if (isS5) {
       head.push(
@@ -205,7 +205,15 @@ export function markdown(
         out.push(`| ${r.label} | ${r.api} | failed: ${r.error.replaceAll("|", "/").slice(0, 80)} |`);
         continue;
       }
-      const cells = [r.label, r.api, fmt(r.opsPerSec), `${fmt(r.ratioToOurs, 2)}×`, ms(r.p50), ms(r.p99)];
+      const cells = [
+        r.label,
+        r.api,
+        fmt(r.opsPerSec),
+        `${fmt(r.ratioToOurs, 2)}×`,
+        ms(r.p50),
+        ms(r.p99),
+        fmt(r.extra?.cpuUsPerOp, 1),
+      ];
       if (isS4) cells.push(fmt(r.extra?.errors));
       if (isS5) {
         const e = r.extra ?? {};

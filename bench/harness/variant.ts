@@ -23,6 +23,8 @@ export interface Variant {
   warm(ms: number): Promise<void>;
   /** One timed repetition of `ms` milliseconds. */
   run(ms: number): Promise<Sample>;
+  /** True when the work runs in another process (asyncpg, pgbench): no client CPU figure then. */
+  external?: boolean;
   /** Figures measured once per variant (e.g. heap per connection), merged into its record. */
   once?: Record<string, number>;
   /** Closes the pool. */
