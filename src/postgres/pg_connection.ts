@@ -363,7 +363,14 @@ export class PostgresConnection implements DriverConnection {
   /** Encoded simple-query messages for the reset, by statement text. */
   #resetMessages = new Map<string, Uint8Array>();
   /** Waiters for the driver's own statements, answered in order by swallowed cycles. */
-  #ownWaiters: Array<{ resolve: () => void; reject: (error: Error) => void; deadline: number }> = [];
+  #ownWaiters: Array<
+    {
+      resolve: () => void;
+      reject: (error: Error) => void;
+      deadline: number;
+      tolerate: readonly string[] | undefined;
+    }
+  > = [];
   /** One timer watches the answers to the driver's own statements (armed lazily, re-armed when it fires). */
   #ownTimer: ReturnType<typeof setTimeout> | undefined;
   #ownTimerAt = Infinity;
@@ -724,7 +731,7 @@ export class PostgresConnection implements DriverConnection {
   /** A statement the driver wrote itself (the reset) was answered. */
   #onSwallowed(cycle: Cycle): void {
     const waiter = this.#ownWaiters.shift();
-    if (cycle.error !== undefined) {
+    if (cycle.error !== undefined && !waiter?.tolerate?.includes(cycle.error.code)) {
       this.#poisoned = true;
       const error = new PostgresError(cycle.error);
       this.#lose(error);
@@ -735,12 +742,23 @@ export class PostgresConnection implements DriverConnection {
   }
 
   /**
+   * Resolves once every answer postgres.js asked for has arrived. (postgres.js
+   * settles a failed statement at its `ErrorResponse`, before the
+   * `ReadyForQuery` that ends it; the driver's own statements must not start
+   * in between, or the tap would cut the wrong answer.)
+   */
+  #wireIdle(): Promise<void> {
+    const syncs = this.#socket.syncs;
+    return this.#tap.cycles >= syncs ? Promise.resolve() : this.#cycleAfter(syncs - 1);
+  }
+
+  /**
    * Writes a simple query straight to the server, behind whatever postgres.js
    * sent before and ahead of whatever it sends next; the tap cuts the answer
    * out of the stream, so postgres.js never sees it. Only call while
    * postgres.js is idle (inside `#run`). Resolves once the server answered.
    */
-  #writeOwn(text: string, timeout: number | undefined): Promise<void> {
+  #writeOwn(text: string, timeout: number | undefined, tolerate?: readonly string[]): Promise<void> {
     let message = this.#resetMessages.get(text);
     if (message === undefined) {
       const body = new TextEncoder().encode(text);
@@ -752,8 +770,14 @@ export class PostgresConnection implements DriverConnection {
       if (this.#resetMessages.size < 4) this.#resetMessages.set(text, message);
     }
     const deadline = timeout === undefined || timeout <= 0 ? Infinity : performance.now() + timeout * 1000;
+    if (this.#tap.cycles < this.#socket.syncs) {
+      throw new InterfaceError(
+        "CONNECTION_BUSY",
+        "Internal error: the driver wrote while an answer was pending",
+      );
+    }
     const answered = new Promise<void>((resolve, reject) =>
-      this.#ownWaiters.push({ resolve, reject, deadline })
+      this.#ownWaiters.push({ resolve, reject, deadline, tolerate })
     );
     this.#tap.swallow();
     this.#socket.writeAhead(message);
@@ -772,10 +796,11 @@ export class PostgresConnection implements DriverConnection {
       let next = Infinity;
       for (const waiter of this.#ownWaiters) {
         if (waiter.deadline <= now) {
+          // The statements queued behind the reset are lost with the connection.
           this.#lose(
-            new PoolTimeoutError(
-              "RELEASE_TIMEOUT",
-              "The session reset was not answered in time; the connection was closed",
+            new ConnectionError(
+              "CONNECTION_LOST",
+              "The server did not answer the session reset in time; the connection was closed",
             ),
           );
           return;
@@ -922,15 +947,17 @@ export class PostgresConnection implements DriverConnection {
     if (this.#cancelling !== undefined) return;
     const graceMs = (this.#settings.cancelGrace ?? 5) * 1000;
     this.#cancelling = (async () => {
+      let sent = false;
       while (!isFinished() && !this.#closed) {
         const before = this.#tap.cycles;
         try {
           await this.#sendCancel();
+          sent = true;
         } catch (error) {
           this.#lose(toConnectionError(error, describeHost(this.#host)));
           return;
         }
-        if (isFinished() || this.#closed) return;
+        if (isFinished() || this.#closed) break;
         let timer: ReturnType<typeof setTimeout> | undefined;
         const outcome = await Promise.race([
           running.then(() => "done" as const),
@@ -948,7 +975,25 @@ export class PostgresConnection implements DriverConnection {
           return;
         }
       }
+      if (sent && !this.#closed) await this.#absorbStrayCancel();
     })().finally(() => (this.#cancelling = undefined));
+  }
+
+  /**
+   * A cancel request can reach the server just after the statement it was
+   * meant for ended, and would then cancel the next one. So after a cancel,
+   * before anything else runs, the driver sends a throwaway statement of its
+   * own for a late cancel to land on (its 57014 is expected and ignored).
+   */
+  async #absorbStrayCancel(): Promise<void> {
+    try {
+      await this.#wireIdle();
+      // 57014: the late cancel landed here; 25P02: the cancel aborted the open transaction, and a
+      // refused statement changes nothing either.
+      await this.#writeOwn("SELECT 1", this.#settings.cancelGrace ?? 5, ["57014", "25P02"]);
+    } catch {
+      // the connection is gone: there is nothing left to protect
+    }
   }
 
   /** Sends a `CancelRequest` on a new transport and waits until the server closed it. */
@@ -1122,6 +1167,8 @@ export class PostgresConnection implements DriverConnection {
       return Promise.reject(signal.reason);
     }
     return this.#run({ signal }, async () => {
+      await this.#wireIdle();
+      if (this.#closed) throw this.#closedError();
       const rollback = this.#tap.status !== "idle";
       const statements = query && this.#resetSql !== "" ? this.#resetSql : "";
       if (query) this.#listeners.clear();

@@ -56,6 +56,15 @@ export class PgSocket {
   #transport: Transport | undefined;
   #pendingCallbacks: Array<() => void> = [];
   #buffer = bufferClass();
+  /**
+   * How many answers ending in `ReadyForQuery` postgres.js has asked for: its
+   * startup message, each simple `Query` and each `Sync` it wrote.
+   */
+  syncs = 0;
+  #outHeader = new Uint8Array(5);
+  #outHeaderFill = 0;
+  #outRemaining = 0;
+  #startupSent = false;
   /** Bytes the driver wrote itself, waiting to go out ahead of postgres.js's next write. */
   #ahead: Uint8Array | undefined;
   #aheadTimer: ReturnType<typeof setTimeout> | undefined;
@@ -151,12 +160,44 @@ export class PgSocket {
       if (callback) queueMicrotask(() => callback(new Error("The socket is closed")));
       return false;
     }
+    this.#countSyncs(chunk);
     const flushed = this.#transport.write(this.#ahead === undefined ? chunk : this.#takeAhead(chunk));
     if (callback) {
       if (flushed) queueMicrotask(() => callback());
       else this.#pendingCallbacks.push(() => callback());
     }
     return flushed;
+  }
+
+  /** Frames postgres.js's outgoing messages (across writes) and counts those answered by `ReadyForQuery`. */
+  #countSyncs(chunk: Uint8Array): void {
+    let at = 0;
+    const length = chunk.length;
+    while (at < length) {
+      if (this.#outRemaining > 0) {
+        const skip = Math.min(this.#outRemaining, length - at);
+        this.#outRemaining -= skip;
+        at += skip;
+        continue;
+      }
+      // The startup message has no type byte: a 4-byte length comes first.
+      const need = this.#startupSent ? 5 : 4;
+      const take = Math.min(need - this.#outHeaderFill, length - at);
+      this.#outHeader.set(chunk.subarray(at, at + take), this.#outHeaderFill);
+      this.#outHeaderFill += take;
+      at += take;
+      if (this.#outHeaderFill < need) return;
+      this.#outHeaderFill = 0;
+      const h = this.#outHeader;
+      const offset = need - 4;
+      const size = ((h[offset]! << 24) | (h[offset + 1]! << 16) | (h[offset + 2]! << 8) | h[offset + 3]!) >>>
+        0;
+      this.#outRemaining = Math.max(0, size - 4);
+      if (!this.#startupSent) {
+        this.#startupSent = true;
+        this.syncs++;
+      } else if (h[0] === 0x51 || h[0] === 0x53) this.syncs++; // 'Q' or 'S'
+    }
   }
 
   /** Writes an optional last chunk, then closes gracefully. */

@@ -1,0 +1,66 @@
+/**
+ * The driver writes statements of its own (the pipelined reset, the statement
+ * that absorbs a late cancel) and cuts their answers out of the stream. These
+ * tests make the server's bytes arrive a few at a time so that the answers of
+ * postgres.js's statements and of the driver's own interleave at every
+ * boundary, and check that every statement still gets its own answer.
+ */
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import type { DriverConnection } from "../../src/driver.ts";
+import { createPostgresDriver } from "../../src/postgres/driver.ts";
+import { nodeConnector } from "../../src/runtime/node.ts";
+import type { Connector } from "../../src/transport.ts";
+import { getTestServer, type TestServer } from "../support/pg_server.ts";
+
+/** Delivers what the server sends in 7-byte pieces, one piece per macrotask. */
+const dribbling: Connector = (target, handlers, options) => {
+  let queue = Promise.resolve();
+  return nodeConnector(target, {
+    data: (chunk) => {
+      const copy = chunk.slice();
+      queue = queue.then(async () => {
+        for (let i = 0; i < copy.length; i += 7) {
+          handlers.data(copy.subarray(i, i + 7));
+          await new Promise((r) => setTimeout(r, 0));
+        }
+      });
+    },
+    drain: handlers.drain,
+    close: (error) => {
+      queue = queue.then(() => handlers.close(error));
+    },
+  }, options);
+};
+
+describe("PostgresConnection pipelining with answers split at every byte boundary", () => {
+  let server: TestServer;
+  let con: DriverConnection;
+  before(async () => {
+    server = await getTestServer();
+    con = await createPostgresDriver(dribbling).connect({ dsn: server.dsn, sslmode: "disable" });
+  });
+  after(() => con?.terminate());
+
+  it("a pipelined reset right after a failed statement never hands its answer to the next statement (regression)", async () => {
+    // postgres.js settles a failed statement at its ErrorResponse, before its ReadyForQuery.
+    for (let i = 0; i < 30; i++) {
+      await assert.rejects(con.query("SELECT 1/0", []), { code: "22012" });
+      const reset = con.reset({ query: true, pipeline: true });
+      const result = await con.query("SELECT $1::int AS v", [i]);
+      await reset;
+      assert.deepEqual(result.rows, [{ v: i }], `round ${i}`);
+    }
+    assert.equal(con.isClosed(), false);
+  });
+
+  it("a cancelled statement is followed by statements that get their own answers", async () => {
+    for (let i = 0; i < 10; i++) {
+      await con.query("SELECT pg_sleep(5)", [], { timeout: 0.05 }).catch((e) => {
+        assert.equal(e.code, "QUERY_TIMEOUT");
+      });
+      const result = await con.query("SELECT $1::int AS v", [i]);
+      assert.deepEqual(result.rows, [{ v: i }], `round ${i}`);
+    }
+  });
+});
