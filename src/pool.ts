@@ -587,7 +587,7 @@ export class BasePool {
     try {
       work = driver.queryCount >= this.#settings.maxQueries || slot.generation !== this.#generation
         ? con.close({ timeout: timeoutMs === undefined ? undefined : timeoutMs / 1000 })
-        : this.#reset(con, driver, timeoutMs);
+        : this.#reset(con, driver);
     } catch (e) {
       work = Promise.reject(e);
     }
@@ -649,13 +649,16 @@ export class BasePool {
 
   /**
    * The reset is pipelined: it resolves once the statements are on their way
-   * and the next checkout's first statement queues behind them. The release's
-   * bound still holds: the driver closes the connection when the answer does
-   * not come within it.
+   * and the next checkout's first statement queues behind them; the releasing
+   * caller never waits for the server. The pool's `releaseTimeout` still bounds
+   * it: the driver closes a connection whose reset is not answered in time. (A
+   * caller's short timeout is no measure of a healthy server, so it does not
+   * apply here; it bounds what release itself waits for: a custom reset, a
+   * pending cancellation, a close at `maxQueries`.)
    */
-  #reset(con: Connection, driver: DriverConnection, timeoutMs: number | undefined): Promise<void> {
+  #reset(con: Connection, driver: DriverConnection): Promise<void> {
     const custom = this.#settings.reset;
-    const timeout = timeoutMs === undefined ? undefined : timeoutMs / 1000;
+    const timeout = this.#settings.releaseTimeoutMs / 1000 || undefined;
     if (custom === undefined) return driver.reset({ query: true, pipeline: true, timeout });
     return driver.reset({ query: false, pipeline: true, timeout }).then(() => custom(con));
   }
