@@ -10,7 +10,7 @@
  */
 
 import process from "node:process";
-import { Pool } from "../src/pool.ts";
+import { BasePool as Pool } from "../src/pool.ts";
 import { bindConnect } from "../src/entry.ts";
 import type { Connector } from "../src/transport.ts";
 import { nodeConnector } from "../src/runtime/node.ts";
