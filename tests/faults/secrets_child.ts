@@ -137,7 +137,7 @@ console.log(String(released), inspect(released));
 
 // 6. A query error and a use-after-release error from a password pool.
 await expectFailure("query-error", () => pool.fetchVal("SELECT * FROM no_such_table_secret"));
-await expectFailure("released-use", async () => released.fetchVal("SELECT 1"));
+await expectFailure("released-use", async () => await released.fetchVal("SELECT 1"));
 await pool.close();
 await pool2.close();
 console.log(String(pool), inspect(pool));
