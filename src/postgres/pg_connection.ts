@@ -396,6 +396,15 @@ export class PostgresConnection implements DriverConnection {
         this.#fatal ??= fields;
       },
       swallowed: (cycle) => this.#onSwallowed(cycle),
+      misaligned: () => {
+        this.#poisoned = true;
+        this.#lose(
+          new ConnectionError(
+            "PROTOCOL_VIOLATION",
+            "Answers on this connection are out of step with its statements; it was closed",
+          ),
+        );
+      },
     });
   }
 

@@ -38,6 +38,12 @@ export interface TapHandlers {
   fatal?(error: PostgresErrorFields): void;
   /** A swallowed cycle ended (see {@linkcode ProtocolTap.swallow}). */
   swallowed?(cycle: Cycle): void;
+  /**
+   * A cycle being cut holds a `ParseComplete` or `BindComplete`: it answers an
+   * extended-protocol statement of postgres.js, never the driver's own simple
+   * query, so the stream is out of step and the connection must not be used.
+   */
+  misaligned?(): void;
 }
 
 const TYPE_READY = 0x5a; // Z
@@ -46,6 +52,8 @@ const TYPE_PARAMETER = 0x53; // S
 const TYPE_NOTIFICATION = 0x41; // A
 const TYPE_ERROR = 0x45; // E
 const TYPE_COMPLETE = 0x43; // C
+const TYPE_PARSE_COMPLETE = 0x31; // 1
+const TYPE_BIND_COMPLETE = 0x32; // 2
 
 /** Message types whose body the tap decodes; all others are skipped unread. */
 const DECODED = new Set([TYPE_READY, TYPE_KEY, TYPE_PARAMETER, TYPE_NOTIFICATION, TYPE_ERROR, TYPE_COMPLETE]);
@@ -207,6 +215,9 @@ export class ProtocolTap {
 
   #finish(): void {
     const type = this.#type;
+    if (this.#cut && (type === TYPE_PARSE_COMPLETE || type === TYPE_BIND_COMPLETE)) {
+      this.#handlers.misaligned?.();
+    }
     const body = this.#body ?? new Uint8Array(0);
     this.#headerFill = 0;
     this.#body = undefined;

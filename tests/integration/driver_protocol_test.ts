@@ -116,3 +116,63 @@ describe("array types", () => {
     assert.equal(serializeArray([[1], [2]]), '{{"1"},{"2"}}');
   });
 });
+
+describe("ProtocolTap.swallow() safety net", () => {
+  it("ProtocolTap reports a cut cycle that holds a BindComplete as misaligned", () => {
+    let misaligned = 0;
+    const swallowed: string[] = [];
+    const tap = new ProtocolTap({ misaligned: () => misaligned++, swallowed: () => swallowed.push("cycle") });
+    tap.swallow();
+    // BindComplete, CommandComplete "SELECT 1", ReadyForQuery idle: an extended-protocol answer
+    const bytes = new Uint8Array([
+      0x32,
+      0,
+      0,
+      0,
+      4,
+      0x43,
+      0,
+      0,
+      0,
+      13,
+      ...new TextEncoder().encode("SELECT 1"),
+      0,
+      0x5a,
+      0,
+      0,
+      0,
+      5,
+      0x49,
+    ]);
+    const passed = tap.feed(bytes);
+    assert.equal(misaligned, 1);
+    assert.equal(passed.length, 0, "the cut bytes are not passed on");
+    assert.deepEqual(swallowed, ["cycle"]);
+  });
+
+  it("ProtocolTap cuts a simple-query answer without complaint and passes what follows", () => {
+    let misaligned = 0;
+    const tap = new ProtocolTap({ misaligned: () => misaligned++ });
+    tap.swallow();
+    const own = new Uint8Array([
+      0x43,
+      0,
+      0,
+      0,
+      14,
+      ...new TextEncoder().encode("RESET ALL"),
+      0,
+      0x5a,
+      0,
+      0,
+      0,
+      5,
+      0x49,
+    ]);
+    const next = new Uint8Array([0x32, 0, 0, 0, 4, 0x5a, 0, 0, 0, 5, 0x49]);
+    const passed = tap.feed(new Uint8Array([...own, ...next]));
+    assert.equal(misaligned, 0);
+    assert.deepEqual([...passed], [...next]);
+    assert.equal(tap.cycles, 1, "only the passed cycle counts");
+  });
+});
