@@ -750,6 +750,19 @@ export class PostgresConnection implements DriverConnection {
     waiter?.resolve();
   }
 
+  /** Resolves once every statement the driver wrote itself has been answered (or the connection closed). */
+  #ownAnswered(): Promise<void> {
+    const last = this.#ownWaiters.at(-1);
+    if (last === undefined) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const waiter = last;
+      const resolveOld = waiter.resolve;
+      const rejectOld = waiter.reject;
+      waiter.resolve = () => (resolveOld(), resolve());
+      waiter.reject = (e) => (rejectOld(e), resolve());
+    });
+  }
+
   /**
    * Resolves once every answer postgres.js asked for has arrived. (postgres.js
    * settles a failed statement at its `ErrorResponse`, before the
@@ -960,6 +973,10 @@ export class PostgresConnection implements DriverConnection {
       while (!isFinished() && !this.#closed) {
         const before = this.#tap.cycles;
         try {
+          // A cancel hits whatever the backend runs when it arrives: never let it land on the
+          // driver's own statements (a pipelined reset runs just ahead of the next statement).
+          await this.#ownAnswered();
+          if (isFinished() || this.#closed) break;
           await this.#sendCancel();
           sent = true;
         } catch (error) {
