@@ -265,12 +265,24 @@ function commandTag(result: PgResult): string {
   return command === "INSERT" ? `INSERT 0 ${result.count}` : `${command} ${result.count}`;
 }
 
+/**
+ * The rows of a postgres.js result. postgres.js 3.4.9 resets its row counter
+ * only at `CommandComplete`: after a statement failed midway through its rows,
+ * the next statement's rows start at that stale offset, behind holes. Those
+ * holes are dropped here (rows are objects, never `undefined`).
+ */
+function rowsOf(result: PgResult): Row[] {
+  const rows = Array.prototype.slice.call(result) as Row[];
+  if (rows.length === 0 || rows[0] !== undefined) return rows;
+  return rows.filter((row) => row !== undefined);
+}
+
 function toQueryResult(value: unknown, cycle: Cycle | undefined): QueryResult {
   const multi = isMultiResult(value);
   const last = (multi ? value[value.length - 1] : value) as PgResult | undefined;
   if (last === undefined) return { rows: [], columns: [], command: cycle?.tags.at(-1) ?? "" };
   return {
-    rows: Array.prototype.slice.call(last) as Row[],
+    rows: rowsOf(last),
     columns: (last.columns ?? []).map((c) => c.name),
     command: cycle?.tags.at(-1) ?? commandTag(last),
   };

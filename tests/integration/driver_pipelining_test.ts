@@ -64,3 +64,22 @@ describe("PostgresConnection pipelining with answers split at every byte boundar
     }
   });
 });
+
+describe("PostgresConnection after a statement fails midway through its rows", () => {
+  let server: TestServer;
+  let con: DriverConnection;
+  before(async () => {
+    server = await getTestServer();
+    con = await createPostgresDriver(nodeConnector).connect({ dsn: server.dsn, sslmode: "disable" });
+  });
+  after(() => con?.terminate());
+
+  it("the next statement's rows start at its first row (postgres.js 3.4.9 keeps a stale row counter; regression)", async () => {
+    for (let i = 0; i < 3; i++) {
+      // one row goes out, then the second fails: DataRow, ErrorResponse, ReadyForQuery
+      await assert.rejects(con.query("SELECT 1 / x AS y FROM (VALUES (1), (0)) v(x)", []), { code: "22012" });
+      const result = await con.query("SELECT $1::int AS v UNION ALL SELECT $1::int + 1", [i]);
+      assert.deepEqual(result.rows, [{ v: i }, { v: i + 1 }]);
+    }
+  });
+});
