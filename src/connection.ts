@@ -752,7 +752,7 @@ function pickValue(result: QueryResult, column: number | string | undefined): un
     }
     return row[name];
   }
-  if (!(column in row)) {
+  if (!Object.hasOwn(row, column)) {
     throw new InterfaceError(
       "INVALID_ARGUMENT",
       `Cannot fetch column "${column}" as the result has no such column`,

@@ -272,9 +272,28 @@ function commandTag(result: PgResult): string {
  * holes are dropped here (rows are objects, never `undefined`).
  */
 function rowsOf(result: PgResult): Row[] {
-  const rows = Array.prototype.slice.call(result) as Row[];
-  if (rows.length === 0 || rows[0] !== undefined) return rows;
-  return rows.filter((row) => row !== undefined);
+  let rows = Array.prototype.slice.call(result) as Row[];
+  if (rows.length > 0 && rows[0] === undefined) rows = rows.filter((row) => row !== undefined);
+  if (result.columns?.some((c) => c.name === PROTO_COLUMN)) {
+    for (const row of rows) {
+      const value = row[PROTO_COLUMN];
+      delete row[PROTO_COLUMN];
+      Object.defineProperty(row, "__proto__", {
+        value,
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
+    }
+  }
+  return rows;
+}
+
+/** The name postgres.js is given for a column called `__proto__` (see `rowsOf`). */
+const PROTO_COLUMN = "\u0000__proto__";
+
+function columnName(name: string): string {
+  return name === PROTO_COLUMN ? "__proto__" : name;
 }
 
 function toQueryResult(value: unknown, cycle: Cycle | undefined): QueryResult {
@@ -283,7 +302,7 @@ function toQueryResult(value: unknown, cycle: Cycle | undefined): QueryResult {
   if (last === undefined) return { rows: [], columns: [], command: cycle?.tags.at(-1) ?? "" };
   return {
     rows: rowsOf(last),
-    columns: (last.columns ?? []).map((c) => c.name),
+    columns: (last.columns ?? []).map((c) => columnName(c.name)),
     command: cycle?.tags.at(-1) ?? commandTag(last),
   };
 }
@@ -603,6 +622,8 @@ export class PostgresConnection implements DriverConnection {
         publications: "alltables",
         target_session_attrs: null,
         connection: { application_name: config.applicationName ?? "", ...config.params },
+        // A plain object cannot hold a "__proto__" key by assignment: postgres.js gets a safe stand-in.
+        transform: { column: { from: (name: string) => name === "__proto__" ? PROTO_COLUMN : name } },
         onnotice: (notice: PgJsError) => {
           if (onNotice) onNotice(fromPgJsError(notice));
         },

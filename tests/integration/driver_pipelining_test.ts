@@ -74,6 +74,16 @@ describe("PostgresConnection after a statement fails midway through its rows", (
   });
   after(() => con?.terminate());
 
+  it("a column named __proto__ comes back as an own property (regression)", async () => {
+    const result = await con.query(`SELECT 1 AS "__proto__", 2 AS b`, []);
+    assert.deepEqual(result.columns, ["__proto__", "b"]);
+    const row = result.rows[0]!;
+    assert.equal(Object.hasOwn(row, "__proto__"), true);
+    assert.equal(row["__proto__"], 1);
+    assert.equal(Object.getPrototypeOf(row), Object.prototype);
+    assert.deepEqual(Object.keys(row).sort(), ["__proto__", "b"]);
+  });
+
   it("the next statement's rows start at its first row (postgres.js 3.4.9 keeps a stale row counter; regression)", async () => {
     for (let i = 0; i < 3; i++) {
       // one row goes out, then the second fails: DataRow, ErrorResponse, ReadyForQuery
