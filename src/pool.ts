@@ -91,6 +91,19 @@ function validSignal(where: string, value: unknown): AbortSignal | undefined {
   return value;
 }
 
+/** Internal access for tests. Not exported from `mod.ts`. */
+export interface PoolInternals {
+  /** Entries in the waiter queue's array, served and cancelled ones not yet dropped included. */
+  waiterQueueLength(pool: BasePool): number;
+}
+
+let internals!: PoolInternals;
+
+/** Internal access for tests. Not exported from `mod.ts`. */
+export function poolInternals(): PoolInternals {
+  return internals;
+}
+
 /**
  * The runtime-neutral pool of PostgreSQL connections with asyncpg's semantics:
  * LIFO reuse, FIFO waiters with direct hand-off, session reset on release,
@@ -129,6 +142,10 @@ export class BasePool {
   #releaseTimerAt = Infinity;
   #drained: (() => void) | undefined;
   #closing: Promise<void> | undefined;
+
+  static {
+    internals = { waiterQueueLength: (pool) => pool.#waiters.length };
+  }
 
   /**
    * Builds a pool without connecting; call {@linkcode BasePool.init} next.
@@ -329,6 +346,7 @@ export class BasePool {
     return proxy;
   }
 
+  /** Drops served and cancelled waiters from the front of the queue (so it cannot grow without bound). */
   #compactWaiters(): void {
     const w = this.#waiters;
     if (this.#liveWaiters === 0) {
@@ -461,7 +479,7 @@ export class BasePool {
       if (waiter.state !== "waiting") continue;
       waiter.state = "granted";
       this.#liveWaiters--;
-      if (this.#liveWaiters === 0) this.#compactWaiters();
+      this.#compactWaiters();
       this.#move(slot, "acquiring");
       if (!waiter.direct) waiter.resolve(slot);
       else if (this.#ready(slot)) waiter.resolve(this.#handOut(slot, undefined));

@@ -1,6 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { InterfaceError, PoolTimeoutError } from "../../src/errors.ts";
+import { poolInternals } from "../../src/pool.ts";
 import { flush } from "../support/fake_clock.ts";
 import { checkInvariants, fakePool, readyPool, settle } from "../support/core_pool.ts";
 
@@ -220,5 +221,23 @@ describe("Pool.acquire()", () => {
     assert.equal(maxSeen, 10);
     assert.equal(h.driver.connects, 10);
     assert.equal(checkInvariants(h), undefined);
+  });
+});
+
+describe("Pool waiter queue", () => {
+  it("Pool's waiter queue does not grow while waiters never run out (regression)", async () => {
+    // 4 callers on 1 slot: there is always a waiter, so the queue never empties. It once grew by one
+    // entry per wait, forever (a leak seen in the soak).
+    const h = await readyPool({ maxSize: 1 });
+    let longest = 0;
+    const worker = async () => {
+      for (let i = 0; i < 5000; i++) {
+        await h.pool.release(await h.pool.acquire());
+        longest = Math.max(longest, poolInternals().waiterQueueLength(h.pool));
+      }
+    };
+    await Promise.all([worker(), worker(), worker(), worker()]);
+    assert.ok(longest <= 2100, `the queue's array reached ${longest} entries for at most 3 waiters`);
+    assert.equal(h.pool.getWaitingCount(), 0);
   });
 });
