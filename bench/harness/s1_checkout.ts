@@ -59,7 +59,7 @@ export const s1Checkout: Scenario = {
       rows.push(
         pgbenchVariant(
           ctx,
-          `-c ${SIZE}, statement + reset statements pipelined`,
+          `-c ${SIZE}, with the reset, pipelined`,
           SIZE,
           RESET_SCRIPT,
           "pgbench-reset",
