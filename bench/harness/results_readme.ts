@@ -46,7 +46,7 @@ export function summaryTable(r: ResultsFile): string {
   const keys = [...new Set(r.records.map((x) => x.contender))];
   const name = (key: string): string => {
     const rec = r.records.find((x) => x.contender === key)!;
-    return key.endsWith("-direct") ? `${rec.label} (${rec.api})` : rec.label;
+    return key.endsWith("-direct") || key === "pgbench-reset" ? `${rec.label} (${rec.api})` : rec.label;
   };
   const lines = [
     `| ${r.runtime === "bun" ? "Bun" : "Deno"} ${r.runtimeVersion} | ${ids.join(" | ")} |`,
