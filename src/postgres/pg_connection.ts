@@ -95,6 +95,8 @@ type PgFactory = (options: Record<string, unknown>) => PgSql;
 const noop = (): void => {};
 
 /** The `CancelRequest` code (1234 << 16 | 5678). */
+/** How long to wait for the server to close a cancel request's socket after it was written. */
+const CANCEL_CLOSE_WAIT_MS = 1000;
 const CANCEL_CODE = 80877102;
 /** The `SSLRequest` message: length 8, code 80877103. */
 const SSL_REQUEST = new Uint8Array([0, 0, 0, 8, 4, 210, 22, 47]);
@@ -1067,10 +1069,12 @@ export class PostgresConnection implements DriverConnection {
     return new Promise<void>((resolve, reject) => {
       let transport: Transport | undefined;
       let settled = false;
+      let sentTimer: ReturnType<typeof setTimeout> | undefined;
       const finish = (error?: unknown): void => {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
+        clearTimeout(sentTimer);
         if (error === undefined) resolve();
         else reject(error);
       };
@@ -1083,6 +1087,13 @@ export class PostgresConnection implements DriverConnection {
           transport = t;
           if (settled) return t.destroy();
           t.write(message);
+          // The server closes the socket once it acted on the request. Some runtimes do not always
+          // report that close; a late cancel is absorbed anyway (see #absorbStrayCancel), so the
+          // wait is bounded.
+          sentTimer = setTimeout(() => {
+            t.destroy();
+            finish();
+          }, CANCEL_CLOSE_WAIT_MS);
         },
         (error) => finish(error),
       );
