@@ -7,7 +7,6 @@
 
 import { Connection } from "./connection.ts";
 import type { ConnectOptions } from "./driver.ts";
-import { CONNECT_OPTION_NAMES } from "./driver.ts";
 import { checkConnectOptions, type ConnectHook } from "./options.ts";
 import { createPostgresDriver } from "./postgres/driver.ts";
 import type { Env } from "./postgres/dsn.ts";
@@ -30,12 +29,7 @@ export function connectArgs(
   else if (typeof dsnOrOptions !== "object") {
     throw new TypeError(`Cannot connect as the first argument must be a DSN string or an options object`);
   } else opts = { ...dsnOrOptions, ...options };
-  for (const key of Object.keys(opts)) {
-    if (!CONNECT_OPTION_NAMES.has(key)) {
-      throw new TypeError(`Cannot connect as '${key}' is not a known option`);
-    }
-  }
-  checkConnectOptions(opts, "Cannot connect");
+  checkConnectOptions(opts, "Cannot connect", true);
   return opts;
 }
 

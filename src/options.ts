@@ -156,10 +156,17 @@ const STRING_OPTIONS = [
 ] as const;
 
 /**
- * Checks the types and ranges of connection options (not their meaning, which
- * the driver checks at connect). Throws `TypeError` / `RangeError` naming `where`.
+ * Checks the names, types and ranges of connection options (not their
+ * meaning, which the driver checks at connect). `signal` is accepted only with
+ * `allowSignal` (a per-call option, not a pool setting). Throws `TypeError` /
+ * `RangeError` naming `where`.
  */
-export function checkConnectOptions(options: ConnectOptions, where: string): void {
+export function checkConnectOptions(options: ConnectOptions, where: string, allowSignal = false): void {
+  for (const key of Object.keys(options)) {
+    if (!CONNECT_OPTION_NAMES.has(key) || (key === "signal" && !allowSignal)) {
+      throw new TypeError(`${where} as '${key}' is not a known option`);
+    }
+  }
   for (const name of STRING_OPTIONS) {
     const value = options[name];
     if (value !== undefined && typeof value !== "string") {
@@ -217,11 +224,7 @@ export function parsePoolOptions(
   }
   const connectOptions: Record<string, unknown> = {};
   for (const key of Object.keys(options)) {
-    if (POOL_OPTION_NAMES.has(key)) continue;
-    if (!CONNECT_OPTION_NAMES.has(key) || key === "signal") {
-      throw new TypeError(`Cannot create pool as '${key}' is not a known option`);
-    }
-    connectOptions[key] = (options as Record<string, unknown>)[key];
+    if (!POOL_OPTION_NAMES.has(key)) connectOptions[key] = (options as Record<string, unknown>)[key];
   }
   const o = options;
   const maxSize = integer("maxSize", o.maxSize, 10, 1);

@@ -17,13 +17,7 @@ import {
   type FetchValOptions,
 } from "./connection.ts";
 import { Deadline } from "./deadline.ts";
-import {
-  CONNECT_OPTION_NAMES,
-  type ConnectOptions,
-  type DriverConnection,
-  type QueryOptions,
-  type Row,
-} from "./driver.ts";
+import { type ConnectOptions, type DriverConnection, type QueryOptions, type Row } from "./driver.ts";
 import { InterfaceError, PoolTimeoutError } from "./errors.ts";
 import {
   checkConnectOptions,
@@ -127,6 +121,10 @@ export class BasePool {
   #connect: ConnectHook;
   #clock: Clock;
   #warn: WarningHandler;
+  /** The pool's own release bound in seconds (`releaseTimeout`), or undefined for none. */
+  #releaseBound: number | undefined;
+  /** What `reset()` is told on every release: made once, not per release. */
+  #resetOptions: { query: boolean; pipeline: true; timeout: number | undefined };
   #status: PoolStatus = "new";
   #generation = 0;
   #slots: Slot[] = [];
@@ -180,6 +178,8 @@ export class BasePool {
     this.#connect = connect;
     this.#clock = settings.clock ?? systemClock;
     this.#warn = settings.onWarning ?? consoleWarning;
+    this.#releaseBound = settings.releaseTimeoutMs / 1000 || undefined;
+    this.#resetOptions = { query: settings.reset === undefined, pipeline: true, timeout: this.#releaseBound };
   }
 
   /**
@@ -436,7 +436,7 @@ export class BasePool {
     slot.driver = undefined;
     if (now || this.#status === "closed") con.terminate();
     else {
-      con.close({ timeout: this.#settings.releaseTimeoutMs / 1000 || undefined }).catch((e: unknown) => {
+      con.close({ timeout: this.#releaseBound }).catch((e: unknown) => {
         this.#emit("BACKGROUND_CLOSE_FAILED", `Closing an expired connection failed: ${String(e)}`);
       });
     }
@@ -676,9 +676,8 @@ export class BasePool {
    */
   #reset(con: Connection, driver: DriverConnection): Promise<void> {
     const custom = this.#settings.reset;
-    const timeout = this.#settings.releaseTimeoutMs / 1000 || undefined;
-    if (custom === undefined) return driver.reset({ query: true, pipeline: true, timeout });
-    return driver.reset({ query: false, pipeline: true, timeout }).then(() => custom(con));
+    const done = driver.reset(this.#resetOptions);
+    return custom === undefined ? done : done.then(() => custom(con));
   }
 
   /**
@@ -851,16 +850,9 @@ export class BasePool {
     if (dsn !== undefined && typeof dsn !== "string") {
       throw new TypeError("Cannot set connect arguments as 'dsn' must be a string");
     }
-    const next: Record<string, unknown> = {};
-    for (const [key, value] of Object.entries(options ?? {})) {
-      if (!CONNECT_OPTION_NAMES.has(key) || key === "signal") {
-        throw new TypeError(`Cannot set connect arguments as '${key}' is not a known connection option`);
-      }
-      next[key] = value;
-    }
-    if (dsn !== undefined) next.dsn = dsn;
-    checkConnectOptions(next as ConnectOptions, "Cannot set connect arguments");
-    this.#connectOptions = next as ConnectOptions;
+    const next: ConnectOptions = dsn === undefined ? { ...options } : { ...options, dsn };
+    checkConnectOptions(next, "Cannot set connect arguments");
+    this.#connectOptions = next;
   }
 
   /** Open connections (checked out or idle). @returns The count. */
@@ -928,7 +920,7 @@ export class BasePool {
     } catch (e) {
       // Wait for the release while the budget lasts; past it the release goes on in the background,
       // under the pool's own bound.
-      const releasing = this.release(con, { timeout: this.#settings.releaseTimeoutMs / 1000 || undefined })
+      const releasing = this.release(con, { timeout: this.#releaseBound })
         .catch(noop);
       if (deadlineAt === undefined) await releasing;
       else await this.#within(releasing, deadlineAt - this.#clock.now());
