@@ -13,6 +13,7 @@ import {
   Admin,
   createTestPool,
   getTestServer,
+  outsideTransaction,
   rejection,
   type TestServer,
   warningLog,
@@ -38,18 +39,6 @@ async function run200(fn: (i: number) => Promise<void>): Promise<void> {
     return 1;
   }));
   assert.deepEqual(results, new Array(200).fill(1));
-}
-
-/** Whether the session is outside any transaction block. */
-async function outsideTransaction(con: PoolConnection): Promise<boolean> {
-  try {
-    await con.execute("SAVEPOINT pool_test_probe");
-  } catch (e) {
-    if ((e as { code?: string }).code === "25P01") return true;
-    throw e;
-  }
-  await con.execute("ROLLBACK");
-  return false;
 }
 
 describe("Pool helpers and queries on a real server", () => {

@@ -15,6 +15,7 @@ import {
   createTestPool,
   getTestServer,
   hook,
+  outsideTransaction,
   rejection,
   type TestServer,
   waitFor,
@@ -27,18 +28,6 @@ let admin: Admin;
 
 class UserError extends Error {
   override name = "UserError";
-}
-
-/** Whether the session is outside any transaction block (SAVEPOINT needs one). */
-async function outsideTransaction(con: PoolConnection): Promise<boolean> {
-  try {
-    await con.execute("SAVEPOINT pool_test_probe");
-  } catch (e) {
-    if ((e as { code?: string }).code === "25P01") return true;
-    throw e;
-  }
-  await con.execute("ROLLBACK");
-  return false;
 }
 
 describe("Pool.release() on a real server", () => {

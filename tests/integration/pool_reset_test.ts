@@ -14,6 +14,7 @@ import {
   Admin,
   createTestPool,
   getTestServer,
+  outsideTransaction,
   rejection,
   type TestServer,
   waitFor,
@@ -77,18 +78,6 @@ async function assertNotDelivered(
   await waitFor("the sentinel notification", () => sentinel.notes.length === 1);
   assert.equal(old.notes.length, before, `nothing on "${channel}" reached the old listener`);
   await con.removeListener("sentinel", sentinel.fn);
-}
-
-/** Whether the session is outside any transaction block. */
-async function outsideTransaction(con: PoolConnection): Promise<boolean> {
-  try {
-    await con.execute("SAVEPOINT pool_test_probe");
-  } catch (e) {
-    if ((e as { code?: string }).code === "25P01") return true;
-    throw e;
-  }
-  await con.execute("ROLLBACK");
-  return false;
 }
 
 describe("Session reset on release (real server)", () => {

@@ -14,6 +14,7 @@ import {
   type Connection,
   createPool,
   type Pool,
+  type PoolConnection,
   type PoolOptions,
   type PoolWarning,
 } from "../../mod.ts";
@@ -285,4 +286,16 @@ export class FlakyProxy {
     this.resetAll();
     await new Promise<void>((resolve) => this.#server.close(() => resolve()));
   }
+}
+
+/** Whether the session is outside any transaction block. */
+export async function outsideTransaction(con: PoolConnection): Promise<boolean> {
+  try {
+    await con.execute("SAVEPOINT pool_test_probe");
+  } catch (e) {
+    if ((e as { code?: string }).code === "25P01") return true;
+    throw e;
+  }
+  await con.execute("ROLLBACK");
+  return false;
 }
