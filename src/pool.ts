@@ -17,7 +17,7 @@ import {
   type FetchValOptions,
 } from "./connection.ts";
 import { Deadline } from "./deadline.ts";
-import { type ConnectOptions, type DriverConnection, type QueryOptions, type Row } from "./driver.ts";
+import type { ConnectOptions, DriverConnection, QueryOptions, Row } from "./driver.ts";
 import { InterfaceError, PoolTimeoutError } from "./errors.ts";
 import {
   checkConnectOptions,

@@ -8,7 +8,7 @@
 
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { type Pool, type PoolConnection, PostgresError, quoteIdentifier } from "../../mod.ts";
+import { type Pool, PostgresError, quoteIdentifier } from "../../mod.ts";
 import {
   Admin,
   createTestPool,
