@@ -37,6 +37,7 @@ import type { Connector, Transport, TransportHandlers, TransportTarget } from ".
 import type { HostAddress, ResolvedConnectOptions } from "./dsn.ts";
 import { installArrayTypes, type TypeTables } from "./arrays.ts";
 import { PgSocket } from "./pg_socket.ts";
+import { fixQueryOrigin } from "./query_origin.ts";
 import { type Cycle, ProtocolTap } from "./protocol_tap.ts";
 
 /** Settings of the driver that are not per-connection options. */
@@ -636,6 +637,8 @@ export class PostgresConnection implements DriverConnection {
       })
     );
     installArrayTypes(sql.options);
+    // A query that is never executed, only to reach postgres.js's query prototype.
+    fixQueryOrigin(sql.unsafe(""));
     return sql;
   }
 

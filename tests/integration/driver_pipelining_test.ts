@@ -7,6 +7,9 @@
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
+import process from "node:process";
+import v8 from "node:v8";
+import vm from "node:vm";
 import type { DriverConnection } from "../../src/driver.ts";
 import { createPostgresDriver } from "../../src/postgres/driver.ts";
 import { nodeConnector } from "../../src/runtime/node.ts";
@@ -91,5 +94,51 @@ describe("PostgresConnection after a statement fails midway through its rows", (
       const result = await con.query("SELECT $1::int AS v UNION ALL SELECT $1::int + 1", [i]);
       assert.deepEqual(result.rows, [{ v: i }, { v: i + 1 }]);
     }
+  });
+});
+
+/** The heap after a full collection: what is retained, not garbage not yet collected. */
+function retainedHeap(): number {
+  const g = globalThis as { Bun?: { gc(sync: boolean): void } };
+  if (g.Bun !== undefined) {
+    g.Bun.gc(true);
+  } else {
+    v8.setFlagsFromString("--expose-gc");
+    (vm.runInNewContext("gc") as () => void)();
+  }
+  return process.memoryUsage().heapUsed;
+}
+
+describe("PostgresConnection memory across failed statements", () => {
+  let server: TestServer;
+  let con: DriverConnection;
+  before(async () => {
+    server = await getTestServer();
+    // prepare: false so that postgres.js's per-connection statement cache keeps nothing either
+    con = await createPostgresDriver(nodeConnector).connect({
+      dsn: server.dsn,
+      sslmode: "disable",
+      prepare: false,
+    });
+  });
+  after(() => con?.terminate());
+
+  it("a failed statement leaves nothing behind (postgres.js 3.4.9 keeps one entry per failed unsafe(); regression)", async () => {
+    const size = 8192;
+    const bytes = new Uint8Array(size).fill(0x78);
+    const decoder = new TextDecoder();
+    const fail = async (i: number): Promise<void> => {
+      // A distinct 8 KB text per statement, decoded so that it owns its characters (a
+      // concatenation would share them): whatever keeps the text alive shows up in the heap.
+      bytes.set(new TextEncoder().encode(`SELECT 1 / 0 -- ${i} `));
+      await assert.rejects(con.query(decoder.decode(bytes), []), { code: "22012" });
+    };
+    for (let i = 0; i < 50; i++) await fail(i);
+    const before = retainedHeap();
+    const count = 1000;
+    for (let i = 0; i < count; i++) await fail(1000 + i);
+    const grown = retainedHeap() - before;
+    // kept alive, the texts alone would be count * 8 KB (8 MB)
+    assert.ok(grown < (count * size) / 4, `heap grew by ${(grown / 1048576).toFixed(1)} MB`);
   });
 });
