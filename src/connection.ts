@@ -316,6 +316,11 @@ export class Connection {
   /**
    * Runs a statement once per argument list (pipelined) and resolves when all ran.
    *
+   * The batch is all or nothing: outside a transaction it runs in a transaction
+   * of its own (sent in the same pipeline), so when one run fails — or the
+   * COMMIT does — none of the runs take effect, and the error is the failing
+   * run's. Inside a transaction, a failed run fails that transaction.
+   *
    * @param sql The statement.
    * @param argsList One argument array per execution.
    * @param opts Timeout / abort signal for the whole batch.
@@ -388,6 +393,7 @@ export class Connection {
 
   /**
    * Runs a query once per argument list (pipelined) and resolves to all rows of all runs.
+   * All or nothing, like {@linkcode Connection.executeMany}.
    *
    * @param sql The query.
    * @param argsList One argument array per run.

@@ -122,7 +122,10 @@ export interface DriverConnection {
   isClosed(): boolean;
   /** Runs one statement with `$1…` parameters. */
   query(sql: string, args: readonly unknown[], options?: QueryOptions): Promise<QueryResult>;
-  /** Runs one statement once per argument list, pipelined where possible. */
+  /**
+   * Runs one statement once per argument list, pipelined where possible; all or nothing
+   * (outside a transaction, in a transaction of its own).
+   */
   queryMany(
     sql: string,
     argsList: readonly (readonly unknown[])[],

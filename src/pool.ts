@@ -972,7 +972,7 @@ export class BasePool {
   }
 
   /**
-   * One-shot `executeMany`.
+   * One-shot `executeMany`: all runs take effect or none (see {@linkcode PoolConnection.executeMany}).
    *
    * @param sql The statement.
    * @param argsList One argument array per run.

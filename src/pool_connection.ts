@@ -109,7 +109,7 @@ export class PoolConnection {
   }
 
   /**
-   * Runs a statement per argument list, pipelined. See {@linkcode Connection.executeMany}.
+   * Runs a statement per argument list, pipelined, all or nothing. See {@linkcode Connection.executeMany}.
    *
    * @param sql The statement.
    * @param argsList One argument array per run.

@@ -1119,13 +1119,26 @@ export class PostgresConnection implements DriverConnection {
     return this.#run(options, async () => {
       const sqlJs = this.#sql!;
       const prepare = this.#config.prepare;
-      this.#queryCount += argsList.length;
-      const queries = argsList.map((args) => sqlJs.unsafe(sql, args as unknown[], { prepare }));
-      const settled = await Promise.allSettled(queries);
+      // Outside a transaction the batch runs in one of its own, so it takes effect whole or not at
+      // all: after a failed run the later ones fail too and COMMIT rolls back. Still one pipeline
+      // (postgres.js sends queries in the order they are awaited). Inside a transaction, a failed run
+      // fails that transaction, which is the caller's to end.
+      const wrap = argsList.length > 1 && this.#tap.status === "idle";
+      const all: PgQuery[] = [];
+      if (wrap) all.push(sqlJs.unsafe("BEGIN"));
+      for (const args of argsList) all.push(sqlJs.unsafe(sql, args as unknown[], { prepare }));
+      if (wrap) all.push(sqlJs.unsafe("COMMIT"));
+      this.#queryCount += all.length;
+      const settled = await Promise.allSettled(all);
+      // The first failure in order is the cause (later runs only report the aborted transaction);
+      // a failed COMMIT (say, a deferred constraint) is one too.
       const failed = settled.find((s): s is PromiseRejectedResult => s.status === "rejected");
       if (failed !== undefined) throw failed.reason;
       const cycles = this.#cycleLog.length === settled.length ? this.#cycleLog : [];
-      return settled.map((s, i) => toQueryResult((s as PromiseFulfilledResult<unknown>).value, cycles[i]));
+      const first = wrap ? 1 : 0;
+      return argsList.map((_, i) =>
+        toQueryResult((settled[first + i] as PromiseFulfilledResult<unknown>).value, cycles[first + i])
+      );
     });
   }
 

@@ -107,6 +107,74 @@ describe("Pool helpers and queries on a real server", () => {
     }
   });
 
+  it("Pool.executeMany() is all or nothing: a failing run leaves none of the batch's rows (regression)", async () => {
+    await using pool = await createTestPool(server.dsn, { minSize: 1, maxSize: 1 });
+    await pool.execute("DROP TABLE IF EXISTS exatomic; CREATE TABLE exatomic (id int PRIMARY KEY)");
+    try {
+      // the third run violates the primary key: the first two must not stay either
+      const error = await rejection(
+        pool.executeMany("INSERT INTO exatomic VALUES ($1)", [[1], [2], [1], [3]]),
+      );
+      assert.ok(error instanceof PostgresError);
+      assert.equal(error.code, "23505", "the failing run's own error, not the aborted transaction's");
+      assert.equal(await pool.fetchVal("SELECT count(*)::int FROM exatomic"), 0);
+      await using con = await pool.acquire();
+      await con.executeMany("INSERT INTO exatomic VALUES ($1)", [[1], [2], [3]]);
+      assert.equal(await con.fetchVal("SELECT count(*)::int FROM exatomic"), 3);
+      // fetchMany takes the same path: its failure keeps nothing either
+      await assert.rejects(
+        con.fetchMany("INSERT INTO exatomic VALUES ($1) RETURNING id", [[4], [5], [3]]),
+        { code: "23505" },
+      );
+      assert.deepEqual(await con.fetch("SELECT id FROM exatomic ORDER BY id"), [{ id: 1 }, { id: 2 }, {
+        id: 3,
+      }]);
+    } finally {
+      await pool.execute("DROP TABLE exatomic");
+    }
+  });
+
+  it("Pool.executeMany() rejects with the COMMIT's error when a deferred constraint fails there, keeping nothing", async () => {
+    await using pool = await createTestPool(server.dsn, { minSize: 1, maxSize: 1 });
+    await pool.execute(
+      "DROP TABLE IF EXISTS exdeferred; CREATE TABLE exdeferred (id int, UNIQUE (id) DEFERRABLE INITIALLY DEFERRED)",
+    );
+    try {
+      // every INSERT succeeds; the duplicate is found only when the batch commits
+      await assert.rejects(pool.executeMany("INSERT INTO exdeferred VALUES ($1)", [[1], [2], [1]]), {
+        code: "23505",
+      });
+      assert.equal(await pool.fetchVal("SELECT count(*)::int FROM exdeferred"), 0);
+      await pool.executeMany("INSERT INTO exdeferred VALUES ($1)", [[1], [2]]);
+      assert.equal(await pool.fetchVal("SELECT count(*)::int FROM exdeferred"), 2);
+    } finally {
+      await pool.execute("DROP TABLE exdeferred");
+    }
+  });
+
+  it("PoolConnection.executeMany() inside transaction() fails that transaction and leaves it to roll back", async () => {
+    await using pool = await createTestPool(server.dsn, { minSize: 1, maxSize: 1 });
+    await pool.execute("DROP TABLE IF EXISTS exatomic2; CREATE TABLE exatomic2 (id int PRIMARY KEY)");
+    try {
+      await using con = await pool.acquire();
+      await assert.rejects(
+        con.transaction(async (tx) => {
+          await tx.execute("INSERT INTO exatomic2 VALUES (10)");
+          await tx.executeMany("INSERT INTO exatomic2 VALUES ($1)", [[1], [1]]);
+        }),
+        { code: "23505" },
+      );
+      assert.equal(await con.fetchVal("SELECT count(*)::int FROM exatomic2"), 0);
+      // a batch inside a transaction that commits is kept, run by run
+      await con.transaction(async (tx) => {
+        await tx.executeMany("INSERT INTO exatomic2 VALUES ($1)", [[1], [2]]);
+      });
+      assert.equal(await con.fetchVal("SELECT count(*)::int FROM exatomic2"), 2);
+    } finally {
+      await pool.execute("DROP TABLE exatomic2");
+    }
+  });
+
   it("the copy helpers quote schema, table and column names with quotes, spaces and unicode", async () => {
     await using pool = await createTestPool(server.dsn, { minSize: 1, maxSize: 2 });
     const columns = COLUMNS.map(quoteIdentifier);
