@@ -79,6 +79,12 @@ export interface ConnectOptions {
   targetSessionAttrs?: "any" | "read-write" | "read-only" | "primary" | "standby" | "prefer-standby";
   /** Use named prepared statements (default true; false for PgBouncer transaction mode). */
   prepare?: boolean;
+  /**
+   * How many statement texts one connection prepares at most (default 100, 0 for none): a
+   * prepared statement stays on the server for the connection's life. Only texts that are run
+   * again are prepared; the others run as unnamed statements.
+   */
+  statementCacheSize?: number;
   /** Aborts the connection attempt; the attempt rejects with `signal.reason`. */
   signal?: AbortSignal;
 }
@@ -98,6 +104,7 @@ export const CONNECT_OPTION_NAMES: ReadonlySet<string> = new Set([
   "params",
   "targetSessionAttrs",
   "prepare",
+  "statementCacheSize",
   "signal",
 ]);
 

@@ -199,6 +199,17 @@ export function checkConnectOptions(options: ConnectOptions, where: string, allo
   if (options.prepare !== undefined && typeof options.prepare !== "boolean") {
     throw new TypeError(`${where} as 'prepare' must be a boolean: got ${describe(options.prepare)}`);
   }
+  const cacheSize: unknown = options.statementCacheSize;
+  if (cacheSize !== undefined) {
+    if (typeof cacheSize !== "number") {
+      throw new TypeError(`${where} as 'statementCacheSize' must be a number: got ${describe(cacheSize)}`);
+    }
+    if (!Number.isInteger(cacheSize) || cacheSize < 0) {
+      throw new RangeError(
+        `${where} as 'statementCacheSize' must be an integer of 0 or more: got ${cacheSize}`,
+      );
+    }
+  }
   const params: unknown = options.params;
   if (params !== undefined) {
     if (typeof params !== "object" || params === null || Array.isArray(params)) {

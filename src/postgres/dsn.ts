@@ -15,6 +15,7 @@
 
 import type { ConnectOptions, SslMode } from "../driver.ts";
 import { InterfaceError } from "../errors.ts";
+import { DEFAULT_STATEMENT_CACHE_SIZE } from "./statement_cache.ts";
 
 /** Environment variables, as `process.env` or `Deno.env.toObject()` provide them. */
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -56,6 +57,8 @@ export interface ResolvedConnectOptions {
   targetSessionAttrs: TargetSessionAttrs;
   /** Named prepared statements. */
   prepare: boolean;
+  /** How many texts one connection prepares at most. */
+  statementCacheSize: number;
 }
 
 /** The default for {@linkcode ResolvedConnectOptions.connectTimeout}, in seconds. */
@@ -403,5 +406,6 @@ export function resolveConnectOptions(options: ConnectOptions = {}, env: Env = {
     params,
     targetSessionAttrs: tsa as TargetSessionAttrs,
     prepare: k.has("prepare") ? parseBoolean("prepare", k.get("prepare")!) : true,
+    statementCacheSize: options.statementCacheSize ?? DEFAULT_STATEMENT_CACHE_SIZE,
   };
 }

@@ -38,6 +38,7 @@ import type { HostAddress, ResolvedConnectOptions } from "./dsn.ts";
 import { installArrayTypes, type TypeTables } from "./arrays.ts";
 import { PgSocket } from "./pg_socket.ts";
 import { fixQueryOrigin } from "./query_origin.ts";
+import { StatementCache } from "./statement_cache.ts";
 import { type Cycle, ProtocolTap } from "./protocol_tap.ts";
 
 /** Settings of the driver that are not per-connection options. */
@@ -365,6 +366,8 @@ interface Abandoned {
 export class PostgresConnection implements DriverConnection {
   #connector: Connector;
   #config: ResolvedConnectOptions;
+  /** Which texts run as named prepared statements (postgres.js would keep every one). */
+  #statements: StatementCache;
   #host: HostAddress;
   #settings: PostgresDriverSettings;
   #tap: ProtocolTap;
@@ -420,6 +423,7 @@ export class PostgresConnection implements DriverConnection {
   ) {
     this.#connector = connector;
     this.#config = config;
+    this.#statements = new StatementCache(config.prepare ? config.statementCacheSize : 0);
     this.#host = host;
     this.#settings = settings;
     this.#socket = new PgSocket(host.host, host.port);
@@ -1106,7 +1110,9 @@ export class PostgresConnection implements DriverConnection {
   query(sql: string, args: readonly unknown[], options?: QueryOptions): Promise<QueryResult> {
     return this.#run(options, async () => {
       this.#queryCount++;
-      const result = await this.#sql!.unsafe(sql, args as unknown[], { prepare: this.#config.prepare });
+      const result = await this.#sql!.unsafe(sql, args as unknown[], {
+        prepare: this.#statements.admit(sql, 1),
+      });
       return toQueryResult(result, this.#cycleLog.at(-1));
     });
   }
@@ -1118,7 +1124,7 @@ export class PostgresConnection implements DriverConnection {
   ): Promise<QueryResult[]> {
     return this.#run(options, async () => {
       const sqlJs = this.#sql!;
-      const prepare = this.#config.prepare;
+      const prepare = this.#statements.admit(sql, argsList.length);
       // Outside a transaction the batch runs in one of its own, so it takes effect whole or not at
       // all: after a failed run the later ones fail too and COMMIT rolls back. Still one pipeline
       // (postgres.js sends queries in the order they are awaited). Inside a transaction, a failed run

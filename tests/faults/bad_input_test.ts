@@ -93,6 +93,8 @@ describe("Bad input matrix", { timeout: 60_000 }, () => {
       ["port 70000", { port: 70000 }],
       ["connectTimeout -1", { connectTimeout: -1 }],
       ["connectTimeout NaN", { connectTimeout: NaN }],
+      ["statementCacheSize -1", { statementCacheSize: -1 }],
+      ["statementCacheSize 1.5", { statementCacheSize: 1.5 }],
     ];
     for (const [name, opts] of range) {
       it(`new Pool() throws RangeError synchronously for ${name}`, () => {
@@ -109,6 +111,7 @@ describe("Bad input matrix", { timeout: 60_000 }, () => {
       ["misspelt name maxsize", { maxsize: 10 }],
       ["port '5432'", { port: "5432" }],
       ["connectTimeout '1'", { connectTimeout: "1" }],
+      ["statementCacheSize '10'", { statementCacheSize: "10" }],
       ["host 5", { host: 5 }],
       ["password 5", { password: 5 }],
       ["params 5", { params: 5 }],

@@ -1,0 +1,94 @@
+/**
+ * How many named prepared statements a connection keeps. postgres.js keeps
+ * every statement it prepared for the life of the connection (and so does the
+ * server); the driver prepares a bounded number of texts per connection, only
+ * texts that come back, and runs the rest unnamed.
+ */
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import type { ConnectOptions, DriverConnection } from "../../src/driver.ts";
+import { createPostgresDriver } from "../../src/postgres/driver.ts";
+import { nodeConnector } from "../../src/runtime/node.ts";
+import { getTestServer, type TestServer } from "../support/pg_server.ts";
+
+let server: TestServer;
+const open: DriverConnection[] = [];
+
+async function connect(options: ConnectOptions = {}): Promise<DriverConnection> {
+  const con = await createPostgresDriver(nodeConnector).connect({
+    dsn: server.dsn,
+    sslmode: "disable",
+    ...options,
+  });
+  open.push(con);
+  return con;
+}
+
+/** The texts prepared on this connection's backend (a query without parameters is never prepared). */
+async function prepared(con: DriverConnection): Promise<string[]> {
+  const result = await con.query("SELECT statement FROM pg_prepared_statements ORDER BY statement", []);
+  return result.rows.map((r) => String(r.statement));
+}
+
+/** Runs `count` distinct parameterized texts, each `times` times, checking every answer. */
+async function runTexts(con: DriverConnection, count: number, times: number): Promise<void> {
+  for (let t = 0; t < times; t++) {
+    for (let i = 0; i < count; i++) {
+      const result = await con.query(`SELECT $1::int + ${i} AS v`, [t]);
+      assert.deepEqual(result.rows, [{ v: t + i }]);
+    }
+  }
+}
+
+describe("PostgresConnection statement cache", () => {
+  before(async () => {
+    server = await getTestServer();
+  });
+  after(() => {
+    for (const con of open) con.terminate();
+  });
+
+  it("a text run once is not prepared; run again, it is", async () => {
+    const con = await connect();
+    await con.query("SELECT $1::int AS once", [1]);
+    assert.deepEqual(await prepared(con), []);
+    await con.query("SELECT $1::int AS twice", [1]);
+    await con.query("SELECT $1::int AS twice", [2]);
+    assert.deepEqual(await prepared(con), ["SELECT $1::int AS twice"]);
+  });
+
+  it("a connection prepares at most statementCacheSize texts; the others still run (regression)", async () => {
+    const con = await connect({ statementCacheSize: 5 });
+    await runTexts(con, 20, 3);
+    assert.equal((await prepared(con)).length, 5);
+  });
+
+  it("by default a connection prepares at most 100 texts (regression: postgres.js kept every one)", async () => {
+    const con = await connect();
+    await runTexts(con, 150, 2);
+    assert.equal((await prepared(con)).length, 100);
+  });
+
+  it("a batch prepares its text at once", async () => {
+    const con = await connect();
+    const results = await con.queryMany("SELECT $1::int AS batch", [[1], [2], [3]]);
+    assert.deepEqual(results.map((r) => r.rows), [[{ batch: 1 }], [{ batch: 2 }], [{ batch: 3 }]]);
+    assert.deepEqual(await prepared(con), ["SELECT $1::int AS batch"]);
+  });
+
+  it("statementCacheSize 0 and prepare false prepare nothing", async () => {
+    for (const options of [{ statementCacheSize: 0 }, { prepare: false }]) {
+      const con = await connect(options);
+      await runTexts(con, 3, 3);
+      await con.queryMany("SELECT $1::int AS batch", [[1], [2]]);
+      assert.deepEqual(await prepared(con), [], JSON.stringify(options));
+    }
+  });
+
+  it("a text longer than 15 KiB is never prepared", async () => {
+    const con = await connect();
+    const long = `SELECT $1::int AS v -- ${"x".repeat(16 * 1024)}`;
+    for (let i = 0; i < 3; i++) assert.deepEqual((await con.query(long, [i])).rows, [{ v: i }]);
+    assert.deepEqual(await prepared(con), []);
+  });
+});
