@@ -36,7 +36,10 @@ export interface TapHandlers {
   notification?(pid: number, channel: string, payload: string): void;
   /** An `ErrorResponse` arrived whose severity is `FATAL` or `PANIC`. */
   fatal?(error: PostgresErrorFields): void;
-  /** A swallowed cycle ended (see {@linkcode ProtocolTap.swallow}). */
+  /**
+   * A swallowed cycle ended (see {@linkcode ProtocolTap.swallow}). Its `tags`
+   * are left empty: nobody reads them, so they are not decoded.
+   */
   swallowed?(cycle: Cycle): void;
   /**
    * A cycle being cut holds a `ParseComplete` or `BindComplete`: it answers an
@@ -55,8 +58,11 @@ const TYPE_COMPLETE = 0x43; // C
 const TYPE_PARSE_COMPLETE = 0x31; // 1
 const TYPE_BIND_COMPLETE = 0x32; // 2
 
-/** Message types whose body the tap decodes; all others are skipped unread. */
-const DECODED = new Set([TYPE_READY, TYPE_KEY, TYPE_PARAMETER, TYPE_NOTIFICATION, TYPE_ERROR, TYPE_COMPLETE]);
+/** Message types whose body the tap decodes (1), by type byte; all others are skipped unread. */
+const DECODED = new Uint8Array(256);
+for (const type of [TYPE_READY, TYPE_KEY, TYPE_PARAMETER, TYPE_NOTIFICATION, TYPE_ERROR, TYPE_COMPLETE]) {
+  DECODED[type] = 1;
+}
 
 const decoder = new TextDecoder();
 
@@ -101,8 +107,20 @@ function readInt32(bytes: Uint8Array, at: number): number {
   return ((bytes[at]! << 24) | (bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!) >>> 0;
 }
 
+const EMPTY = new Uint8Array(0);
+
+/** Longest command tag kept for reuse (see `ProtocolTap.#tag`). */
+const TAG_CACHE_MAX = 64;
+
 /**
  * Watches backend messages as they stream past.
+ *
+ * Messages that lie whole in a chunk (nearly all of them) are decoded where
+ * they lie, without copying; only a message split across chunks is gathered
+ * into a buffer of its own, and only when its body is decoded at all. The
+ * returned bytes are the chunk itself, or a view of it when the cut messages
+ * lie at its start or end; a copy is made only when a cut lies between two
+ * passed ranges.
  *
  * @example
  * ```ts
@@ -114,10 +132,15 @@ function readInt32(bytes: Uint8Array, at: number): number {
  */
 export class ProtocolTap {
   #handlers: TapHandlers;
+  /** The start of a message whose 5-byte header was split across chunks. */
   #header = new Uint8Array(5);
+  /** Header bytes held in `#header` (0: no header is pending). */
   #headerFill = 0;
+  /** Type of the message whose body is still coming. */
   #type = 0;
+  /** Body bytes of a split message still to come. */
   #remaining = 0;
+  /** The split message's body, gathered when its type is decoded. */
   #body: Uint8Array | undefined;
   #bodyFill = 0;
   #tags: string[] = [];
@@ -126,6 +149,14 @@ export class ProtocolTap {
   #swallowPending = 0;
   /** Whether the message being read is cut. */
   #cut = false;
+  /** Passed bytes of the chunk being fed: the current run of them, and a copy once runs are apart. */
+  #runFrom = 0;
+  #runTo = 0;
+  #out: Uint8Array | undefined;
+  #outLength = 0;
+  /** The last command tag and its bytes: a statement run again reports the same tag. */
+  #lastTag = "";
+  #lastTagBytes: Uint8Array = EMPTY;
 
   /** Transaction status from the last `ReadyForQuery`. */
   status: TransactionStatus = "idle";
@@ -163,67 +194,165 @@ export class ProtocolTap {
 
   /**
    * Reads one chunk of the backend stream and returns the bytes to pass on:
-   * the chunk itself, or a copy without the swallowed messages.
+   * the chunk itself, a view of it, or a copy without the swallowed messages.
    */
   feed(chunk: Uint8Array): Uint8Array {
-    let at = 0;
     const length = chunk.length;
-    let out: Uint8Array | undefined;
-    let outLength = 0;
-    /** Passes bytes [from, to) on, or cuts them. */
-    const pass = (from: number, to: number): void => {
-      if (this.#cut) {
-        if (out === undefined) {
-          out = new Uint8Array(length);
-          out.set(chunk.subarray(0, from));
-          outLength = from;
-        }
-      } else if (out !== undefined) {
-        out.set(chunk.subarray(from, to), outLength);
-        outLength += to - from;
-      }
-    };
+    this.#runFrom = 0;
+    this.#runTo = 0;
+    this.#out = undefined;
+    this.#outLength = 0;
+    let at = this.#headerFill > 0 || this.#remaining > 0 ? this.#continue(chunk) : 0;
     while (at < length) {
-      if (this.#remaining === 0 && this.#headerFill < 5) {
-        if (this.#headerFill === 0) this.#cut = this.#swallowPending > 0;
-        const take = Math.min(5 - this.#headerFill, length - at);
-        this.#header.set(chunk.subarray(at, at + take), this.#headerFill);
-        this.#headerFill += take;
-        pass(at, at + take);
-        at += take;
-        if (this.#headerFill < 5) break;
-        this.#type = this.#header[0]!;
-        this.#remaining = readInt32(this.#header, 1) - 4;
-        if (this.#remaining < 0) this.#remaining = 0;
-        this.#body = DECODED.has(this.#type) ? new Uint8Array(this.#remaining) : undefined;
-        this.#bodyFill = 0;
-        if (this.#remaining === 0) {
-          this.#finish();
-          continue;
-        }
+      // Whether a message is cut is decided at its first byte: a swallow() announced later
+      // concerns a later cycle.
+      const cut = this.#swallowPending > 0;
+      this.#cut = cut;
+      if (length - at < 5) {
+        // Only part of the header is here: keep it for the next chunk.
+        for (let i = at; i < length; i++) this.#header[i - at] = chunk[i]!;
+        this.#headerFill = length - at;
+        this.#pass(chunk, at, length, cut);
+        break;
       }
-      const take = Math.min(this.#remaining, length - at);
-      if (this.#body !== undefined) this.#body.set(chunk.subarray(at, at + take), this.#bodyFill);
-      this.#bodyFill += take;
-      this.#remaining -= take;
-      pass(at, at + take);
-      at += take;
-      if (this.#remaining === 0) this.#finish();
+      const type = chunk[at]!;
+      const size = Math.max(0, readInt32(chunk, at + 1) - 4);
+      const bodyAt = at + 5;
+      const end = bodyAt + size;
+      if (end <= length) {
+        this.#pass(chunk, at, end, cut);
+        this.#message(type, chunk, bodyAt, end);
+        at = end;
+        continue;
+      }
+      // The body goes on in later chunks.
+      this.#type = type;
+      this.#remaining = end - length;
+      if (DECODED[type] === 1) {
+        this.#body = new Uint8Array(size);
+        this.#body.set(chunk.subarray(bodyAt, length));
+        this.#bodyFill = length - bodyAt;
+      } else {
+        this.#body = undefined;
+      }
+      this.#pass(chunk, at, length, cut);
+      break;
     }
-    return out === undefined ? chunk : out.subarray(0, outLength);
+    return this.#passed(chunk);
   }
 
-  #finish(): void {
-    const type = this.#type;
-    if (this.#cut && (type === TYPE_PARSE_COMPLETE || type === TYPE_BIND_COMPLETE)) {
-      this.#handlers.misaligned?.();
+  /** Goes on with a message begun in an earlier chunk; returns where the next message starts. */
+  #continue(chunk: Uint8Array): number {
+    const length = chunk.length;
+    let at = 0;
+    if (this.#headerFill > 0) {
+      const take = Math.min(5 - this.#headerFill, length);
+      for (let i = 0; i < take; i++) this.#header[this.#headerFill + i] = chunk[i]!;
+      this.#headerFill += take;
+      this.#pass(chunk, 0, take, this.#cut);
+      at = take;
+      if (this.#headerFill < 5) return at;
+      this.#headerFill = 0;
+      const type = this.#header[0]!;
+      const size = Math.max(0, readInt32(this.#header, 1) - 4);
+      if (size === 0) {
+        this.#message(type, EMPTY, 0, 0);
+        return at;
+      }
+      this.#type = type;
+      this.#remaining = size;
+      this.#body = DECODED[type] === 1 ? new Uint8Array(size) : undefined;
+      this.#bodyFill = 0;
     }
-    const body = this.#body ?? new Uint8Array(0);
-    this.#headerFill = 0;
-    this.#body = undefined;
+    const take = Math.min(this.#remaining, length - at);
+    if (this.#body !== undefined) this.#body.set(chunk.subarray(at, at + take), this.#bodyFill);
+    this.#bodyFill += take;
+    this.#remaining -= take;
+    this.#pass(chunk, at, at + take, this.#cut);
+    at += take;
+    if (this.#remaining === 0) {
+      const body = this.#body ?? EMPTY;
+      this.#body = undefined;
+      this.#message(this.#type, body, 0, body.length);
+    }
+    return at;
+  }
+
+  /** Bytes [from, to) of the chunk are passed on, or cut. */
+  #pass(chunk: Uint8Array, from: number, to: number, cut: boolean): void {
+    if (cut || from === to) return;
+    if (this.#runFrom === this.#runTo) {
+      this.#runFrom = from;
+    } else if (this.#runTo !== from) {
+      // A cut lies between this run and the last: from now on the passed bytes are copied.
+      this.#flushRun(chunk);
+      this.#runFrom = from;
+    }
+    this.#runTo = to;
+  }
+
+  #flushRun(chunk: Uint8Array): void {
+    this.#out ??= new Uint8Array(chunk.length);
+    this.#out.set(chunk.subarray(this.#runFrom, this.#runTo), this.#outLength);
+    this.#outLength += this.#runTo - this.#runFrom;
+  }
+
+  #passed(chunk: Uint8Array): Uint8Array {
+    if (this.#out === undefined) {
+      if (this.#runFrom === 0 && this.#runTo === chunk.length) return chunk;
+      return chunk.subarray(this.#runFrom, this.#runTo);
+    }
+    if (this.#runFrom !== this.#runTo) this.#flushRun(chunk);
+    const out = this.#out.subarray(0, this.#outLength);
+    this.#out = undefined;
+    return out;
+  }
+
+  /** Decodes one whole message whose body is `bytes[start, end)`. */
+  #message(type: number, bytes: Uint8Array, start: number, end: number): void {
     switch (type) {
       case TYPE_READY:
-        return this.#ready(body);
+        return this.#ready(start < end ? bytes[start]! : 0);
+      case TYPE_COMPLETE: {
+        // The tags of a cut cycle are never read: skip decoding them.
+        if (this.#cut) return;
+        let stop = start;
+        while (stop < end && bytes[stop] !== 0) stop++;
+        this.#tags.push(this.#tag(bytes, start, stop));
+        return;
+      }
+      case TYPE_PARSE_COMPLETE:
+      case TYPE_BIND_COMPLETE:
+        if (this.#cut) this.#handlers.misaligned?.();
+        return;
+      case TYPE_KEY:
+      case TYPE_PARAMETER:
+      case TYPE_NOTIFICATION:
+      case TYPE_ERROR:
+        return this.#rare(type, bytes.subarray(start, end));
+    }
+  }
+
+  /** A command tag: the last one again when its bytes are the same (no decoding, no new string). */
+  #tag(bytes: Uint8Array, start: number, stop: number): string {
+    const n = stop - start;
+    const last = this.#lastTagBytes;
+    if (last.length === n && n > 0) {
+      let i = 0;
+      while (i < n && bytes[start + i] === last[i]) i++;
+      if (i === n) return this.#lastTag;
+    }
+    const tag = decoder.decode(bytes.subarray(start, stop));
+    if (n <= TAG_CACHE_MAX) {
+      this.#lastTagBytes = bytes.slice(start, stop);
+      this.#lastTag = tag;
+    }
+    return tag;
+  }
+
+  /** Messages that come seldom (startup, notifications, errors): decoded from a view of their own. */
+  #rare(type: number, body: Uint8Array): void {
+    switch (type) {
       case TYPE_KEY:
         this.pid = readInt32(body, 0);
         this.secret = readInt32(body, 4);
@@ -254,16 +383,10 @@ export class ProtocolTap {
         if (fields.severity === "FATAL" || fields.severity === "PANIC") this.#handlers.fatal?.(fields);
         return;
       }
-      case TYPE_COMPLETE: {
-        const end = body.indexOf(0);
-        this.#tags.push(decoder.decode(body.subarray(0, end === -1 ? body.length : end)));
-        return;
-      }
     }
   }
 
-  #ready(body: Uint8Array): void {
-    const byte = body[0];
+  #ready(byte: number): void {
     this.status = byte === 0x54 ? "transaction" : byte === 0x45 ? "failed" : "idle";
     const cycle: Cycle = { tags: this.#tags, error: this.#error, status: this.status };
     this.#tags = [];
