@@ -25,6 +25,21 @@ function bufferClass(): BufferLike {
   return found;
 }
 
+interface Immediates {
+  setImmediate?: (fn: () => void) => unknown;
+  clearImmediate?: (handle: unknown) => void;
+}
+
+const immediates = globalThis as Immediates;
+
+/** Runs `fn` once the pending I/O callbacks ran: `setImmediate` where there is one (Deno 2, Bun, Node). */
+const later: (fn: () => void) => unknown = immediates.setImmediate?.bind(globalThis) ??
+  ((fn) => setTimeout(fn, 0));
+
+/** Cancels what {@linkcode later} armed. */
+const cancelLater: (handle: unknown) => void = immediates.clearImmediate?.bind(globalThis) ??
+  ((handle) => clearTimeout(handle as ReturnType<typeof setTimeout>));
+
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   const out = new Uint8Array(a.length + b.length);
   out.set(a);
@@ -67,7 +82,9 @@ export class PgSocket {
   #startupSent = false;
   /** Bytes the driver wrote itself, waiting to go out ahead of postgres.js's next write. */
   #ahead: Uint8Array | undefined;
-  #aheadTimer: ReturnType<typeof setTimeout> | undefined;
+  #aheadTimer: unknown;
+  /** Runs of the check armed by `writeAhead` (see `#aheadCheck`). */
+  #aheadHops = 0;
 
   /**
    * @param host Host name for messages.
@@ -124,7 +141,9 @@ export class PgSocket {
   emit(event: string, ...args: unknown[]): boolean {
     const list = this.#listeners.get(event);
     if (list === undefined || list.length === 0) return false;
-    for (const fn of [...list]) fn(...args);
+    // One listener (postgres.js's `data`) is the usual case: no copy of the list for it.
+    if (list.length === 1) list[0]!(...args);
+    else for (const fn of [...list]) fn(...args);
     return true;
   }
 
@@ -136,10 +155,29 @@ export class PgSocket {
   writeAhead(chunk: Uint8Array): void {
     if (this.readyState !== "open" || this.#transport === undefined) return;
     this.#ahead = this.#ahead === undefined ? chunk : concat(this.#ahead, chunk);
-    this.#aheadTimer ??= setTimeout(() => this.#flushAhead(), 0);
+    if (this.#aheadTimer === undefined) {
+      this.#aheadHops = 0;
+      this.#aheadTimer = later(this.#aheadCheck);
+    }
   }
 
+  /**
+   * postgres.js writes from a `setImmediate` callback, queued after the one
+   * armed here when its statement follows the reset within the same job. So
+   * the first run only queues a second one, which runs after postgres.js's
+   * write (immediates queued while they run wait for the next turn, in Deno,
+   * Bun and Node alike); two immediates cost less than a timer.
+   */
+  #aheadCheck = (): void => {
+    if (++this.#aheadHops < 2) {
+      this.#aheadTimer = later(this.#aheadCheck);
+      return;
+    }
+    this.#flushAhead();
+  };
+
   #flushAhead(): void {
+    if (this.#aheadTimer !== undefined) cancelLater(this.#aheadTimer);
     this.#aheadTimer = undefined;
     const ahead = this.#ahead;
     this.#ahead = undefined;
@@ -149,7 +187,7 @@ export class PgSocket {
   #takeAhead(chunk: Uint8Array): Uint8Array {
     const ahead = this.#ahead!;
     this.#ahead = undefined;
-    clearTimeout(this.#aheadTimer);
+    cancelLater(this.#aheadTimer);
     this.#aheadTimer = undefined;
     return concat(ahead, chunk);
   }
@@ -182,21 +220,31 @@ export class PgSocket {
       }
       // The startup message has no type byte: a 4-byte length comes first.
       const need = this.#startupSent ? 5 : 4;
-      const take = Math.min(need - this.#outHeaderFill, length - at);
-      this.#outHeader.set(chunk.subarray(at, at + take), this.#outHeaderFill);
-      this.#outHeaderFill += take;
-      at += take;
-      if (this.#outHeaderFill < need) return;
-      this.#outHeaderFill = 0;
-      const h = this.#outHeader;
-      const offset = need - 4;
-      const size = ((h[offset]! << 24) | (h[offset + 1]! << 16) | (h[offset + 2]! << 8) | h[offset + 3]!) >>>
+      let h: Uint8Array;
+      let offset: number;
+      if (this.#outHeaderFill === 0 && length - at >= need) {
+        // The whole header is in this chunk (the usual case): read it where it lies.
+        h = chunk;
+        offset = at;
+        at += need;
+      } else {
+        while (this.#outHeaderFill < need && at < length) {
+          this.#outHeader[this.#outHeaderFill++] = chunk[at++]!;
+        }
+        if (this.#outHeaderFill < need) return;
+        this.#outHeaderFill = 0;
+        h = this.#outHeader;
+        offset = 0;
+      }
+      const type = need === 5 ? h[offset]! : 0;
+      const sizeAt = offset + need - 4;
+      const size = ((h[sizeAt]! << 24) | (h[sizeAt + 1]! << 16) | (h[sizeAt + 2]! << 8) | h[sizeAt + 3]!) >>>
         0;
       this.#outRemaining = Math.max(0, size - 4);
       if (!this.#startupSent) {
         this.#startupSent = true;
         this.syncs++;
-      } else if (h[0] === 0x51 || h[0] === 0x53) this.syncs++; // 'Q' or 'S'
+      } else if (type === 0x51 || type === 0x53) this.syncs++; // 'Q' or 'S'
     }
   }
 
@@ -242,7 +290,8 @@ export class PgSocket {
   closed(error: Error | undefined): void {
     if (this.readyState === "closed") return;
     this.readyState = "closed";
-    clearTimeout(this.#aheadTimer);
+    if (this.#aheadTimer !== undefined) cancelLater(this.#aheadTimer);
+    this.#aheadTimer = undefined;
     this.#ahead = undefined;
     const callbacks = this.#pendingCallbacks;
     this.#pendingCallbacks = [];
