@@ -200,13 +200,16 @@ async function worker(): Promise<void> {
 
 const faults = new Map<string, number>();
 const recoveries: number[] = [];
+const recoveriesByKind = new Map<string, number[]>();
 
-async function recoverAfter(since: number): Promise<void> {
+async function recoverAfter(kind: string, since: number): Promise<void> {
   const limit = since + 20_000;
   while (Date.now() < limit && !stopped) {
     try {
       if (await pool.fetchVal("SELECT 1", [], { timeout: 1 }) === 1) {
-        recoveries.push(Date.now() - since);
+        const ms = Date.now() - since;
+        recoveries.push(ms);
+        recoveriesByKind.set(kind, [...recoveriesByKind.get(kind) ?? [], ms]);
         return;
       }
     } catch { /* not yet */ }
@@ -253,7 +256,7 @@ async function injectFault(): Promise<void> {
       await own!.restart();
       break;
   }
-  await recoverAfter(Date.now());
+  await recoverAfter(kind, Date.now());
 }
 
 async function faultLoop(): Promise<void> {
@@ -335,6 +338,14 @@ console.log(`warnings by code    ${sorted(warnings)}`);
 console.log(`faults injected     ${sorted(faults)}`);
 console.log(
   `recovery (ms)       n=${rec.length} median ${pct(0.5)} p95 ${pct(0.95)} max ${rec.at(-1) ?? NaN}`,
+);
+console.log(
+  `recovery by fault   ${
+    [...recoveriesByKind].sort().map(([k, v]) => `${k} max ${Math.max(...v)} ms (n=${v.length})`).join(
+      ", ",
+    ) ||
+    "none"
+  }`,
 );
 console.log(
   `heap                before ${mb(heapBefore)}, after ${mb(heapAfter)}, growth ${
