@@ -275,10 +275,15 @@ function commandTag(result: PgResult): string {
  * the next statement's rows start at that stale offset, behind holes. Those
  * holes are dropped here (rows are objects, never `undefined`).
  */
-function rowsOf(result: PgResult): Row[] {
-  let rows = Array.prototype.slice.call(result) as Row[];
-  if (rows.length > 0 && rows[0] === undefined) rows = rows.filter((row) => row !== undefined);
-  if (result.columns?.some((c) => c.name === PROTO_COLUMN)) {
+function rowsOf(result: PgResult, protoColumn: boolean): Row[] {
+  // A plain loop: Array.prototype.slice on postgres.js's Result (an Array subclass) takes the slow
+  // generic path through its Symbol.species getter.
+  const rows: Row[] = [];
+  for (let i = 0; i < result.length; i++) {
+    const row = result[i];
+    if (row !== undefined) rows.push(row);
+  }
+  if (protoColumn) {
     for (const row of rows) {
       const value = row[PROTO_COLUMN];
       delete row[PROTO_COLUMN];
@@ -304,9 +309,16 @@ function toQueryResult(value: unknown, cycle: Cycle | undefined): QueryResult {
   const multi = isMultiResult(value);
   const last = (multi ? value[value.length - 1] : value) as PgResult | undefined;
   if (last === undefined) return { rows: [], columns: [], command: cycle?.tags.at(-1) ?? "" };
+  const columns: string[] = [];
+  let protoColumn = false;
+  for (const column of last.columns ?? []) {
+    const name = column.name;
+    if (name === PROTO_COLUMN) protoColumn = true;
+    columns.push(columnName(name));
+  }
   return {
-    rows: rowsOf(last),
-    columns: (last.columns ?? []).map((c) => columnName(c.name)),
+    rows: rowsOf(last, protoColumn),
+    columns,
     command: cycle?.tags.at(-1) ?? commandTag(last),
   };
 }
