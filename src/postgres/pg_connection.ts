@@ -95,6 +95,7 @@ type PgFactory = (options: Record<string, unknown>) => PgSql;
 // --- helpers ---
 
 const noop = (): void => {};
+const RESOLVED: Promise<void> = Promise.resolve();
 
 /** The `CancelRequest` code (1234 << 16 | 5678). */
 /** How long to wait for the server to close a cancel request's socket after it was written. */
@@ -403,6 +404,8 @@ export class PostgresConnection implements DriverConnection {
   #closing: Promise<void> | undefined;
 
   #tail: Promise<void> = Promise.resolve();
+  /** Operations given to `#run` that have not finished (running, or waiting for their turn). */
+  #pending = 0;
   #cancelling: Promise<void> | undefined;
   #cycleLog: Cycle[] = [];
   #cycleWaiters: Array<{ after: number; resolve: () => void }> = [];
@@ -832,9 +835,21 @@ export class PostgresConnection implements DriverConnection {
    * Writes a simple query straight to the server, behind whatever postgres.js
    * sent before and ahead of whatever it sends next; the tap cuts the answer
    * out of the stream, so postgres.js never sees it. Only call while
-   * postgres.js is idle (inside `#run`). Resolves once the server answered.
+   * postgres.js is idle (inside `#run`, or when no operation is queued and the
+   * wire is idle). Resolves once the server answered.
    */
   #writeOwn(text: string, timeout: number | undefined, tolerate?: readonly string[]): Promise<void> {
+    return new Promise<void>((resolve, reject) => this.#sendOwn(text, timeout, tolerate, resolve, reject));
+  }
+
+  /** {@linkcode PostgresConnection.#writeOwn} with callbacks instead of a promise (none needed when nobody waits). */
+  #sendOwn(
+    text: string,
+    timeout: number | undefined,
+    tolerate: readonly string[] | undefined,
+    resolve: () => void,
+    reject: (error: Error) => void,
+  ): void {
     let message = this.#resetMessages.get(text);
     if (message === undefined) {
       const body = new TextEncoder().encode(text);
@@ -852,13 +867,10 @@ export class PostgresConnection implements DriverConnection {
         "Internal error: the driver wrote while an answer was pending",
       );
     }
-    const answered = new Promise<void>((resolve, reject) =>
-      this.#ownWaiters.push({ resolve, reject, deadline, tolerate })
-    );
+    this.#ownWaiters.push({ resolve, reject, deadline, tolerate });
     this.#tap.swallow();
     this.#socket.writeAhead(message);
     if (deadline < this.#ownTimerAt) this.#armOwnTimer(deadline);
-    return answered;
   }
 
   /** Closes the connection when one of the driver's own statements is not answered in time. */
@@ -938,6 +950,7 @@ export class PostgresConnection implements DriverConnection {
     if (signal?.aborted) return Promise.reject(signal.reason);
     const previous = this.#tail;
     let release!: () => void;
+    this.#pending++;
     this.#tail = new Promise<void>((resolve) => (release = resolve));
     return new Promise<T>((resolve, reject) => {
       let done = false;
@@ -991,6 +1004,7 @@ export class PostgresConnection implements DriverConnection {
       previous.then(() => this.#cancelling).then(() => {
         if (done || this.#closed) {
           if (!done) settle(() => reject(this.#closedError()));
+          this.#pending--;
           release();
           return;
         }
@@ -1006,10 +1020,12 @@ export class PostgresConnection implements DriverConnection {
         running = promise.then(
           (value) => {
             finished = true;
+            this.#pending--;
             settle(() => resolve(value));
           },
           (error) => {
             finished = true;
+            this.#pending--;
             const mapped = this.#mapError(error);
             settle(() => reject(mapped));
           },
@@ -1270,23 +1286,51 @@ export class PostgresConnection implements DriverConnection {
       this.terminate();
       return Promise.reject(signal.reason);
     }
+    // The usual release: no operation queued or running, no cancel under way, every answer in.
+    // Queued, the reset would start as soon as it got its turn, which is now: it is written at
+    // once instead, without the queue's promises. (An abortable reset takes the queue.)
+    if (
+      pipeline && signal === undefined && this.#pending === 0 && this.#cancelling === undefined &&
+      this.#tap.cycles >= this.#socket.syncs
+    ) {
+      try {
+        this.#resetNow(query, timeout, noop, noop);
+      } catch (error) {
+        this.terminate();
+        return Promise.reject(error);
+      }
+      return RESOLVED;
+    }
     return this.#run({ signal }, async () => {
       await this.#wireIdle();
       if (this.#closed) throw this.#closedError();
-      const rollback = this.#tap.status !== "idle";
-      const statements = query && this.#resetSql !== "" ? this.#resetSql : "";
-      if (query) this.#listeners.clear();
-      if (!rollback && statements === "") return;
-      this.#queryCount += (rollback ? 1 : 0) + (statements === "" ? 0 : 1);
-      const answered = this.#writeOwn(rollback ? `ROLLBACK;\n${statements}` : statements, timeout);
-      // What the server will report once it ran the rollback; a failure closes the connection.
-      this.#tap.status = "idle";
-      if (pipeline) answered.catch(noop);
-      else await answered;
+      if (pipeline) this.#resetNow(query, timeout, noop, noop);
+      else await new Promise<void>((resolve, reject) => this.#resetNow(query, timeout, resolve, reject));
     }, "terminate").catch((error) => {
       this.terminate();
       throw error;
     });
+  }
+
+  /**
+   * Writes the rollback (when the server reported a transaction) and, with
+   * `query`, the reset statements as one message; `resolve` or `reject` is
+   * told the answer (a failure closes the connection either way).
+   */
+  #resetNow(
+    query: boolean,
+    timeout: number | undefined,
+    resolve: () => void,
+    reject: (error: Error) => void,
+  ): void {
+    const rollback = this.#tap.status !== "idle";
+    const statements = query && this.#resetSql !== "" ? this.#resetSql : "";
+    if (query) this.#listeners.clear();
+    if (!rollback && statements === "") return resolve();
+    this.#queryCount += (rollback ? 1 : 0) + (statements === "" ? 0 : 1);
+    this.#sendOwn(rollback ? `ROLLBACK;\n${statements}` : statements, timeout, undefined, resolve, reject);
+    // What the server will report once it ran the rollback; a failure closes the connection.
+    this.#tap.status = "idle";
   }
 
   /**
