@@ -1162,7 +1162,7 @@ export class PostgresConnection implements DriverConnection {
       if (wrap) all.push(sqlJs.unsafe("BEGIN"));
       for (const args of argsList) all.push(sqlJs.unsafe(sql, args as unknown[], { prepare }));
       if (wrap) all.push(sqlJs.unsafe("COMMIT"));
-      this.#queryCount += all.length;
+      this.#queryCount += argsList.length; // the runs; the BEGIN/COMMIT around them are the driver's
       const settled = await Promise.allSettled(all);
       // The first failure in order is the cause (later runs only report the aborted transaction);
       // a failed COMMIT (say, a deferred constraint) is one too.
