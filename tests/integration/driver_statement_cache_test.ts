@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import type { ConnectOptions, DriverConnection } from "../../src/driver.ts";
 import { createPostgresDriver } from "../../src/postgres/driver.ts";
 import { nodeConnector } from "../../src/runtime/node.ts";
+import { MAX_CACHEABLE_LENGTH, StatementCache } from "../../src/postgres/statement_cache.ts";
 import { getTestServer, type TestServer } from "../support/pg_server.ts";
 
 let server: TestServer;
@@ -90,5 +91,44 @@ describe("PostgresConnection statement cache", () => {
     const long = `SELECT $1::int AS v -- ${"x".repeat(16 * 1024)}`;
     for (let i = 0; i < 3; i++) assert.deepEqual((await con.query(long, [i])).rows, [{ v: i }]);
     assert.deepEqual(await prepared(con), []);
+  });
+});
+
+describe("StatementCache", () => {
+  it("StatementCache.admit() prepares a text on its second sighting and keeps it", () => {
+    const cache = new StatementCache(2);
+    assert.equal(cache.admit("a", 1), false);
+    assert.equal(cache.admit("a", 1), true);
+    assert.equal(cache.admit("a", 1), true);
+    assert.equal(cache.size, 1);
+  });
+
+  it("StatementCache.admit() prepares a batch's text at once, and nothing once full", () => {
+    const cache = new StatementCache(2);
+    assert.equal(cache.admit("a", 3), true);
+    assert.equal(cache.admit("b", 2), true);
+    assert.equal(cache.admit("c", 5), false);
+    assert.equal(cache.admit("c", 1), false);
+    assert.equal(cache.admit("c", 1), false);
+    assert.equal(cache.size, 2);
+    assert.equal(cache.admit("a", 1), true);
+  });
+
+  it("StatementCache.admit() never prepares with capacity 0 or a text over the size limit", () => {
+    const none = new StatementCache(0);
+    for (let i = 0; i < 3; i++) assert.equal(none.admit("a", i + 1), false);
+    const cache = new StatementCache(10);
+    const long = "x".repeat(MAX_CACHEABLE_LENGTH + 1);
+    for (let i = 0; i < 3; i++) assert.equal(cache.admit(long, 2), false);
+    assert.equal(cache.size, 0);
+  });
+
+  it("StatementCache.admit() forgets old sightings after 4,096 other unprepared texts", () => {
+    const cache = new StatementCache(10);
+    assert.equal(cache.admit("first", 1), false);
+    for (let i = 0; i < 4096; i++) cache.admit(`other ${i}`, 1);
+    // the sightings were cleared: "first" counts as new again
+    assert.equal(cache.admit("first", 1), false);
+    assert.equal(cache.admit("first", 1), true);
   });
 });
