@@ -1,9 +1,10 @@
 /**
  * Fault scenario: a cancellation storm. 10,000 operations on a pool of 5 with
- * random AbortSignals and timeouts on acquires and queries. Every operation
- * settles, every success returns its own value (a late cancel never hits the
- * next query), only deadline/abort errors appear, and afterwards the pool is
- * sound and the server has exactly the pool's sessions, none still busy.
+ * random AbortSignals and timeouts on acquires, queries and inserts. Every
+ * operation settles, every success returns its own value (a late cancel never
+ * hits the next query), only deadline/abort errors appear, and afterwards the
+ * pool is sound, the server has exactly the pool's sessions, none still busy,
+ * and the write ledger shows no lost, duplicated or phantom insert.
  */
 
 import { after, before, describe, it } from "node:test";
@@ -11,6 +12,7 @@ import assert from "node:assert/strict";
 import process from "node:process";
 import { connect, type Connection, createPool } from "../../mod.ts";
 import { getTestServer, type TestServer } from "../support/pg_server.ts";
+import { describeReport, Ledger } from "../support/ledger.ts";
 import {
   assertPoolInvariants,
   codeOf,
@@ -60,6 +62,7 @@ describe("Faults: cancellation storm", { timeout: 120_000 }, () => {
     { timeout: 90_000 },
     async () => {
       const trap = trapUnhandledRejections();
+      const ledger = await Ledger.create(admin, "ledger_storm");
       const seed = Number(process.env.STORM_SEED ?? Date.now() % 1_000_000);
       const rand = prng(seed);
       const between = (lo: number, hi: number): number => lo + rand() * (hi - lo);
@@ -81,7 +84,7 @@ describe("Faults: cancellation storm", { timeout: 120_000 }, () => {
         return ac.signal;
       };
       const one = async (n: number): Promise<void> => {
-        const kind = Math.floor(rand() * 6);
+        const kind = Math.floor(rand() * 7);
         switch (kind) {
           case 0: { // acquire with a short timeout, hold briefly
             const con = await pool.acquire({ timeout: between(0.0005, 0.01) });
@@ -126,6 +129,13 @@ describe("Faults: cancellation storm", { timeout: 120_000 }, () => {
             } finally {
               await pool.release(con);
             }
+            return;
+          }
+          case 5: { // an insert cut short by a timeout or an abort at a random moment
+            const bound = rand() < 0.5
+              ? { timeout: between(0.0005, 0.01) }
+              : { signal: abortAfter(rand() < 0.2 ? 0 : between(0, 5)) };
+            await ledger.write((sql, args) => pool.execute(sql, args, bound), `op ${n}`);
             return;
           }
           default: { // a plain query with a generous bound: must succeed
@@ -177,7 +187,20 @@ describe("Faults: cancellation storm", { timeout: 120_000 }, () => {
             ) === pool.getSize(),
           5000,
         );
-        note("cancel storm", `seed ${seed}: ${TOTAL} operations in ${elapsed} ms: ${tally}`);
+        const report = await ledger.verify(admin);
+        note(
+          "cancel storm",
+          `seed ${seed}: ${TOTAL} operations in ${elapsed} ms: ${tally}; ledger ${describeReport(report)}`,
+        );
+        assert.deepEqual(report.pending, [], "every insert settled");
+        assert.deepEqual(report.lost, [], `no acknowledged insert was lost (seed ${seed})`);
+        assert.deepEqual(report.duplicates, [], `no insert landed twice (seed ${seed})`);
+        assert.deepEqual(
+          report.phantoms,
+          [],
+          `no insert that failed for sure is in the table (seed ${seed})`,
+        );
+        assert.ok(report.acked > 0 && report.failed + report.ambiguous > 0, describeReport(report));
       } finally {
         await within(10_000, pool.close({ timeout: 5 }).catch(() => pool.terminate()), "close()");
         trap.check();
