@@ -1,8 +1,8 @@
 /**
  * Fault scenarios on the network path (tests/support/fault_proxy.ts between
  * the pool and the shared test server): a black hole, resets, refused
- * connections, latency, and connections cut after every byte count of the
- * startup exchange. Every bounded operation (acquire, connect, query, release,
+ * connections, latency, and connections cut after every byte count of a
+ * connect + insert (with the write ledger). Every bounded operation (acquire, connect, query, release,
  * close) is shown to hold its bound while the network is black-holed, and each
  * scenario ends with the pool invariant check.
  */
@@ -234,7 +234,15 @@ describe("Faults: the network path", { timeout: 120_000 }, () => {
     }, async () => {
       proxy.clearFaults();
       const trap = trapUnhandledRejections();
-      const pool = await poolVia({ minSize: 2, maxSize: 4, connectTimeout: 0.5, releaseTimeout: 0.5 });
+      const ledger = await Ledger.create(admin, "ledger_black_hole");
+      const app = `fault-black-hole-${Date.now()}`;
+      const pool = await poolVia({
+        minSize: 2,
+        maxSize: 4,
+        connectTimeout: 0.5,
+        releaseTimeout: 0.5,
+        applicationName: app,
+      });
       try {
         assert.equal(await pool.fetchVal("SELECT 1"), 1);
         proxy.blackHole();
@@ -244,7 +252,7 @@ describe("Faults: the network path", { timeout: 120_000 }, () => {
           try {
             switch (i % 4) {
               case 0:
-                await pool.fetchVal("SELECT 1", [], { timeout: 0.4 });
+                await ledger.write((sql, args) => pool.execute(sql, args, { timeout: 0.4 }), `task ${i}`);
                 break;
               case 1: {
                 await using con = await pool.acquire({ timeout: 0.4 });
@@ -280,11 +288,31 @@ describe("Faults: the network path", { timeout: 120_000 }, () => {
         assert.equal(pool.getWaitingCount(), 0);
         proxy.heal();
         const recovered = await recoveryTime(pool, Date.now());
+        await assertPoolInvariants(pool);
+        // Bytes stalled in the black hole reach the server after healing, even on connections the
+        // pool gave up on: wait until the server has only the pool's sessions, all idle, so the
+        // ledger reads the table's final state.
+        await waitFor(
+          "the server to have only the pool's sessions, all idle",
+          async () => {
+            const states = await admin.fetch<{ state: string }>(
+              "SELECT state FROM pg_stat_activity WHERE application_name = $1",
+              [app],
+            );
+            return states.length === pool.getSize() && states.every((r) => r.state === "idle");
+          },
+          5000,
+        );
+        const report = await ledger.verify(admin);
         note(
           "black hole (60 tasks)",
-          `all settled in ${settled} ms (${tally}); recovered ${recovered} ms after healing`,
+          `all settled in ${settled} ms (${tally}); recovered ${recovered} ms after healing; ` +
+            `ledger ${describeReport(report)}`,
         );
-        await assertPoolInvariants(pool);
+        assert.deepEqual(report.pending, []);
+        assert.deepEqual(report.lost, []);
+        assert.deepEqual(report.duplicates, []);
+        assert.deepEqual(report.phantoms, []);
       } finally {
         await settle(pool);
         trap.check();
@@ -402,18 +430,21 @@ describe("Faults: the network path", { timeout: 120_000 }, () => {
     );
 
     it(
-      "a connection cut after every byte count of connect + query fails with a typed error or succeeds; no slot leaks",
+      "a connection cut after every byte count of connect + insert fails with a typed error or succeeds; no slot leaks, no lost write",
       { timeout: 30_000 },
       async () => {
         proxy.clearFaults();
         const trap = trapUnhandledRejections();
+        const ledger = await Ledger.create(admin, "ledger_cut");
+        const insert = (): Promise<void> =>
+          ledger.write((sql, args) => within(5000, pool.execute(sql, args, { timeout: 3 }), "an insert"));
         const pool = await poolVia({ minSize: 0, maxSize: 2, connectTimeout: 2 });
         try {
-          // How many bytes one connect + query moves: measured through the proxy.
+          // How many bytes one connect + insert moves: measured through the proxy.
           const s0 = proxy.stats();
-          await pool.fetchVal("SELECT 1");
+          await insert();
           pool.expireConnections();
-          await pool.fetchVal("SELECT 1"); // replaced: a full connect + query + reset
+          await insert(); // replaced: a full connect + insert + reset
           const s1 = proxy.stats();
           const total = s1.bytesUp + s1.bytesDown - s0.bytesUp - s0.bytesDown;
           const perCycle = Math.ceil(total / 2) + 200;
@@ -425,8 +456,7 @@ describe("Faults: the network path", { timeout: 120_000 }, () => {
             pool.expireConnections();
             proxy.cutAfterBytes(n);
             try {
-              const v = await within(5000, pool.fetchVal("SELECT 1", [], { timeout: 3 }), `cut at ${n}`);
-              assert.equal(v, 1);
+              await insert();
               tally.ok++;
             } catch (e) {
               const code = tally.fail(e);
@@ -441,13 +471,18 @@ describe("Faults: the network path", { timeout: 120_000 }, () => {
           }
           proxy.cutAfterBytes(undefined);
           await assertPoolInvariants(pool);
+          const report = await ledger.verify(admin);
           note(
             "cut after N bytes",
             `${cuts.length} cut points (0..${cuts.at(-1)} bytes, cycle ≈ ${total} bytes) in ${
               Date.now() - started
-            } ms: ${tally}`,
+            } ms: ${tally}; ledger ${describeReport(report)}`,
           );
           assert.ok(tally.failed > 0);
+          assert.deepEqual(report.pending, []);
+          assert.deepEqual(report.lost, []);
+          assert.deepEqual(report.duplicates, []);
+          assert.deepEqual(report.phantoms, []);
         } finally {
           await settle(pool);
           trap.check();
