@@ -2,7 +2,8 @@
  * Fault scenario: the server's max_connections is exhausted by other
  * clients. The pool reports a clear PostgresError 53300, makes at most one
  * connection attempt per acquire (no retry storm, counted at a proxy), and
- * works as soon as the others let go.
+ * works as soon as the others let go. Inserts refused with 53300 leave no row;
+ * inserts after the recovery are all there (the write ledger).
  */
 
 import { describe, it } from "node:test";
@@ -10,6 +11,7 @@ import assert from "node:assert/strict";
 import { connect, type Connection, createPool, Pool, PostgresError } from "../../mod.ts";
 import { postgresAvailable, startPostgres } from "../support/pg_server.ts";
 import { FaultProxy } from "../support/fault_proxy.ts";
+import { describeReport, Ledger } from "../support/ledger.ts";
 import {
   assertPoolInvariants,
   codeOf,
@@ -32,6 +34,7 @@ describe("Faults: max_connections exhausted by others", { timeout: 60_000 }, () 
     const proxy = await FaultProxy.start({ host: "127.0.0.1", port: pg.port });
     const others: Connection[] = [];
     for (let i = 0; i < 6; i++) others.push(await connect(pg.dsn, { applicationName: "other" }));
+    const ledger = await Ledger.create(others[0]!, "ledger_max_connections");
     const dsn = proxy.dsnFrom(pg.dsnFor({ host: "127.0.0.1" }));
     const pool = new Pool(dsn, { minSize: 0, maxSize: 4, onWarning: () => {} });
     await pool.init();
@@ -57,6 +60,10 @@ describe("Faults: max_connections exhausted by others", { timeout: 60_000 }, () 
       assert.equal(pool.getSize(), 0);
       assert.equal(pool.getWaitingCount(), 0);
 
+      for (let i = 0; i < 5; i++) {
+        assert.equal(await ledger.insert((sql, args) => pool.execute(sql, args, { timeout: 3 })), "failed");
+      }
+
       const failedCreate = await rejection(createPool(dsn, { minSize: 2, maxSize: 2 }));
       assert.equal(failedCreate.code, "53300");
 
@@ -68,12 +75,20 @@ describe("Faults: max_connections exhausted by others", { timeout: 60_000 }, () 
       const freed = Date.now();
       for (const con of others.splice(0, 4)) await con.close();
       const recovered = await recoveryTime(pool, freed);
+      for (let i = 0; i < 5; i++) {
+        assert.equal(await ledger.insert((sql, args) => pool.execute(sql, args, { timeout: 3 })), "acked");
+      }
       await assertPoolInvariants(pool, { label: "max_connections" });
+      const report = await ledger.verify(others[0]!);
       note(
         "max_connections exhausted",
         `30 acquires failed in ${elapsed} ms with ${attempts} connection attempts; ` +
-          `the pool answered ${recovered} ms after others let go`,
+          `the pool answered ${recovered} ms after others let go; ledger ${describeReport(report)}`,
       );
+      assert.deepEqual(report.codes.failed, { "53300": 5 });
+      assert.deepEqual(report.lost, []);
+      assert.deepEqual(report.duplicates, []);
+      assert.deepEqual(report.phantoms, []);
     } finally {
       await within(10_000, pool.close({ timeout: 5 }).catch(() => pool.terminate()), "close()");
       for (const con of others) await con.close();
