@@ -6,14 +6,18 @@
  * uses that server and skips the server restarts) behind a fault proxy
  * (tests/support/fault_proxy.ts). 24 workers run one-shot queries, checkouts
  * with transactions, batches, COPY, listeners, and queries cancelled by
- * timeouts and aborts, while a fault every ~2 s resets connections,
+ * timeouts and aborts, and inserts recorded in a write ledger
+ * (tests/support/ledger.ts), while a fault every ~2 s resets connections,
  * black-holes the network, adds latency, cuts connections mid-stream,
  * terminates backends or restarts the server.
  *
  * Prints throughput, error counts by code, faults and recovery times, and the
  * heap (after a forced GC, with the load paused) at the end of the warm-up and
- * at the end. Exits non-zero when the heap grew 10% or more after warm-up, when
- * the pool's invariants do not hold at the end, or when an operation hung.
+ * at the end, and the ledger's count of lost, duplicated and phantom writes.
+ * Exits non-zero when the heap grew 10% or more after warm-up, when the pool's
+ * invariants do not hold at the end, when an operation hung, or when the
+ * ledger finds an acknowledged write missing, a write twice, or a row whose
+ * insert failed for sure.
  *
  * Environment: SOAK_SECONDS (default 60), SOAK_WORKERS (default 24), SOAK_FAULTS (a
  * comma-separated subset of reset, blackhole, latency, cut, terminate, restart).
@@ -32,6 +36,7 @@ import {
   type TestServer,
 } from "../tests/support/pg_server.ts";
 import { FaultProxy } from "../tests/support/fault_proxy.ts";
+import { describeReport, Ledger, type LedgerReport } from "../tests/support/ledger.ts";
 
 const SECONDS = Number(process.env.SOAK_SECONDS ?? 60);
 const WORKERS = Number(process.env.SOAK_WORKERS ?? 24);
@@ -86,7 +91,8 @@ process.on("unhandledRejection", (reason: unknown) => {
 let own: PostgresInstance | undefined;
 let server: TestServer;
 if (process.env.DATABASE_URL) server = await getTestServer();
-else server = own = await startPostgres();
+// Acknowledged commits must survive the restarts (the harness turns this off for speed).
+else server = own = await startPostgres({ config: { synchronous_commit: "on" } });
 const proxy = await FaultProxy.start({ host: "127.0.0.1", port: server.port });
 const dsn = proxy.dsnFrom(server.dsnFor({ host: "127.0.0.1" }));
 const admin = async <T>(f: (c: Awaited<ReturnType<typeof connect>>) => Promise<T>): Promise<T> => {
@@ -100,6 +106,22 @@ const admin = async <T>(f: (c: Awaited<ReturnType<typeof connect>>) => Promise<T
 await admin((c) =>
   c.execute("DROP TABLE IF EXISTS soak_t; CREATE UNLOGGED TABLE soak_t (id bigint, note text)")
 );
+
+// One ledger table per phase (warm-up, measured run, after), so an insert stalled in a black hole
+// that reaches the server late cannot land in the next phase's table; the ledger's memory is
+// dropped with its phase.
+let ledgerPhase = 0;
+let ledger = await admin((c) => Ledger.create(c, `soak_ledger_${ledgerPhase}`));
+const ledgerReports: LedgerReport[] = [];
+
+async function checkLedger(): Promise<void> {
+  const done = ledger;
+  const report = await admin((c) => done.verify(c));
+  ledgerReports.push(report);
+  console.log(`ledger, phase ${ledgerPhase}: ${describeReport(report)}`);
+  ledgerPhase++;
+  ledger = await admin((c) => Ledger.create(c, `soak_ledger_${ledgerPhase}`));
+}
 
 const warnings = new Map<string, number>();
 const app = `soak-${process.pid}`;
@@ -122,7 +144,7 @@ let inFlight = 0;
 let seq = 0;
 
 async function operation(n: number): Promise<void> {
-  switch (n % 8) {
+  switch (n % 9) {
     case 0:
       if (await pool.fetchVal("SELECT $1::int", [n], { timeout: 3 }) !== n) throw new Error("wrong value");
       return;
@@ -167,6 +189,9 @@ async function operation(n: number): Promise<void> {
       }
       return;
     }
+    case 7: // a one-shot insert recorded in the ledger
+      await ledger.write((sql, args) => pool.execute(sql, args, { timeout: 3 }), "soak");
+      return;
     default: { // a listener, released with it still active (the pool removes it)
       await using con = await pool.acquire({ timeout: 3 });
       await con.addListener("soak_channel", () => {});
@@ -292,6 +317,7 @@ const faulting = faultLoop();
 await sleep(WARMUP_MS);
 await quiesce();
 await admin((c) => c.execute("TRUNCATE soak_t"));
+await checkLedger();
 const heapBefore = await heapUsed();
 const okAtWarmup = ok;
 const measuredFrom = Date.now();
@@ -305,6 +331,7 @@ await Promise.race([
   sleep(30_000).then(() => failures.push("workers or the fault loop did not stop within 30 s")),
 ]);
 await admin((c) => c.execute("TRUNCATE soak_t"));
+await checkLedger();
 const heapAfter = await heapUsed();
 const growth = (heapAfter - heapBefore) / heapBefore;
 
@@ -353,6 +380,20 @@ console.log(
   }% ` +
     `(limit ${MAX_GROWTH * 100}%); rss ${mb(process.memoryUsage().rss)}`,
 );
+const lost = ledgerReports.reduce((n, r) => n + r.lost.length, 0);
+const duplicated = ledgerReports.reduce((n, r) => n + r.duplicates.length, 0);
+const phantoms = ledgerReports.reduce((n, r) => n + r.phantoms.length, 0);
+const pending = ledgerReports.reduce((n, r) => n + r.pending.length, 0);
+console.log(
+  `ledger              ${ledgerReports.reduce((n, r) => n + r.attempted, 0)} inserts, ` +
+    `${ledgerReports.reduce((n, r) => n + r.acked, 0)} acknowledged, ` +
+    `${ledgerReports.reduce((n, r) => n + r.failed, 0)} failed, ` +
+    `${ledgerReports.reduce((n, r) => n + r.ambiguous, 0)} ambiguous; ` +
+    `lost ${lost}, duplicated ${duplicated}, phantoms ${phantoms}, unsettled ${pending}`,
+);
+if (lost + duplicated + phantoms + pending > 0) {
+  failures.push(`ledger: lost ${lost}, duplicated ${duplicated}, phantoms ${phantoms}, unsettled ${pending}`);
+}
 console.log(`unhandled rejections ${unhandled.length}`);
 if (unhandled.length > 0) {
   console.log(unhandled.slice(0, 3).join("\n---\n"));
