@@ -1,7 +1,8 @@
 /**
  * Runtime-neutral pieces the Deno and Bun adapters share: the write queue,
- * the `SSLRequest` recognition, and the errors they raise. No runtime API is
- * used here.
+ * the `SSLRequest` recognition, the errors they raise, and a connect that
+ * gives up at once without losing a late connection. No runtime API is used
+ * here.
  *
  * @module
  */
@@ -226,4 +227,57 @@ export function tlsUnsupported(runtime: string, reason: string): ConnectionError
  */
 export function abortReason(signal: AbortSignal): unknown {
   return signal.reason ?? new DOMException("The operation was aborted", "AbortError");
+}
+
+/**
+ * How long a connect attempt its caller gave up on may still complete (and be
+ * closed at once) before the attempt itself is cancelled.
+ */
+export const ABANDONED_CONNECT_GRACE_MS = 1000;
+
+/**
+ * Runs `open`, a connect that takes an `AbortSignal`, so that `signal`
+ * rejects the caller at once while the attempt is cancelled only `graceMs`
+ * ({@linkcode ABANDONED_CONNECT_GRACE_MS}) later; a connection that completes in
+ * between goes to `discard`. For socket APIs whose cancellation can lose a
+ * connection completing at that very moment (Deno 2.9's
+ * `Deno.connect({ signal })` rejects and never closes it): the window shrinks
+ * from every abort to an attempt still unanswered when the grace ends.
+ *
+ * @example
+ * ```ts ignore
+ * import { abortableConnect } from "./adapter_support.ts";
+ * const conn = await abortableConnect(
+ *   (s) => Deno.connect({ hostname: "127.0.0.1", port: 5432, signal: s }),
+ *   AbortSignal.timeout(2000),
+ *   (late) => late.close(),
+ * );
+ * ```
+ */
+export function abortableConnect<T>(
+  open: (signal: AbortSignal) => Promise<T>,
+  signal: AbortSignal,
+  discard: (late: T) => void,
+  graceMs: number = ABANDONED_CONNECT_GRACE_MS,
+): Promise<T> {
+  const attempt = new AbortController();
+  const pending = open(attempt.signal);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => {
+      reject(abortReason(signal));
+      const cancel = setTimeout(() => attempt.abort(), graceMs);
+      pending.then((late) => {
+        clearTimeout(cancel);
+        discard(late);
+      }, () => clearTimeout(cancel));
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+    pending.then((value) => {
+      signal.removeEventListener("abort", onAbort);
+      resolve(value);
+    }, (error) => {
+      signal.removeEventListener("abort", onAbort);
+      reject(error);
+    });
+  });
 }

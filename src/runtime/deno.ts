@@ -34,6 +34,7 @@ import type {
   TransportTarget,
 } from "../transport.ts";
 import {
+  abortableConnect,
   abortReason,
   connectionLost,
   describeTarget,
@@ -427,9 +428,17 @@ async function connectDeno(
   if (signal?.aborted) throw abortReason(signal);
   let conn: AnyConn;
   try {
-    conn = target.kind === "tcp"
-      ? await Deno.connect({ hostname: target.hostname, port: target.port, signal })
-      : await Deno.connect({ transport: "unix", path: target.path });
+    if (target.kind === "unix") conn = await Deno.connect({ transport: "unix", path: target.path });
+    else if (signal === undefined) {
+      conn = await Deno.connect({ hostname: target.hostname, port: target.port });
+    } else {
+      // Not Deno.connect({ signal }) directly: it loses a connection that completes as the signal aborts.
+      conn = await abortableConnect(
+        (s) => Deno.connect({ hostname: target.hostname, port: target.port, signal: s }),
+        signal,
+        (late) => late.close(),
+      );
+    }
   } catch (cause) {
     if (signal?.aborted) throw abortReason(signal);
     throw toConnectionError(cause, `Cannot connect to ${describeTarget(target)}`, "CONNECT_FAILED");

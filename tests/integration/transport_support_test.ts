@@ -5,6 +5,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import {
+  abortableConnect,
   connectionLost,
   isSslRequest,
   tlsFailed,
@@ -76,5 +77,86 @@ describe("adapter support", () => {
     const tls = tlsFailed("db.local", "certificate has expired");
     assert.equal(tls.code, "TLS_FAILED");
     assert.equal(tls.message, "TLS handshake with db.local failed: certificate has expired");
+  });
+
+  /** A connect attempt the test settles by hand, recording the signal it was given. */
+  function manualAttempt(): {
+    open: (signal: AbortSignal) => Promise<string>;
+    signal: () => AbortSignal;
+    succeed: (value: string) => void;
+    fail: (error: Error) => void;
+  } {
+    let given: AbortSignal | undefined;
+    let succeed!: (value: string) => void;
+    let fail!: (error: Error) => void;
+    const promise = new Promise<string>((resolve, reject) => {
+      succeed = resolve;
+      fail = reject;
+    });
+    return {
+      open: (signal) => {
+        given = signal;
+        return promise;
+      },
+      signal: () => given!,
+      succeed,
+      fail,
+    };
+  }
+
+  it("abortableConnect() resolves with the connection when nobody aborts, and passes failures on", async () => {
+    const ok = manualAttempt();
+    const discarded: string[] = [];
+    const done = abortableConnect(ok.open, new AbortController().signal, (late) => discarded.push(late));
+    ok.succeed("conn");
+    assert.equal(await done, "conn");
+    const bad = manualAttempt();
+    const refused = new Error("refused");
+    const failed = abortableConnect(bad.open, new AbortController().signal, (late) => discarded.push(late));
+    bad.fail(refused);
+    await assert.rejects(failed, (e) => e === refused);
+    assert.deepEqual(discarded, []);
+    assert.equal(ok.signal().aborted, false);
+  });
+
+  it("abortableConnect() rejects at once on abort and discards a connection that completes afterwards", async () => {
+    const attempt = manualAttempt();
+    const controller = new AbortController();
+    const discarded: string[] = [];
+    const reason = new Error("caller gave up");
+    const done = abortableConnect(attempt.open, controller.signal, (late) => discarded.push(late), 60_000);
+    controller.abort(reason);
+    await assert.rejects(done, (e) => e === reason);
+    assert.equal(attempt.signal().aborted, false, "the attempt is not cancelled within the grace");
+    attempt.succeed("late conn");
+    await Promise.resolve();
+    await Promise.resolve();
+    assert.deepEqual(discarded, ["late conn"], "the late connection is handed to discard");
+  });
+
+  it("abortableConnect() discards a connection that completed just before the abort was seen", async () => {
+    const attempt = manualAttempt();
+    const controller = new AbortController();
+    const discarded: string[] = [];
+    const reason = new Error("caller gave up");
+    const done = abortableConnect(attempt.open, controller.signal, (late) => discarded.push(late));
+    attempt.succeed("conn");
+    controller.abort(reason); // before the attempt's continuation ran
+    await assert.rejects(done, (e) => e === reason);
+    await Promise.resolve();
+    assert.deepEqual(discarded, ["conn"]);
+  });
+
+  it("abortableConnect() cancels an attempt still pending when the grace ends; its failure is swallowed", async () => {
+    const attempt = manualAttempt();
+    const controller = new AbortController();
+    const discarded: string[] = [];
+    const done = abortableConnect(attempt.open, controller.signal, (late) => discarded.push(late), 5);
+    controller.abort(new Error("caller gave up"));
+    await assert.rejects(done);
+    await new Promise<void>((resolve) => attempt.signal().addEventListener("abort", () => resolve()));
+    attempt.fail(new Error("cancelled")); // no unhandled rejection follows
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    assert.deepEqual(discarded, []);
   });
 });
