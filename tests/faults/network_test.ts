@@ -159,20 +159,28 @@ describe("Faults: the network path", { timeout: 120_000 }, () => {
       }
     });
 
-    it("release() holds its bound (explicit timeout, inherited acquire timeout, releaseTimeout option)", async () => {
+    it("release() holds its bound (explicit timeout, inherited acquire timeout, releaseTimeout option, a statement still running)", async () => {
       proxy.clearFaults();
       const trap = trapUnhandledRejections();
-      const pool = await poolVia({ minSize: 3, maxSize: 3, releaseTimeout: 0.4, connectTimeout: 1 });
+      const pool = await poolVia({ minSize: 4, maxSize: 4, releaseTimeout: 0.4, connectTimeout: 1 });
       try {
         const explicit = await pool.acquire();
         const inherited = await pool.acquire({ timeout: 0.3 });
         const byOption = await pool.acquire();
+        const busy = await pool.acquire();
         proxy.blackHole();
-        const [a, b, c] = await Promise.all([
+        // A statement still unanswered at release: the release must wait for it, so here its
+        // bound is the only way out.
+        const unanswered = busy.fetchVal("SELECT 1").catch((e: unknown) => e);
+        const [a, b, c, d] = await Promise.all([
           timed(pool.release(explicit, { timeout: 0.25 })),
           timed(pool.release(inherited)),
           timed(pool.release(byOption)),
+          timed(pool.release(busy, { timeout: 0.3 })),
         ]);
+        assertDeadline(d!.error, "RELEASE_TIMEOUT", d!.ms, 300);
+        const dropped = await within(2000, unanswered, "the unanswered statement");
+        assert.ok(dropped instanceof PoolError, `the unanswered statement fails typed: ${String(dropped)}`);
         // A release may finish early (a pipelined reset needs no answer) or reject
         // RELEASE_TIMEOUT at its deadline; it never outlives its bound.
         for (const [r, bound] of [[a!, 250], [b!, 300], [c!, 400]] as const) {
@@ -180,24 +188,30 @@ describe("Faults: the network path", { timeout: 120_000 }, () => {
             assert.ok(r.ms < bound + 50, `release resolved after ${r.ms} ms (bound ${bound})`);
           } else assertDeadline(r.error, "RELEASE_TIMEOUT", r.ms, bound);
         }
-        for (const con of [explicit, inherited, byOption]) {
+        for (const con of [explicit, inherited, byOption, busy]) {
           assert.throws(
             () => con.fetchVal("SELECT 1"),
             (e: unknown) => (e as PoolError).code === "CONNECTION_RELEASED",
           );
         }
-        // Whatever the release left behind, the next users' bounded calls settle on time.
+        // Whatever the release left behind, the next users' bounded calls settle on time: at their
+        // own deadline (in the query, or in a connect replacing a dropped connection), or earlier
+        // when a reset queued ahead of them outlives the pool's releaseTimeout and takes its
+        // connection down.
         const next = await Promise.all(
-          [0, 1, 2].map(() => timed(pool.fetchVal("SELECT 1", [], { timeout: 0.3 }))),
+          [0, 1, 2, 3].map(() => timed(pool.fetchVal("SELECT 1", [], { timeout: 0.3 }))),
         );
         for (const r of next) {
+          const code = (r.error as PoolError | undefined)?.code;
           assert.ok(
-            r.error instanceof PoolTimeoutError,
+            (r.error instanceof PoolTimeoutError &&
+              (code === "QUERY_TIMEOUT" || code === "ACQUIRE_TIMEOUT")) ||
+              (r.error instanceof ConnectionError && code === "CONNECTION_LOST"),
             `a bounded call on a dead network: ${String(r.error)}`,
           );
           assert.ok(r.ms < 700, `settled after ${r.ms} ms`);
         }
-        assert.ok(pool.getSize() <= 3);
+        assert.ok(pool.getSize() <= 4);
         proxy.heal();
         await assertPoolInvariants(pool);
       } finally {
