@@ -380,15 +380,14 @@ console.log(
   }% ` +
     `(limit ${MAX_GROWTH * 100}%); rss ${mb(process.memoryUsage().rss)}`,
 );
-const lost = ledgerReports.reduce((n, r) => n + r.lost.length, 0);
-const duplicated = ledgerReports.reduce((n, r) => n + r.duplicates.length, 0);
-const phantoms = ledgerReports.reduce((n, r) => n + r.phantoms.length, 0);
-const pending = ledgerReports.reduce((n, r) => n + r.pending.length, 0);
+const total = (count: (r: LedgerReport) => number): number => ledgerReports.reduce((n, r) => n + count(r), 0);
+const lost = total((r) => r.lost.length);
+const duplicated = total((r) => r.duplicates.length);
+const phantoms = total((r) => r.phantoms.length);
+const pending = total((r) => r.pending.length);
 console.log(
-  `ledger              ${ledgerReports.reduce((n, r) => n + r.attempted, 0)} inserts, ` +
-    `${ledgerReports.reduce((n, r) => n + r.acked, 0)} acknowledged, ` +
-    `${ledgerReports.reduce((n, r) => n + r.failed, 0)} failed, ` +
-    `${ledgerReports.reduce((n, r) => n + r.ambiguous, 0)} ambiguous; ` +
+  `ledger              ${total((r) => r.attempted)} inserts, ${total((r) => r.acked)} acknowledged, ` +
+    `${total((r) => r.failed)} failed, ${total((r) => r.ambiguous)} ambiguous; ` +
     `lost ${lost}, duplicated ${duplicated}, phantoms ${phantoms}, unsettled ${pending}`,
 );
 if (lost + duplicated + phantoms + pending > 0) {

@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { connect, type Connection, createPool, Pool, PostgresError } from "../../mod.ts";
 import { postgresAvailable, startPostgres } from "../support/pg_server.ts";
 import { FaultProxy } from "../support/fault_proxy.ts";
-import { describeReport, Ledger } from "../support/ledger.ts";
+import { assertLedgerClean, describeReport, Ledger } from "../support/ledger.ts";
 import {
   assertPoolInvariants,
   codeOf,
@@ -86,9 +86,7 @@ describe("Faults: max_connections exhausted by others", { timeout: 60_000 }, () 
           `the pool answered ${recovered} ms after others let go; ledger ${describeReport(report)}`,
       );
       assert.deepEqual(report.codes.failed, { "53300": 5 });
-      assert.deepEqual(report.lost, []);
-      assert.deepEqual(report.duplicates, []);
-      assert.deepEqual(report.phantoms, []);
+      assertLedgerClean(report);
     } finally {
       await within(10_000, pool.close({ timeout: 5 }).catch(() => pool.terminate()), "close()");
       for (const con of others) await con.close();

@@ -21,7 +21,7 @@ import {
 } from "../../mod.ts";
 import { getTestServer, type TestServer } from "../support/pg_server.ts";
 import { FaultProxy } from "../support/fault_proxy.ts";
-import { describeReport, errorParts, Ledger } from "../support/ledger.ts";
+import { assertLedgerClean, describeReport, errorParts, Ledger } from "../support/ledger.ts";
 import {
   assertPoolInvariants,
   codeOf,
@@ -323,10 +323,7 @@ describe("Faults: the network path", { timeout: 120_000 }, () => {
           `all settled in ${settled} ms (${tally}); recovered ${recovered} ms after healing; ` +
             `ledger ${describeReport(report)}`,
         );
-        assert.deepEqual(report.pending, []);
-        assert.deepEqual(report.lost, []);
-        assert.deepEqual(report.duplicates, []);
-        assert.deepEqual(report.phantoms, []);
+        assertLedgerClean(report);
       } finally {
         await settle(pool);
         trap.check();
@@ -374,10 +371,7 @@ describe("Faults: the network path", { timeout: 120_000 }, () => {
           `${resets} connections reset; first success ${recovered} ms after the last reset; load ${load.tally}; ` +
             `ledger ${describeReport(report)}`,
         );
-        assert.deepEqual(report.lost, []);
-        assert.deepEqual(report.duplicates, []);
-        assert.deepEqual(report.phantoms, []);
-        assert.deepEqual(report.pending, []);
+        assertLedgerClean(report);
       } finally {
         await settle(pool);
         trap.check();
@@ -493,10 +487,7 @@ describe("Faults: the network path", { timeout: 120_000 }, () => {
             } ms: ${tally}; ledger ${describeReport(report)}`,
           );
           assert.ok(tally.failed > 0);
-          assert.deepEqual(report.pending, []);
-          assert.deepEqual(report.lost, []);
-          assert.deepEqual(report.duplicates, []);
-          assert.deepEqual(report.phantoms, []);
+          assertLedgerClean(report);
         } finally {
           await settle(pool);
           trap.check();

@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import process from "node:process";
 import { connect, type Connection, createPool } from "../../mod.ts";
 import { getTestServer, type TestServer } from "../support/pg_server.ts";
-import { describeReport, Ledger } from "../support/ledger.ts";
+import { assertLedgerClean, describeReport, Ledger } from "../support/ledger.ts";
 import {
   assertPoolInvariants,
   note,
@@ -111,10 +111,7 @@ describe("Faults: backends terminated by the server", { timeout: 60_000 }, () =>
           `killed ${kills.idle} idle + ${kills.active} busy; first success ${recovered} ms after the last kill; ` +
             `load ${load.tally}; ledger ${describeReport(report)}`,
         );
-        assert.deepEqual(report.pending, []);
-        assert.deepEqual(report.lost, []);
-        assert.deepEqual(report.duplicates, []);
-        assert.deepEqual(report.phantoms, []);
+        assertLedgerClean(report);
       } finally {
         await within(10_000, pool.close({ timeout: 5 }).catch(() => pool.terminate()), "close()");
         trap.check();

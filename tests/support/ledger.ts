@@ -21,6 +21,7 @@
  * @module
  */
 
+import assert from "node:assert/strict";
 import { PoolError } from "../../mod.ts";
 
 /** Something that can run a statement and return rows (a `Connection`, a `Pool`, ...). */
@@ -233,4 +234,17 @@ export function describeReport(r: LedgerReport): string {
     `ambiguous ${r.ambiguous} (${codes(r.codes.ambiguous)}; ${r.ambiguousCommitted} committed), ` +
     `lost ${r.lost.length}, duplicates ${r.duplicates.length}, phantoms ${r.phantoms.length}, ` +
     `pending ${r.pending.length}`;
+}
+
+/**
+ * Fails unless the report is clean: every write settled, no acknowledged write
+ * missing, none present twice, and none present whose insert failed for sure.
+ * `context` (a scenario, a seed) goes into the failure message.
+ */
+export function assertLedgerClean(report: LedgerReport, context = ""): void {
+  const where = context === "" ? "" : ` (${context})`;
+  assert.deepEqual(report.pending, [], `every write settled${where}`);
+  assert.deepEqual(report.lost, [], `no acknowledged write was lost${where}`);
+  assert.deepEqual(report.duplicates, [], `no write landed twice${where}`);
+  assert.deepEqual(report.phantoms, [], `no write that failed for sure is in the table${where}`);
 }
