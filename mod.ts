@@ -14,9 +14,9 @@
  * @module
  */
 
-import { bindConnect, type ConnectFunction } from "./src/entry.ts";
-import type { PoolOptions } from "./src/options.ts";
-import { BasePool } from "./src/pool.ts";
+import { bindConnect, type ConnectFunction } from "./src/_bind.ts";
+import type { PoolOptions } from "./src/core/options.ts";
+import { BasePool } from "./src/core/pool.ts";
 import { readEnv } from "./src/runtime/env.ts";
 import { bunConnector } from "./src/runtime/bun.ts";
 import { denoConnector } from "./src/runtime/deno.ts";

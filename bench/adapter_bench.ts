@@ -10,9 +10,9 @@
  */
 
 import process from "node:process";
-import { BasePool as Pool } from "../src/pool.ts";
-import { bindConnect } from "../src/entry.ts";
-import type { Connector } from "../src/transport.ts";
+import { BasePool as Pool } from "../src/core/pool.ts";
+import { bindConnect } from "../src/_bind.ts";
+import type { Connector } from "../src/runtime/transport.ts";
 import { nodeConnector } from "../src/runtime/node.ts";
 import { getTestServer } from "../tests/support/pg_server.ts";
 

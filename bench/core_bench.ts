@@ -3,7 +3,7 @@
  * and with 1,000 concurrent callers, for maxSize 1, 10, 100 and 1,000.
  * Run: `deno task bench` or `bun run bench`. Prints a markdown table.
  */
-import { BasePool as Pool } from "../src/pool.ts";
+import { BasePool as Pool } from "../src/core/pool.ts";
 import { noopConnect } from "./noop_driver.ts";
 
 const SIZES = [1, 10, 100, 1000];

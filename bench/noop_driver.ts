@@ -1,6 +1,6 @@
 /** A driver whose every operation succeeds at once: measures the pool core alone. */
-import { Connection } from "../src/connection.ts";
-import type { DriverConnection, QueryResult, ServerVersion, TransactionStatus } from "../src/driver.ts";
+import { Connection } from "../src/core/connection.ts";
+import type { DriverConnection, QueryResult, ServerVersion, TransactionStatus } from "../src/core/driver.ts";
 
 const RESULT: QueryResult = { rows: [{ n: 1 }], columns: ["n"], command: "SELECT 1" };
 let pid = 1;

@@ -5,7 +5,7 @@
  * @module
  */
 
-export { type Clock, systemClock, type TimerHandle } from "./clock.ts";
+export { type Clock, systemClock, type TimerHandle } from "./core/clock.ts";
 export {
   Connection,
   type CopyFromQueryOptions,
@@ -16,7 +16,7 @@ export {
   type CopyToTableOptions,
   type FetchValOptions,
   type TransactionOptions,
-} from "./connection.ts";
+} from "./core/connection.ts";
 export type {
   ConnectOptions,
   Driver,
@@ -28,7 +28,7 @@ export type {
   ServerVersion,
   SslMode,
   TransactionStatus,
-} from "./driver.ts";
+} from "./core/driver.ts";
 export {
   ConnectionError,
   InterfaceError,
@@ -38,12 +38,12 @@ export {
   PostgresError,
   type PostgresErrorFields,
   type TimeoutErrorCode,
-} from "./errors.ts";
-export type { ConnectHook, PoolOptions } from "./options.ts";
-export { type AcquireOptions, BasePool, type CloseOptions, type ReleaseOptions } from "./pool.ts";
-export { PoolConnection } from "./pool_connection.ts";
-export { type CopyFormatOptions, quoteIdentifier } from "./sql_text.ts";
-export type { ConnectFunction } from "./entry.ts";
+} from "./core/errors.ts";
+export type { ConnectHook, PoolOptions } from "./core/options.ts";
+export { type AcquireOptions, BasePool, type CloseOptions, type ReleaseOptions } from "./core/pool.ts";
+export { PoolConnection } from "./core/pool_connection.ts";
+export { type CopyFormatOptions, quoteIdentifier } from "./core/sql_text.ts";
+export type { ConnectFunction } from "./_bind.ts";
 export type {
   Connector,
   ConnectTransportOptions,
@@ -51,5 +51,5 @@ export type {
   Transport,
   TransportHandlers,
   TransportTarget,
-} from "./transport.ts";
-export type { PoolWarning, WarningCode, WarningHandler } from "./warnings.ts";
+} from "./runtime/transport.ts";
+export type { PoolWarning, WarningCode, WarningHandler } from "./core/warnings.ts";

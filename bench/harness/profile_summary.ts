@@ -32,7 +32,7 @@ export function areaOf(url: string, name: string): string {
   }
   if (url.includes("/node_modules/postgres/")) return "postgres.js";
   if (url.includes("/node_modules/pg")) return "pg";
-  if (url.includes("/src/postgres/")) return "src/postgres (driver)";
+  if (url.includes("/src/drivers/")) return "src/drivers (driver)";
   if (url.includes("/src/runtime/")) return "src/runtime (adapter)";
   if (url.includes("/src/")) return "src (pool core)";
   if (url.includes("/bench/")) return "bench harness";

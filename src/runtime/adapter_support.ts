@@ -7,8 +7,8 @@
  * @module
  */
 
-import { ConnectionError } from "../errors.ts";
-import type { TransportTarget } from "../transport.ts";
+import { ConnectionError } from "../core/errors.ts";
+import type { TransportTarget } from "./transport.ts";
 
 /** Bytes queued above which `write()` asks the caller to wait for `drain`. */
 export const WRITE_HIGH_WATER_MARK = 64 * 1024;

@@ -13,7 +13,7 @@
  * @module
  */
 
-import { ConnectionError } from "../errors.ts";
+import { ConnectionError } from "../core/errors.ts";
 import type {
   Connector,
   ConnectTransportOptions,
@@ -21,7 +21,7 @@ import type {
   Transport,
   TransportHandlers,
   TransportTarget,
-} from "../transport.ts";
+} from "./transport.ts";
 import {
   abortReason,
   connectionLost,

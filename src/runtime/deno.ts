@@ -24,7 +24,7 @@
 
 import type { Duplex } from "node:stream";
 import type { TLSSocket } from "node:tls";
-import { ConnectionError } from "../errors.ts";
+import { ConnectionError } from "../core/errors.ts";
 import type {
   Connector,
   ConnectTransportOptions,
@@ -32,7 +32,7 @@ import type {
   Transport,
   TransportHandlers,
   TransportTarget,
-} from "../transport.ts";
+} from "./transport.ts";
 import {
   abortableConnect,
   abortReason,

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { Env } from "../postgres/dsn.ts";
+import type { Env } from "../drivers/dsn.ts";
 
 interface DenoEnvLike {
   env: { toObject(): Record<string, string> };

@@ -15,7 +15,7 @@ import type {
   Transport,
   TransportHandlers,
   TransportTarget,
-} from "../transport.ts";
+} from "./transport.ts";
 
 /** An error carrying a network code, as Node reports them (`ECONNREFUSED`, ...). */
 type CodedError = Error & { code?: string };

@@ -1,8 +1,8 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { BasePool as Pool } from "../../src/pool.ts";
-import type { Connection } from "../../src/connection.ts";
-import type { PoolOptions } from "../../src/options.ts";
+import { BasePool as Pool } from "../../src/core/pool.ts";
+import type { Connection } from "../../src/core/connection.ts";
+import type { PoolOptions } from "../../src/core/options.ts";
 
 const connect = (): Promise<Connection> => Promise.reject(new Error("not used"));
 const make = (o: Record<string, unknown>) => () => new Pool({ connect, ...o } as PoolOptions);

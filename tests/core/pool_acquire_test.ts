@@ -1,7 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { InterfaceError, PoolTimeoutError } from "../../src/errors.ts";
-import { poolInternals } from "../../src/pool.ts";
+import { InterfaceError, PoolTimeoutError } from "../../src/core/errors.ts";
+import { poolInternals } from "../../src/core/pool.ts";
 import { flush } from "../support/fake_clock.ts";
 import { checkInvariants, fakePool, readyPool, settle } from "../support/core_pool.ts";
 

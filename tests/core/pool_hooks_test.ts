@@ -1,12 +1,12 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import type { Connection } from "../../src/connection.ts";
-import { InterfaceError } from "../../src/errors.ts";
-import type { PoolConnection } from "../../src/pool_connection.ts";
+import type { Connection } from "../../src/core/connection.ts";
+import { InterfaceError } from "../../src/core/errors.ts";
+import type { PoolConnection } from "../../src/core/pool_connection.ts";
 import { checkInvariants, readyPool, settle } from "../support/core_pool.ts";
 import { FakeClock, flush } from "../support/fake_clock.ts";
 import { FakeDriver } from "../support/fake_driver.ts";
-import { BasePool as Pool } from "../../src/pool.ts";
+import { BasePool as Pool } from "../../src/core/pool.ts";
 
 describe("Pool hooks", () => {
   it("Pool hooks: minSize 2, maxSize 5 and 10 concurrent users make 5 connects, 5 inits, 10 setups, 10 resets", async () => {

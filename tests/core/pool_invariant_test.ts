@@ -6,7 +6,7 @@
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { BasePool as Pool } from "../../src/pool.ts";
+import { BasePool as Pool } from "../../src/core/pool.ts";
 import { FakeClock, flush } from "../support/fake_clock.ts";
 import { FakeDriver, type Outcome, play } from "../support/fake_driver.ts";
 import { checkInvariants, type Harness } from "../support/core_pool.ts";

@@ -1,6 +1,6 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { InterfaceError } from "../../src/errors.ts";
+import { InterfaceError } from "../../src/core/errors.ts";
 import { flush } from "../support/fake_clock.ts";
 import { checkInvariants, fakePool, readyPool, settle } from "../support/core_pool.ts";
 

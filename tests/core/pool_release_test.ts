@@ -1,6 +1,6 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { InterfaceError, PoolTimeoutError } from "../../src/errors.ts";
+import { InterfaceError, PoolTimeoutError } from "../../src/core/errors.ts";
 import { flush } from "../support/fake_clock.ts";
 import { checkInvariants, readyPool, settle } from "../support/core_pool.ts";
 

@@ -18,7 +18,7 @@ import {
   PoolError,
   PostgresError,
 } from "../../mod.ts";
-import { resolveConnectOptions } from "../../src/postgres/dsn.ts";
+import { resolveConnectOptions } from "../../src/drivers/dsn.ts";
 import { getTestServer, type TestServer } from "../support/pg_server.ts";
 import { assertPoolInvariants, rejection } from "./fault_support.ts";
 

@@ -1,5 +1,5 @@
 /**
- * Property-based tests (fast-check) of the DSN parser, src/postgres/dsn.ts
+ * Property-based tests (fast-check) of the DSN parser, src/drivers/dsn.ts
  * `parseDsn` / `resolveConnectOptions`: URLs and libpq key=value strings built
  * from arbitrary parts parse back to those parts; arbitrary input either parses
  * or fails with InterfaceError INVALID_DSN (never another error); and an error
@@ -10,7 +10,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { InterfaceError } from "../../mod.ts";
-import { parseDsn, resolveConnectOptions } from "../../src/postgres/dsn.ts";
+import { parseDsn, resolveConnectOptions } from "../../src/drivers/dsn.ts";
 
 const RUNS = 300;
 

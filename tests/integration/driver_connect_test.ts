@@ -3,12 +3,12 @@ import assert from "node:assert/strict";
 import net from "node:net";
 import { inspect } from "node:util";
 import { getTestServer, type TestServer } from "../support/pg_server.ts";
-import { createPostgresDriver } from "../../src/postgres/driver.ts";
+import { createPostgresDriver } from "../../src/drivers/postgresjs/driver.ts";
 import { nodeConnector } from "../../src/runtime/node.ts";
 import { runtimeConnector } from "../support/tls_wire.ts";
-import type { Driver } from "../../src/driver.ts";
-import { ConnectionError, InterfaceError, PoolTimeoutError, PostgresError } from "../../src/errors.ts";
-import type { DriverConnection } from "../../src/driver.ts";
+import type { Driver } from "../../src/core/driver.ts";
+import { ConnectionError, InterfaceError, PoolTimeoutError, PostgresError } from "../../src/core/errors.ts";
+import type { DriverConnection } from "../../src/core/driver.ts";
 
 /** A TCP server that accepts connections and never says a word. */
 async function blackHole(): Promise<{ port: number; sockets: Set<net.Socket>; close(): Promise<void> }> {

@@ -1,12 +1,12 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { getTestServer } from "../support/pg_server.ts";
-import { createPostgresDriver } from "../../src/postgres/driver.ts";
+import { createPostgresDriver } from "../../src/drivers/postgresjs/driver.ts";
 import { nodeConnector } from "../../src/runtime/node.ts";
 import { runtimeConnector } from "../support/tls_wire.ts";
-import type { Driver } from "../../src/driver.ts";
-import { PoolTimeoutError, PostgresError } from "../../src/errors.ts";
-import type { DriverConnection } from "../../src/driver.ts";
+import type { Driver } from "../../src/core/driver.ts";
+import { PoolTimeoutError, PostgresError } from "../../src/core/errors.ts";
+import type { DriverConnection } from "../../src/core/driver.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();

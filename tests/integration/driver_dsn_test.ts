@@ -1,8 +1,8 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { inspect } from "node:util";
-import { parseDsn, resolveConnectOptions } from "../../src/postgres/dsn.ts";
-import { InterfaceError } from "../../src/errors.ts";
+import { parseDsn, resolveConnectOptions } from "../../src/drivers/dsn.ts";
+import { InterfaceError } from "../../src/core/errors.ts";
 
 function assertInvalid(fn: () => unknown, secret?: string): InterfaceError {
   try {

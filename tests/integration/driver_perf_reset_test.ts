@@ -7,9 +7,9 @@
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import type { DriverConnection } from "../../src/driver.ts";
-import { createPostgresDriver } from "../../src/postgres/driver.ts";
-import type { Connector } from "../../src/transport.ts";
+import type { DriverConnection } from "../../src/core/driver.ts";
+import { createPostgresDriver } from "../../src/drivers/postgresjs/driver.ts";
+import type { Connector } from "../../src/runtime/transport.ts";
 import { getTestServer, type TestServer } from "../support/pg_server.ts";
 import { runtimeConnector } from "../support/tls_wire.ts";
 

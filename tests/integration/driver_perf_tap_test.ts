@@ -7,7 +7,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { type Cycle, ProtocolTap } from "../../src/postgres/protocol_tap.ts";
+import { type Cycle, ProtocolTap } from "../../src/drivers/postgresjs/protocol_tap.ts";
 
 const enc = new TextEncoder();
 

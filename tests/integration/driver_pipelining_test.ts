@@ -10,10 +10,10 @@ import assert from "node:assert/strict";
 import process from "node:process";
 import v8 from "node:v8";
 import vm from "node:vm";
-import type { DriverConnection } from "../../src/driver.ts";
-import { createPostgresDriver } from "../../src/postgres/driver.ts";
+import type { DriverConnection } from "../../src/core/driver.ts";
+import { createPostgresDriver } from "../../src/drivers/postgresjs/driver.ts";
 import { nodeConnector } from "../../src/runtime/node.ts";
-import type { Connector } from "../../src/transport.ts";
+import type { Connector } from "../../src/runtime/transport.ts";
 import { getTestServer, type TestServer } from "../support/pg_server.ts";
 
 /** Delivers what the server sends in 7-byte pieces, one piece per macrotask. */

@@ -1,8 +1,8 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { type Cycle, ProtocolTap } from "../../src/postgres/protocol_tap.ts";
-import { parseServerVersion, resetQueryFor } from "../../src/postgres/pg_connection.ts";
-import { parseArray, serializeArray } from "../../src/postgres/arrays.ts";
+import { type Cycle, ProtocolTap } from "../../src/drivers/postgresjs/protocol_tap.ts";
+import { parseServerVersion, resetQueryFor } from "../../src/drivers/postgresjs/pg_connection.ts";
+import { parseArray, serializeArray } from "../../src/drivers/postgresjs/arrays.ts";
 
 const enc = new TextEncoder();
 

@@ -1,13 +1,13 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { getTestServer, type TestServer } from "../support/pg_server.ts";
-import { createPostgresDriver } from "../../src/postgres/driver.ts";
+import { createPostgresDriver } from "../../src/drivers/postgresjs/driver.ts";
 import { nodeConnector } from "../../src/runtime/node.ts";
 import { runtimeConnector } from "../support/tls_wire.ts";
-import type { Connector } from "../../src/transport.ts";
-import type { PostgresErrorFields } from "../../src/errors.ts";
-import { InterfaceError, PoolError, PoolTimeoutError, PostgresError } from "../../src/errors.ts";
-import type { DriverConnection } from "../../src/driver.ts";
+import type { Connector } from "../../src/runtime/transport.ts";
+import type { PostgresErrorFields } from "../../src/core/errors.ts";
+import { InterfaceError, PoolError, PoolTimeoutError, PostgresError } from "../../src/core/errors.ts";
+import type { DriverConnection } from "../../src/core/driver.ts";
 
 function closedOnce(con: DriverConnection): { fired: Promise<Error | undefined>; count: () => number } {
   let count = 0;

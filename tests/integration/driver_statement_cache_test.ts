@@ -6,10 +6,10 @@
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import type { ConnectOptions, DriverConnection } from "../../src/driver.ts";
-import { createPostgresDriver } from "../../src/postgres/driver.ts";
+import type { ConnectOptions, DriverConnection } from "../../src/core/driver.ts";
+import { createPostgresDriver } from "../../src/drivers/postgresjs/driver.ts";
 import { nodeConnector } from "../../src/runtime/node.ts";
-import { MAX_CACHEABLE_LENGTH, StatementCache } from "../../src/postgres/statement_cache.ts";
+import { MAX_CACHEABLE_LENGTH, StatementCache } from "../../src/drivers/statement_cache.ts";
 import { getTestServer, type TestServer } from "../support/pg_server.ts";
 
 let server: TestServer;

@@ -7,12 +7,12 @@ import {
   type TestServer,
 } from "../support/pg_server.ts";
 import { makeTestCerts, type TestCerts } from "../support/tls_certs.ts";
-import { createPostgresDriver } from "../../src/postgres/driver.ts";
+import { createPostgresDriver } from "../../src/drivers/postgresjs/driver.ts";
 import { nodeConnector } from "../../src/runtime/node.ts";
 import { runtimeConnector } from "../support/tls_wire.ts";
-import type { Driver } from "../../src/driver.ts";
-import { ConnectionError, PoolTimeoutError } from "../../src/errors.ts";
-import type { ConnectOptions, DriverConnection } from "../../src/driver.ts";
+import type { Driver } from "../../src/core/driver.ts";
+import { ConnectionError, PoolTimeoutError } from "../../src/core/errors.ts";
+import type { ConnectOptions, DriverConnection } from "../../src/core/driver.ts";
 
 async function sslInUse(con: DriverConnection): Promise<boolean> {
   const { rows } = await con.query("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", []);

@@ -18,7 +18,7 @@ import {
   startupMessage,
   TERMINATE,
 } from "../support/tls_wire.ts";
-import type { TransportTarget } from "../../src/transport.ts";
+import type { TransportTarget } from "../../src/runtime/transport.ts";
 
 let server: TestServer;
 let adapter: RuntimeConnector;

@@ -9,8 +9,8 @@ import assert from "node:assert/strict";
 import process from "node:process";
 import { getTestServer, type TestServer } from "../support/pg_server.ts";
 import { type RuntimeConnector, runtimeConnector } from "../support/tls_wire.ts";
-import { createPostgresDriver } from "../../src/postgres/driver.ts";
-import type { DriverConnection } from "../../src/driver.ts";
+import { createPostgresDriver } from "../../src/drivers/postgresjs/driver.ts";
+import type { DriverConnection } from "../../src/core/driver.ts";
 
 const MB = 1024 * 1024;
 const TOTAL = 200 * MB;

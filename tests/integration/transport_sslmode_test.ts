@@ -14,8 +14,8 @@ import {
 } from "../support/pg_server.ts";
 import { makeTestCerts, type TestCerts } from "../support/tls_certs.ts";
 import { type RuntimeConnector, runtimeConnector } from "../support/tls_wire.ts";
-import { createPostgresDriver } from "../../src/postgres/driver.ts";
-import type { ConnectOptions, DriverConnection } from "../../src/driver.ts";
+import { createPostgresDriver } from "../../src/drivers/postgresjs/driver.ts";
+import type { ConnectOptions, DriverConnection } from "../../src/core/driver.ts";
 
 let certs: TestCerts;
 let tlsServer: PostgresInstance;

@@ -12,7 +12,7 @@ import {
   toConnectionError,
   WriteQueue,
 } from "../../src/runtime/adapter_support.ts";
-import { ConnectionError } from "../../src/errors.ts";
+import { ConnectionError } from "../../src/core/errors.ts";
 
 function bytes(length: number, fill: number): Uint8Array {
   return new Uint8Array(length).fill(fill);

@@ -22,7 +22,7 @@ import {
   runtimeConnector,
   SSL_REQUEST,
 } from "../support/tls_wire.ts";
-import type { TlsOptions, TransportTarget } from "../../src/transport.ts";
+import type { TlsOptions, TransportTarget } from "../../src/runtime/transport.ts";
 
 let certs: TestCerts;
 let tlsServer: PostgresInstance;

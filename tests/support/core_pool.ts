@@ -1,7 +1,7 @@
 /** Builds pools over the fake driver and fake clock for the core's unit tests. */
-import type { PoolOptions } from "../../src/options.ts";
-import { BasePool as Pool } from "../../src/pool.ts";
-import type { PoolWarning } from "../../src/warnings.ts";
+import type { PoolOptions } from "../../src/core/options.ts";
+import { BasePool as Pool } from "../../src/core/pool.ts";
+import type { PoolWarning } from "../../src/core/warnings.ts";
 import { FakeClock } from "./fake_clock.ts";
 import { FakeDriver } from "./fake_driver.ts";
 

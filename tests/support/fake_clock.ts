@@ -1,5 +1,5 @@
 /** A manual clock for the core's unit tests: time moves only when a test says so. */
-import type { Clock, TimerHandle } from "../../src/clock.ts";
+import type { Clock, TimerHandle } from "../../src/core/clock.ts";
 
 interface Timer {
   id: number;

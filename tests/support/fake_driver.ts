@@ -3,7 +3,7 @@
  * can be scripted: "ok", "error", "slow" (settles after `slowMs` on the fake
  * clock) or "never" (settles only when aborted, where a real driver would too).
  */
-import { Connection } from "../../src/connection.ts";
+import { Connection } from "../../src/core/connection.ts";
 import type {
   ConnectOptions,
   DriverConnection,
@@ -12,8 +12,8 @@ import type {
   QueryResult,
   ServerVersion,
   TransactionStatus,
-} from "../../src/driver.ts";
-import { ConnectionError, InterfaceError, PoolTimeoutError } from "../../src/errors.ts";
+} from "../../src/core/driver.ts";
+import { ConnectionError, InterfaceError, PoolTimeoutError } from "../../src/core/errors.ts";
 import type { FakeClock } from "./fake_clock.ts";
 
 export type Outcome = "ok" | "error" | "slow" | "never";

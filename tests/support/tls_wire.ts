@@ -7,7 +7,12 @@
  * @module
  */
 
-import type { Connector, Transport, TransportHandlers, TransportTarget } from "../../src/transport.ts";
+import type {
+  Connector,
+  Transport,
+  TransportHandlers,
+  TransportTarget,
+} from "../../src/runtime/transport.ts";
 
 /** Which adapter the running runtime uses, and its connector. */
 export interface RuntimeConnector {

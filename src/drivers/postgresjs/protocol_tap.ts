@@ -15,8 +15,8 @@
  * @module
  */
 
-import type { PostgresErrorFields } from "../errors.ts";
-import type { TransactionStatus } from "../driver.ts";
+import type { PostgresErrorFields } from "../../core/errors.ts";
+import type { TransactionStatus } from "../../core/driver.ts";
 
 /** What the server said between two `ReadyForQuery` messages. */
 export interface Cycle {

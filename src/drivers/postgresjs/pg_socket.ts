@@ -10,7 +10,7 @@
  * @module
  */
 
-import type { Transport } from "../transport.ts";
+import type { Transport } from "../../runtime/transport.ts";
 
 type Handler = (...args: unknown[]) => void;
 

@@ -7,10 +7,10 @@
  * @module
  */
 
-import type { ConnectOptions, Driver, DriverConnection } from "../driver.ts";
-import { ConnectionError, PoolTimeoutError } from "../errors.ts";
-import type { Connector } from "../transport.ts";
-import { type Env, resolveConnectOptions } from "./dsn.ts";
+import type { ConnectOptions, Driver, DriverConnection } from "../../core/driver.ts";
+import { ConnectionError, PoolTimeoutError } from "../../core/errors.ts";
+import type { Connector } from "../../runtime/transport.ts";
+import { type Env, resolveConnectOptions } from "../dsn.ts";
 import {
   openPostgresConnection,
   type PostgresConnection,
@@ -43,7 +43,7 @@ function hostLabel(host: string, port: number): string {
  * @example
  * ```ts
  * import { createPostgresDriver } from "./driver.ts";
- * import { nodeConnector } from "../runtime/node.ts";
+ * import { nodeConnector } from "../../runtime/node.ts";
  * const driver = createPostgresDriver(nodeConnector, { env: { PGUSER: "postgres" } });
  * const con = await driver.connect({ host: "127.0.0.1", sslmode: "disable" });
  * console.log((await con.query("SELECT 1 AS one", [])).rows); // [{ one: 1 }]

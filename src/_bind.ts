@@ -5,12 +5,12 @@
  * @module
  */
 
-import { Connection } from "./connection.ts";
-import type { ConnectOptions } from "./driver.ts";
-import { checkConnectOptions, type ConnectHook } from "./options.ts";
-import { createPostgresDriver } from "./postgres/driver.ts";
-import type { Env } from "./postgres/dsn.ts";
-import type { Connector } from "./transport.ts";
+import { Connection } from "./core/connection.ts";
+import type { ConnectOptions } from "./core/driver.ts";
+import { checkConnectOptions, type ConnectHook } from "./core/options.ts";
+import { createPostgresDriver } from "./drivers/postgresjs/driver.ts";
+import type { Env } from "./drivers/dsn.ts";
+import type { Connector } from "./runtime/transport.ts";
 
 /** `connect(dsn?, options?)` / `connect(options?)`. */
 export type ConnectFunction = (

@@ -13,8 +13,8 @@
  * @module
  */
 
-import type { ConnectOptions, SslMode } from "../driver.ts";
-import { InterfaceError } from "../errors.ts";
+import type { ConnectOptions, SslMode } from "../core/driver.ts";
+import { InterfaceError } from "../core/errors.ts";
 import { DEFAULT_STATEMENT_CACHE_SIZE } from "./statement_cache.ts";
 
 /** Environment variables, as `process.env` or `Deno.env.toObject()` provide them. */

@@ -24,7 +24,7 @@ import type {
   Row,
   ServerVersion,
   TransactionStatus,
-} from "../driver.ts";
+} from "../../core/driver.ts";
 import {
   ConnectionError,
   InterfaceError,
@@ -32,13 +32,13 @@ import {
   PoolTimeoutError,
   PostgresError,
   type PostgresErrorFields,
-} from "../errors.ts";
-import type { Connector, Transport, TransportHandlers, TransportTarget } from "../transport.ts";
-import type { HostAddress, ResolvedConnectOptions } from "./dsn.ts";
+} from "../../core/errors.ts";
+import type { Connector, Transport, TransportHandlers, TransportTarget } from "../../runtime/transport.ts";
+import type { HostAddress, ResolvedConnectOptions } from "../dsn.ts";
 import { installArrayTypes, type TypeTables } from "./arrays.ts";
 import { PgSocket } from "./pg_socket.ts";
 import { fixQueryOrigin } from "./query_origin.ts";
-import { StatementCache } from "./statement_cache.ts";
+import { StatementCache } from "../statement_cache.ts";
 import { type Cycle, ProtocolTap } from "./protocol_tap.ts";
 
 /** Settings of the driver that are not per-connection options. */
@@ -368,7 +368,7 @@ interface Abandoned {
  * @example
  * ```ts
  * import { createPostgresDriver } from "./driver.ts";
- * import { nodeConnector } from "../runtime/node.ts";
+ * import { nodeConnector } from "../../runtime/node.ts";
  * const con = await createPostgresDriver(nodeConnector).connect({ host: "127.0.0.1" });
  * await con.query("BEGIN", []);
  * console.log(con.transactionStatus); // "transaction"
@@ -1377,8 +1377,8 @@ export class PostgresConnection implements DriverConnection {
  * @example
  * ```ts
  * import { openPostgresConnection } from "./pg_connection.ts";
- * import { resolveConnectOptions } from "./dsn.ts";
- * import { nodeConnector } from "../runtime/node.ts";
+ * import { resolveConnectOptions } from "../dsn.ts";
+ * import { nodeConnector } from "../../runtime/node.ts";
  * const config = resolveConnectOptions({ dsn: "postgres://postgres@127.0.0.1/postgres" });
  * const con = await openPostgresConnection(nodeConnector, config, config.hosts[0]!, AbortSignal.timeout(5000));
  * console.log(con.pid);
