@@ -32,7 +32,7 @@ const DML_NODES: ReadonlySet<string> = new Set([
 const DML_KEYWORDS: ReadonlySet<string> = new Set(["insert", "update", "delete", "merge"]);
 
 /** Leading white space and comments, then the first word. */
-const FIRST_KEYWORD = /^(?:\s+|--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)*([A-Za-z]+)/;
+const FIRST_KEYWORD = /^(?:\s+|--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)*([A-Za-z_]\w*)/;
 const RETURNING = /\breturning\b/i;
 
 /** Sorts a compiled query: see the module documentation. */
