@@ -6,7 +6,7 @@
  *
  * @example
  * ```ts ignore
- * import { Kysely } from "kysely";
+ * import { Kysely, sql } from "kysely";
  * import { createPool } from "jsr:@x/pgpool";
  * import { PgpoolDialect } from "jsr:@x/pgpool/kysely";
  *

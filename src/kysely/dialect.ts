@@ -16,7 +16,7 @@ import {
   PostgresQueryCompiler,
   type QueryCompiler,
 } from "kysely";
-import type { BasePool } from "../public.ts";
+import { type BasePool, InterfaceError } from "../public.ts";
 import { PgpoolDriver } from "./driver.ts";
 
 /** Configuration of {@linkcode PgpoolDialect}. */
@@ -66,12 +66,20 @@ export class PgpoolDialect implements Dialect {
    * Builds the dialect; the pool is first used when Kysely first needs a connection.
    *
    * @param config The pool (or a function resolving to it) and an optional acquire timeout.
+   * @throws {InterfaceError} `INVALID_ARGUMENT` when `pool` is neither a pool nor a function.
    * @example
    * ```ts ignore
    * const dialect = new PgpoolDialect({ pool: () => createPool(Deno.env.get("DATABASE_URL")), acquireTimeout: 5 });
    * ```
    */
   constructor(config: PgpoolDialectConfig) {
+    const pool: unknown = config?.pool;
+    if (typeof pool !== "function" && (typeof pool !== "object" || pool === null)) {
+      throw new InterfaceError(
+        "INVALID_ARGUMENT",
+        "Cannot create the Kysely dialect as 'pool' must be a pool or a function resolving to one",
+      );
+    }
     this.#config = { ...config };
   }
 

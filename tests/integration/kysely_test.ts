@@ -8,7 +8,7 @@
 import { after, before, beforeEach, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { AbortedTransactionError, CompiledQuery, type Generated, Kysely, sql } from "kysely";
-import { PgpoolDialect } from "../../kysely.ts";
+import { PgpoolDialect, type PgpoolDialectConfig } from "../../kysely.ts";
 import type { Pool } from "../../mod.ts";
 import { createTestPool, getTestServer, rejection, type TestServer } from "./pool_support.ts";
 
@@ -291,6 +291,15 @@ describe("Kysely dialect on a real server", () => {
 describe("Kysely dialect: pool ownership", () => {
   before(async () => {
     server = await getTestServer();
+  });
+
+  it("new PgpoolDialect() rejects a config without a pool with INVALID_ARGUMENT", () => {
+    for (const config of [{}, { pool: null }, { pool: "postgres://x" }, undefined]) {
+      assert.throws(
+        () => new PgpoolDialect(config as unknown as PgpoolDialectConfig),
+        (e: Error & { code?: string }) => e.code === "INVALID_ARGUMENT" && /'pool'/.test(e.message),
+      );
+    }
   });
 
   it("PgpoolDialect calls a pool factory once, on first use, and destroy() closes that pool", async () => {
