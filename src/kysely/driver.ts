@@ -55,36 +55,51 @@ function checkoutOf(connection: DatabaseConnection): CheckoutConnection {
   throw new InterfaceError("FOREIGN_CONNECTION", "The connection does not come from this Kysely dialect");
 }
 
+/** Where a driver is: before `init()`, running on a pool, or destroyed (its pool closed or closing). */
+type DriverState =
+  | { readonly status: "new" }
+  | { readonly status: "ready"; readonly pool: BasePool }
+  | { readonly status: "destroyed"; readonly pool: BasePool | undefined };
+
 /** Kysely's driver for a pgpool pool (built by `PgpoolDialect.createDriver()`). */
 export class PgpoolDriver implements Driver {
   readonly #config: PgpoolDialectConfig;
-  #pool: BasePool | undefined;
-  #destroyed = false;
+  #state: DriverState = { status: "new" };
 
   /** @param config The dialect's configuration. */
   constructor(config: PgpoolDialectConfig) {
     this.#config = config;
   }
 
+  #move(next: DriverState): void {
+    if (this.#state.status === "destroyed") return; // final
+    this.#state = next;
+  }
+
   /** Resolves the configured pool (calls the factory when one was given). */
   async init(): Promise<void> {
     const { pool } = this.#config;
-    this.#pool = typeof pool === "function" ? await pool() : pool;
+    const resolved = typeof pool === "function" ? await pool() : pool;
+    // Destroyed while the factory ran: nobody else will close what it made.
+    if (this.#state.status === "destroyed") await resolved.close();
+    else this.#move({ status: "ready", pool: resolved });
   }
 
   /** Checks a connection out of the pool. */
   async acquireConnection(): Promise<DatabaseConnection> {
-    const pool = this.#pool;
-    if (pool === undefined || this.#destroyed) {
+    const state = this.#state;
+    if (state.status !== "ready") {
       throw new InterfaceError(
-        this.#destroyed ? "POOL_CLOSED" : "POOL_NOT_INITIALIZED",
+        state.status === "new" ? "POOL_NOT_INITIALIZED" : "POOL_CLOSED",
         `Cannot acquire a connection as the Kysely driver ${
-          this.#destroyed ? "was destroyed" : "has no pool yet"
+          state.status === "new" ? "has no pool yet" : "was destroyed"
         }`,
       );
     }
     const { acquireTimeout } = this.#config;
-    const con = await pool.acquire(acquireTimeout === undefined ? undefined : { timeout: acquireTimeout });
+    const con = await state.pool.acquire(
+      acquireTimeout === undefined ? undefined : { timeout: acquireTimeout },
+    );
     return new CheckoutConnection(con);
   }
 
@@ -127,13 +142,17 @@ export class PgpoolDriver implements Driver {
    * (a committed write must not look failed to a caller who would retry it).
    */
   async releaseConnection(connection: DatabaseConnection): Promise<void> {
+    const checkout = checkoutOf(connection).checkout;
+    const state = this.#state;
     // Also after destroy(): the pool's close() waits for this very release.
-    await this.#pool?.release(checkoutOf(connection).checkout).catch(ignore);
+    if (state.status !== "new") await state.pool?.release(checkout).catch(ignore);
   }
 
   /** Closes the pool (`Kysely.destroy()` ends the pool, as Kysely's own dialects do). */
   async destroy(): Promise<void> {
-    this.#destroyed = true;
-    await this.#pool?.close(); // a second close() waits for the first
+    const state = this.#state;
+    const pool = state.status === "new" ? undefined : state.pool;
+    this.#move({ status: "destroyed", pool });
+    await pool?.close(); // a second close() waits for the first
   }
 }

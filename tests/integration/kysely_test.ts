@@ -324,6 +324,20 @@ describe("Kysely dialect: pool ownership", () => {
     assert.match(after.message, /destroyed/);
   });
 
+  it("PgpoolDriver.destroy() during init() closes the pool the factory resolves to afterwards", async () => {
+    let resolvePool!: (p: Pool) => void;
+    const driver = new PgpoolDialect({
+      pool: () => new Promise<Pool>((resolve) => resolvePool = resolve),
+    }).createDriver();
+    const initializing = driver.init();
+    await driver.destroy();
+    const made = await createTestPool(server.dsn, { minSize: 1, maxSize: 1 });
+    resolvePool(made);
+    await initializing;
+    assert.equal((await rejection(made.acquire())).code, "POOL_CLOSED");
+    assert.equal((await rejection(driver.acquireConnection())).code, "POOL_CLOSED");
+  });
+
   it("Kysely.destroy() while a stream holds a checkout waits for the stream to finish, then closes the pool", async () => {
     const own = await createTestPool(server.dsn, { minSize: 1, maxSize: 1 });
     const k = new Kysely<Database>({ dialect: new PgpoolDialect({ pool: own }) });
