@@ -89,7 +89,13 @@ describe("Deadline", () => {
 
   it("Deadline rejects every race under way when it fires", async () => {
     const clock = new FakeClock();
-    const deadline = new Deadline(new Watchdog(clock), 50, undefined, "CLOSE_TIMEOUT", "Closing took too long");
+    const deadline = new Deadline(
+      new Watchdog(clock),
+      50,
+      undefined,
+      "CLOSE_TIMEOUT",
+      "Closing took too long",
+    );
     const one = outcome(deadline.race(deferred<number>().promise));
     const two = outcome(deadline.race(deferred<number>().promise));
     const won = deadline.race(Promise.resolve(1));

@@ -1,6 +1,6 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { Alarm, Watchdog } from "../../src/core/watchdog.ts";
+import { type Alarm, Watchdog } from "../../src/core/watchdog.ts";
 import { FakeClock } from "../support/fake_clock.ts";
 
 /** A small deterministic generator for the property test. */
