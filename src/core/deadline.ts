@@ -162,7 +162,7 @@ export class Deadline {
     this.#controller?.abort(reason);
     const racers = this.#racers;
     this.#racers = undefined;
-    if (racers !== undefined) for (const lose of racers) lose(reason);
+    if (racers !== undefined) { for (const lose of racers) lose(reason); }
     this.dispose();
   }
 }
