@@ -15,7 +15,7 @@ function silentServer(): { connector: Connector; opened: number; destroyed: numb
     opened: 0,
     destroyed: 0,
     signals: [] as AbortSignal[],
-    connector: (async (_target, handlers: TransportHandlers, options) => {
+    connector: ((_target, handlers: TransportHandlers, options) => {
       state.opened++;
       if (options.signal !== undefined) state.signals.push(options.signal);
       let closed = false;
@@ -32,7 +32,7 @@ function silentServer(): { connector: Connector; opened: number; destroyed: numb
         },
         startTls: () => new Promise<void>(() => {}),
       };
-      return transport;
+      return Promise.resolve(transport);
     }) as Connector,
   };
   return state;
