@@ -1319,8 +1319,11 @@ export class PostgresConnection implements DriverConnection {
 
 /**
  * Opens one connection to `host`, eagerly: TCP (or unix socket), TLS per
- * `sslmode`, startup and authentication. `signal` bounds the attempt; on
- * failure nothing is left open.
+ * `sslmode`, startup and authentication. `signal` (a caller's signal, or the
+ * attempt's {@linkcode Deadline}: timeout plus signal) bounds the attempt; on
+ * failure nothing is left open. `watchdog` times the connection's bounds
+ * (query timeouts, the cancel grace, the reset and close bounds); the driver
+ * passes its own, on its clock.
  *
  * @example
  * ```ts
