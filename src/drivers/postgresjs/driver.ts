@@ -29,8 +29,9 @@ export interface PostgresDriverOptions extends PostgresDriverSettings {
   env?: Env;
   /**
    * Where the driver's time and timers come from (connect timeouts, query
-   * timeouts, the cancel grace, the close bound); one {@linkcode Watchdog} on
-   * it times every connection of the driver. Default: {@linkcode systemClock}.
+   * timeouts, the cancel grace, the reset and close bounds); the clock's shared
+   * {@linkcode Watchdog} times every connection of the driver. Default:
+   * {@linkcode systemClock}.
    */
   clock?: Clock;
 }
@@ -61,8 +62,9 @@ function hostLabel(host: string, port: number): string {
  */
 export function createPostgresDriver(connector: Connector, options: PostgresDriverOptions = {}): Driver {
   const { env = {}, clock = systemClock, ...settings } = options;
-  // One timer for the whole driver: its connections' bounds are alarms on it.
-  const watchdog = new Watchdog(clock);
+  // Every bound of every connection is an alarm on the clock's one watchdog, shared with
+  // whatever else runs on that clock (the pool's deadlines, the adapters' connect grace).
+  const watchdog = Watchdog.of(clock);
   return {
     async connect(connectOptions: ConnectOptions): Promise<DriverConnection> {
       const config = resolveConnectOptions(connectOptions, env);

@@ -407,11 +407,17 @@ export class PostgresConnection implements DriverConnection {
     {
       resolve: () => void;
       reject: (error: Error) => void;
-      /** Closes the connection when the answer is late. */
-      alarm: Alarm | undefined;
+      /** Clock time (ms) by which the answer must be in; Infinity for none. */
+      deadline: number;
       tolerate: readonly string[] | undefined;
     }
   > = [];
+  /**
+   * One alarm watches the answers to the driver's own statements: armed for the earliest
+   * deadline, left alone when answers come in (a reset on every release then costs no timer
+   * work), and re-armed for the next deadline when it fires.
+   */
+  #ownAlarm: Alarm | undefined;
   /** Times every bound of this connection (the driver's, shared by its connections). */
   #watchdog: Watchdog;
   #poisoned = false;
@@ -727,10 +733,9 @@ export class PostgresConnection implements DriverConnection {
     this.#cycleWaiters = [];
     const own = this.#ownWaiters;
     this.#ownWaiters = [];
-    for (const waiter of own) {
-      waiter.alarm?.cancel();
-      waiter.reject(failure);
-    }
+    for (const waiter of own) waiter.reject(failure);
+    this.#ownAlarm?.cancel();
+    this.#ownAlarm = undefined;
     const listener = this.#onClose;
     if (listener !== undefined && !this.#notified) {
       this.#notified = true;
@@ -786,7 +791,6 @@ export class PostgresConnection implements DriverConnection {
   /** A statement the driver wrote itself (the reset) was answered. */
   #onSwallowed(cycle: Cycle): void {
     const waiter = this.#ownWaiters.shift();
-    waiter?.alarm?.cancel();
     if (cycle.error !== undefined && !waiter?.tolerate?.includes(cycle.error.code)) {
       this.#poisoned = true;
       const error = new PostgresError(cycle.error);
@@ -856,24 +860,39 @@ export class PostgresConnection implements DriverConnection {
         "Internal error: the driver wrote while an answer was pending",
       );
     }
-    const alarm = timeout === undefined || timeout <= 0 ? undefined : this.#watchdog.after(
-      timeout * 1000,
-      this.#ownLate,
-    );
-    this.#ownWaiters.push({ resolve, reject, alarm, tolerate });
+    const deadline = timeout === undefined || timeout <= 0
+      ? Infinity
+      : this.#watchdog.clock.now() + timeout * 1000;
+    this.#ownWaiters.push({ resolve, reject, deadline, tolerate });
     this.#tap.swallow();
     this.#socket.writeAhead(message);
+    if (deadline < (this.#ownAlarm?.at ?? Infinity)) this.#armOwn(deadline);
   }
 
-  /** One of the driver's own statements was not answered in time: the connection is closed. */
-  readonly #ownLate = (): void => {
-    // The statements queued behind the reset are lost with the connection.
-    this.#lose(
-      new ConnectionError(
-        "CONNECTION_LOST",
-        "The server did not answer the session reset in time; the connection was closed",
-      ),
-    );
+  #armOwn(at: number): void {
+    this.#ownAlarm?.cancel();
+    this.#ownAlarm = this.#watchdog.at(at, this.#ownDue);
+  }
+
+  /** Closes the connection when one of the driver's own statements is not answered in time. */
+  readonly #ownDue = (): void => {
+    this.#ownAlarm = undefined;
+    const now = this.#watchdog.clock.now();
+    let next = Infinity;
+    for (const waiter of this.#ownWaiters) {
+      if (waiter.deadline <= now) {
+        // The statements queued behind the reset are lost with the connection.
+        this.#lose(
+          new ConnectionError(
+            "CONNECTION_LOST",
+            "The server did not answer the session reset in time; the connection was closed",
+          ),
+        );
+        return;
+      }
+      if (waiter.deadline < next) next = waiter.deadline;
+    }
+    if (next !== Infinity && !this.#closed) this.#armOwn(next);
   };
 
   #onNotification(pid: number, channel: string, payload: string): void {
