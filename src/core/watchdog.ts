@@ -164,7 +164,9 @@ export class Watchdog {
   #arm(at: number): void {
     if (this.#timer !== undefined) this.clock.clearTimeout(this.#timer);
     this.#timerAt = at;
-    this.#timer = this.clock.setTimeout(this.#onTimer, Math.max(0, at - this.clock.now()));
+    // Whole milliseconds, rounded up: a runtime that truncates a fraction would wake before the
+    // alarm is due and spin through re-arms until it is.
+    this.#timer = this.clock.setTimeout(this.#onTimer, Math.max(0, Math.ceil(at - this.clock.now())));
   }
 
   #run(): void {

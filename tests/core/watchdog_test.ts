@@ -193,6 +193,21 @@ describe("Watchdog", () => {
     assert.equal(clock.pending, 0);
   });
 
+  it("Watchdog asks its clock for whole milliseconds, rounded up, so it never wakes before an alarm is due", () => {
+    let now = 0.25;
+    const delays: number[] = [];
+    const clock = {
+      now: () => now,
+      setTimeout: (_fn: () => void, ms: number) => (delays.push(ms), delays.length),
+      clearTimeout: () => {},
+    };
+    const dog = new Watchdog(clock);
+    dog.after(10.5, () => undefined);
+    now = 5;
+    dog.at(5.2, () => undefined);
+    assert.deepEqual(delays, [11, 1]);
+  });
+
   it("Watchdog.of() gives one shared watchdog per clock", () => {
     const one = new FakeClock();
     const two = new FakeClock();
