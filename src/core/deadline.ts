@@ -1,35 +1,58 @@
 /**
- * A deadline for one operation: an optional timeout on the pool's clock plus an
- * optional caller's `AbortSignal`. Operations race their promises against it;
- * when it fires, the losing promise's late result is left to a cleanup callback.
+ * A deadline for one operation: an optional timeout (an {@linkcode Alarm} on a
+ * {@linkcode Watchdog}) plus an optional caller's `AbortSignal`. Operations
+ * race their promises against it; when it fires, the losing promise's late
+ * result is left to a cleanup callback.
  *
  * @module
  */
 
-import type { Clock, TimerHandle } from "./clock.ts";
+import type { Clock } from "./clock.ts";
 import { PoolTimeoutError, type TimeoutErrorCode } from "./errors.ts";
+import { type Alarm, Watchdog } from "./watchdog.ts";
 
-/** Fires once, on timeout or abort. */
+/**
+ * Fires once, on timeout or abort.
+ *
+ * @example
+ * ```ts
+ * import { systemClock } from "./clock.ts";
+ * import { Deadline } from "./deadline.ts";
+ * import { Watchdog } from "./watchdog.ts";
+ * const deadline = new Deadline(Watchdog.of(systemClock), 5000, undefined, "QUERY_TIMEOUT", "Too slow");
+ * try {
+ *   console.log(await deadline.race(Promise.resolve(42))); // 42
+ * } finally {
+ *   deadline.dispose();
+ * }
+ * ```
+ */
 export class Deadline {
-  #clock: Clock;
-  #timer: TimerHandle | undefined;
+  #alarm: Alarm | undefined;
   #signal: AbortSignal | undefined;
   #onAbort: (() => void) | undefined;
   #reason: unknown = undefined;
   #fired = false;
-  #reject: ((reason: unknown) => void) | undefined;
+  /** Rejecters of the races under way (usually none or one). */
+  #racers: Array<(reason: unknown) => void> | undefined;
   #controller: AbortController | undefined;
   /** The timeout in milliseconds, if any. */
   readonly timeoutMs: number | undefined;
 
+  /**
+   * @param timer The watchdog that times it (or a clock, meaning that clock's shared {@linkcode Watchdog.of}).
+   * @param timeoutMs Fires this long from now with a {@linkcode PoolTimeoutError}; none when undefined.
+   * @param signal Fires with `signal.reason` when it aborts (at once when it already has).
+   * @param code The timeout error's code.
+   * @param message The timeout error's message.
+   */
   constructor(
-    clock: Clock,
+    timer: Watchdog | Clock,
     timeoutMs: number | undefined,
     signal: AbortSignal | undefined,
     code: TimeoutErrorCode,
     message: string,
   ) {
-    this.#clock = clock;
     this.timeoutMs = timeoutMs;
     if (signal !== undefined) {
       if (signal.aborted) {
@@ -42,10 +65,11 @@ export class Deadline {
       signal.addEventListener("abort", this.#onAbort, { once: true });
     }
     if (timeoutMs !== undefined) {
-      this.#timer = clock.setTimeout(() => {
-        this.#timer = undefined;
+      const dog = timer instanceof Watchdog ? timer : Watchdog.of(timer);
+      this.#alarm = dog.after(timeoutMs, () => {
+        this.#alarm = undefined;
         this.#fire(new PoolTimeoutError(code, message));
-      }, timeoutMs);
+      });
     }
   }
 
@@ -76,19 +100,21 @@ export class Deadline {
   /**
    * Settles like `promise`, or rejects with the reason when the deadline fires
    * first; then `onLate` receives the promise's eventual value (for cleanup).
+   * Several races may run at once.
    */
   race<T>(promise: Promise<T>, onLate?: (value: T) => void): Promise<T> {
     if (this.#fired) {
       promise.then(onLate, noop);
       return Promise.reject(this.#reason);
     }
-    if (this.#timer === undefined && this.#signal === undefined) return promise;
+    if (this.#alarm === undefined && this.#signal === undefined) return promise;
     return new Promise<T>((resolve, reject) => {
       let settled = false;
-      this.#reject = (reason) => {
+      const lose = (reason: unknown): void => {
         settled = true;
         reject(reason);
       };
+      (this.#racers ??= []).push(lose);
       promise.then(
         (value) => {
           if (settled) {
@@ -96,30 +122,37 @@ export class Deadline {
             return;
           }
           settled = true;
-          this.#reject = undefined;
+          this.#drop(lose);
           resolve(value);
         },
         (error) => {
           if (settled) return;
           settled = true;
-          this.#reject = undefined;
+          this.#drop(lose);
           reject(error);
         },
       );
     });
   }
 
-  /** Stops the timer and the abort listener. */
+  /** Stops the timer and the abort listener; races still under way are left to their promises. */
   dispose(): void {
-    if (this.#timer !== undefined) {
-      this.#clock.clearTimeout(this.#timer);
-      this.#timer = undefined;
+    if (this.#alarm !== undefined) {
+      this.#alarm.cancel();
+      this.#alarm = undefined;
     }
     if (this.#onAbort !== undefined) {
       this.#signal!.removeEventListener("abort", this.#onAbort);
       this.#onAbort = undefined;
     }
-    this.#reject = undefined;
+    this.#racers = undefined;
+  }
+
+  #drop(lose: (reason: unknown) => void): void {
+    const racers = this.#racers;
+    if (racers === undefined) return;
+    const i = racers.indexOf(lose);
+    if (i >= 0) racers.splice(i, 1);
   }
 
   #fire(reason: unknown): void {
@@ -127,9 +160,9 @@ export class Deadline {
     this.#fired = true;
     this.#reason = reason;
     this.#controller?.abort(reason);
-    const reject = this.#reject;
-    this.#reject = undefined;
-    reject?.(reason);
+    const racers = this.#racers;
+    this.#racers = undefined;
+    if (racers !== undefined) { for (const lose of racers) lose(reason); }
     this.dispose();
   }
 }

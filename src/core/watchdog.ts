@@ -9,7 +9,17 @@
 
 import type { Clock, TimerHandle } from "./clock.ts";
 
-/** One armed deadline. Owned by the operation that armed it; nothing else can cancel or fire it. */
+/**
+ * One armed deadline. Owned by the operation that armed it; nothing else can cancel or fire it.
+ *
+ * @example
+ * ```ts
+ * import { Alarm } from "./watchdog.ts";
+ * const alarm = new Alarm(10, () => console.log("due"));
+ * alarm.trigger(); // logs "due"
+ * console.log(alarm.live); // false
+ * ```
+ */
 export class Alarm {
   /** Clock time (ms) at which it fires. */
   readonly at: number;
@@ -49,8 +59,15 @@ export class Alarm {
   }
 }
 
+/** Alarms above this count are compacted once most of them are dead. */
+const COMPACT_FLOOR = 64;
+
+const shared = new WeakMap<Clock, Watchdog>();
+
 /**
- * Fires {@linkcode Alarm}s on a clock with one timer.
+ * Fires {@linkcode Alarm}s on a clock with one timer. The timer is armed for
+ * the earliest live alarm and cleared as soon as no alarm is live, so an idle
+ * watchdog never keeps a process alive.
  *
  * @example
  * ```ts
@@ -59,22 +76,48 @@ export class Alarm {
  * const dog = new Watchdog(systemClock);
  * const alarm = dog.after(1000, () => console.log("late"));
  * alarm.cancel();
+ * console.log(dog.size); // 0
  * ```
  */
 export class Watchdog {
+  /** Where time and the one timer come from. */
   readonly clock: Clock;
+  /** Armed alarms, live or cancelled (cancelled ones are dropped in bulk). */
   #alarms: Alarm[] = [];
+  /** Alarms being fired by the current run (taken out of `#alarms`). */
+  #due: Alarm[] = [];
+  /** Alarms neither fired nor cancelled. */
+  #live = 0;
   #timer: TimerHandle | undefined;
   #timerAt = Infinity;
-  #dead = 0;
   readonly #onCancel = (): void => {
-    // Cancelled alarms are dropped in bulk once they outnumber the live ones.
-    if (++this.#dead > 64 && this.#dead * 2 > this.#alarms.length) this.#compact();
+    if (--this.#live === 0) this.#idle();
+    else if (this.#alarms.length > COMPACT_FLOOR && this.#alarms.length > 2 * this.#live) {
+      this.#alarms = this.#alarms.filter((a) => a.live);
+    }
   };
+  readonly #onTimer = (): void => this.#run();
 
   /** @param clock Where time and the one timer come from. */
   constructor(clock: Clock) {
     this.clock = clock;
+  }
+
+  /**
+   * The watchdog shared by everything that runs on `clock` and has none of its
+   * own (never {@linkcode Watchdog.stop} it).
+   *
+   * @example
+   * ```ts
+   * import { systemClock } from "./clock.ts";
+   * import { Watchdog } from "./watchdog.ts";
+   * console.log(Watchdog.of(systemClock) === Watchdog.of(systemClock)); // true
+   * ```
+   */
+  static of(clock: Clock): Watchdog {
+    let dog = shared.get(clock);
+    if (dog === undefined) shared.set(clock, dog = new Watchdog(clock));
+    return dog;
   }
 
   /** Arms an alarm `ms` from now. @returns The alarm (cancel it when the operation ends first). */
@@ -86,37 +129,44 @@ export class Watchdog {
   at(at: number, fire: () => void): Alarm {
     const alarm = new Alarm(at, fire, this.#onCancel);
     this.#alarms.push(alarm);
+    this.#live++;
     if (at < this.#timerAt) this.#arm(at);
     return alarm;
   }
 
-  /** Live alarms (for tests and diagnostics). @returns The count. */
+  /** Live alarms (for tests and diagnostics). */
   get size(): number {
-    let n = 0;
-    for (const a of this.#alarms) if (a.live) n++;
-    return n;
+    return this.#live;
   }
 
-  /** Cancels every alarm and the timer (a closed pool or driver). */
+  /** Alarms held, live or cancelled but not dropped yet (for tests of the memory bound). */
+  get held(): number {
+    return this.#alarms.length;
+  }
+
+  /** Cancels every alarm and the timer (a closed pool or driver). It can be armed again afterwards. */
   stop(): void {
-    const alarms = this.#alarms;
-    this.#alarms = [];
+    const alarms = this.#alarms.concat(this.#due);
     for (const a of alarms) a.cancel();
-    this.#dead = 0;
+    this.#idle();
+  }
+
+  /** No live alarm: drop the dead ones and the timer. */
+  #idle(): void {
+    this.#alarms = [];
+    this.#due = [];
+    this.#live = 0;
     if (this.#timer !== undefined) this.clock.clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#timerAt = Infinity;
   }
 
-  #compact(): void {
-    this.#alarms = this.#alarms.filter((a) => a.live);
-    this.#dead = 0;
-  }
-
   #arm(at: number): void {
     if (this.#timer !== undefined) this.clock.clearTimeout(this.#timer);
     this.#timerAt = at;
-    this.#timer = this.clock.setTimeout(() => this.#run(), Math.max(0, at - this.clock.now()));
+    // Whole milliseconds, rounded up: a runtime that truncates a fraction would wake before the
+    // alarm is due and spin through re-arms until it is.
+    this.#timer = this.clock.setTimeout(this.#onTimer, Math.max(0, Math.ceil(at - this.clock.now())));
   }
 
   #run(): void {
@@ -135,9 +185,18 @@ export class Watchdog {
       }
     }
     this.#alarms = keep;
-    this.#dead = 0;
     if (next !== Infinity) this.#arm(next);
-    // Fired after the list is rebuilt: an alarm's callback may arm new alarms.
-    for (const a of due) a.trigger();
+    if (due.length === 0) return;
+    // Earliest first (a late timer can find several due); equal instants in the order they were armed.
+    if (due.length > 1) due.sort((a, b) => a.at - b.at);
+    this.#due = due;
+    // Fired after the list is rebuilt: a callback may arm new alarms or cancel due ones.
+    for (const a of due) {
+      if (!a.live) continue;
+      this.#live--;
+      a.trigger();
+    }
+    if (this.#due === due) this.#due = [];
+    if (this.#live === 0 && this.#timer !== undefined) this.#idle();
   }
 }

@@ -7,7 +7,9 @@
  * @module
  */
 
+import { systemClock } from "../core/clock.ts";
 import { ConnectionError } from "../core/errors.ts";
+import { Watchdog } from "../core/watchdog.ts";
 import type { TransportTarget } from "./transport.ts";
 
 /** Bytes queued above which `write()` asks the caller to wait for `drain`. */
@@ -243,6 +245,7 @@ export const ABANDONED_CONNECT_GRACE_MS = 1000;
  * connection completing at that very moment (Deno 2.9's
  * `Deno.connect({ signal })` rejects and never closes it): the window shrinks
  * from every abort to an attempt still unanswered when the grace ends.
+ * The grace is an alarm on `watchdog` (default: the system clock's shared one).
  *
  * @example
  * ```ts ignore
@@ -259,17 +262,18 @@ export function abortableConnect<T>(
   signal: AbortSignal,
   discard: (late: T) => void,
   graceMs: number = ABANDONED_CONNECT_GRACE_MS,
+  watchdog: Watchdog = Watchdog.of(systemClock),
 ): Promise<T> {
   const attempt = new AbortController();
   const pending = open(attempt.signal);
   return new Promise<T>((resolve, reject) => {
     const onAbort = (): void => {
       reject(abortReason(signal));
-      const cancel = setTimeout(() => attempt.abort(), graceMs);
+      const cancel = watchdog.after(graceMs, () => attempt.abort());
       pending.then((late) => {
-        clearTimeout(cancel);
+        cancel.cancel();
         discard(late);
-      }, () => clearTimeout(cancel));
+      }, () => cancel.cancel());
     };
     signal.addEventListener("abort", onAbort, { once: true });
     pending.then((value) => {

@@ -7,8 +7,11 @@
  * @module
  */
 
+import { type Clock, systemClock } from "../../core/clock.ts";
+import { Deadline } from "../../core/deadline.ts";
 import type { ConnectOptions, Driver, DriverConnection } from "../../core/driver.ts";
-import { ConnectionError, PoolTimeoutError } from "../../core/errors.ts";
+import { ConnectionError } from "../../core/errors.ts";
+import { Watchdog } from "../../core/watchdog.ts";
 import type { Connector } from "../../runtime/transport.ts";
 import { type Env, resolveConnectOptions } from "../dsn.ts";
 import {
@@ -24,6 +27,13 @@ export interface PostgresDriverOptions extends PostgresDriverSettings {
    * by the entry point (`process.env`, `Deno.env.toObject()`). Default: none.
    */
   env?: Env;
+  /**
+   * Where the driver's time and timers come from (connect timeouts, query
+   * timeouts, the cancel grace, the reset and close bounds); the clock's shared
+   * {@linkcode Watchdog} times every connection of the driver. Default:
+   * {@linkcode systemClock}.
+   */
+  clock?: Clock;
 }
 
 function hostLabel(host: string, port: number): string {
@@ -51,7 +61,10 @@ function hostLabel(host: string, port: number): string {
  * ```
  */
 export function createPostgresDriver(connector: Connector, options: PostgresDriverOptions = {}): Driver {
-  const { env = {}, ...settings } = options;
+  const { env = {}, clock = systemClock, ...settings } = options;
+  // Every bound of every connection is an alarm on the clock's one watchdog, shared with
+  // whatever else runs on that clock (the pool's deadlines, the adapters' connect grace).
+  const watchdog = Watchdog.of(clock);
   return {
     async connect(connectOptions: ConnectOptions): Promise<DriverConnection> {
       const config = resolveConnectOptions(connectOptions, env);
@@ -62,24 +75,19 @@ export function createPostgresDriver(connector: Connector, options: PostgresDriv
       let lastError: unknown = new ConnectionError("CONNECTION_FAILED", "No host to connect to");
       for (const pass of passes) {
         for (const host of config.hosts) {
-          const attempt = new AbortController();
-          const onOuterAbort = (): void => attempt.abort(outer!.reason);
-          outer?.addEventListener("abort", onOuterAbort, { once: true });
           const seconds = config.connectTimeout;
-          const timer = seconds > 0
-            ? setTimeout(() => {
-              attempt.abort(
-                new PoolTimeoutError(
-                  "CONNECT_TIMEOUT",
-                  `Timed out after ${seconds}s connecting to ${hostLabel(host.host, host.port)}`,
-                ),
-              );
-            }, seconds * 1000)
-            : undefined;
+          // The attempt's bound: its timeout on the driver's watchdog, and the caller's signal.
+          const deadline = new Deadline(
+            watchdog,
+            seconds > 0 ? seconds * 1000 : undefined,
+            outer,
+            "CONNECT_TIMEOUT",
+            `Timed out after ${seconds}s connecting to ${hostLabel(host.host, host.port)}`,
+          );
           let connection: PostgresConnection | undefined;
           try {
-            connection = await openPostgresConnection(connector, config, host, attempt.signal, settings);
-            if (await connection.matchesSessionAttrs(pass, attempt.signal)) return connection;
+            connection = await openPostgresConnection(connector, config, host, deadline, settings, watchdog);
+            if (await connection.matchesSessionAttrs(pass, deadline.signal)) return connection;
             connection.terminate();
             lastError = new ConnectionError(
               "SESSION_ATTRS_MISMATCH",
@@ -88,10 +96,9 @@ export function createPostgresDriver(connector: Connector, options: PostgresDriv
           } catch (error) {
             connection?.terminate();
             if (outer?.aborted) throw outer.reason;
-            lastError = attempt.signal.aborted ? attempt.signal.reason : error;
+            lastError = deadline.fired ? deadline.reason : error;
           } finally {
-            if (timer !== undefined) clearTimeout(timer);
-            outer?.removeEventListener("abort", onOuterAbort);
+            deadline.dispose();
           }
         }
       }

@@ -25,6 +25,8 @@ import type {
   ServerVersion,
   TransactionStatus,
 } from "../../core/driver.ts";
+import { systemClock } from "../../core/clock.ts";
+import { Deadline } from "../../core/deadline.ts";
 import {
   ConnectionError,
   InterfaceError,
@@ -33,6 +35,7 @@ import {
   PostgresError,
   type PostgresErrorFields,
 } from "../../core/errors.ts";
+import { type Alarm, Watchdog } from "../../core/watchdog.ts";
 import type { Connector, Transport, TransportHandlers, TransportTarget } from "../../runtime/transport.ts";
 import type { HostAddress, ResolvedConnectOptions } from "../dsn.ts";
 import { installArrayTypes, type TypeTables } from "./arrays.ts";
@@ -40,6 +43,7 @@ import { PgSocket } from "./pg_socket.ts";
 import { fixQueryOrigin } from "./query_origin.ts";
 import { StatementCache } from "../statement_cache.ts";
 import { type Cycle, ProtocolTap } from "./protocol_tap.ts";
+import { awaitCancelled, closeWithin, deliverCancel } from "./timing.ts";
 
 /** Settings of the driver that are not per-connection options. */
 export interface PostgresDriverSettings {
@@ -336,24 +340,8 @@ function checkQueryOptions(options: QueryOptions | undefined): void {
   }
 }
 
-/** Waits for `promise`, rejecting early when `signal` aborts. */
-function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (signal === undefined) return promise;
-  if (signal.aborted) {
-    promise.catch(noop); // it may still reject later (e.g. when the connection is abandoned)
-    return Promise.reject(signal.reason);
-  }
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
-    promise.then(
-      (v) => (signal.removeEventListener("abort", onAbort), resolve(v)),
-      (e) => (signal.removeEventListener("abort", onAbort), reject(e)),
-    );
-  });
-}
-
-type Deadline = "cancel" | "terminate";
+/** What a passed deadline does to the running operation. */
+type OnDeadline = "cancel" | "terminate";
 
 /** Tells a running operation that its caller gave up (cheaper than an AbortController per query). */
 interface Abandoned {
@@ -419,13 +407,19 @@ export class PostgresConnection implements DriverConnection {
     {
       resolve: () => void;
       reject: (error: Error) => void;
+      /** Clock time (ms) by which the answer must be in; Infinity for none. */
       deadline: number;
       tolerate: readonly string[] | undefined;
     }
   > = [];
-  /** One timer watches the answers to the driver's own statements (armed lazily, re-armed when it fires). */
-  #ownTimer: ReturnType<typeof setTimeout> | undefined;
-  #ownTimerAt = Infinity;
+  /**
+   * One alarm watches the answers to the driver's own statements: armed for the earliest
+   * deadline, left alone when answers come in (a reset on every release then costs no timer
+   * work), and re-armed for the next deadline when it fires.
+   */
+  #ownAlarm: Alarm | undefined;
+  /** Times every bound of this connection (the driver's, shared by its connections). */
+  #watchdog: Watchdog;
   #poisoned = false;
   #serverVersion: ServerVersion = { major: 0, minor: 0, micro: 0, text: "" };
 
@@ -435,7 +429,9 @@ export class PostgresConnection implements DriverConnection {
     config: ResolvedConnectOptions,
     host: HostAddress,
     settings: PostgresDriverSettings,
+    watchdog: Watchdog = Watchdog.of(systemClock),
   ) {
+    this.#watchdog = watchdog;
     this.#connector = connector;
     this.#config = config;
     this.#statements = new StatementCache(config.prepare ? config.statementCacheSize : 0);
@@ -503,26 +499,29 @@ export class PostgresConnection implements DriverConnection {
 
   // ---------------------------------------------------------------- opening
 
-  /** @internal Opens the socket, negotiates TLS, starts postgres.js and waits for the session. */
-  async open(signal: AbortSignal): Promise<void> {
+  /**
+   * @internal Opens the socket, negotiates TLS, starts postgres.js and waits for the session.
+   * Every step is raced against `deadline` (the attempt's timeout and its caller's signal).
+   */
+  async open(deadline: Deadline): Promise<void> {
     const target = targetFor(this.#host);
     try {
-      await this.#openTransport(target, signal);
+      await this.#openTransport(target, deadline);
       if (target.kind === "tcp" && this.#config.sslmode !== "disable") {
         try {
-          await this.#negotiateTls(signal);
+          await this.#negotiateTls(deadline);
         } catch (error) {
           // libpq's "prefer": when the TLS handshake itself fails, try again without TLS.
-          if (!this.#handshakeFailed || this.#config.sslmode !== "prefer" || signal.aborted) throw error;
+          if (!this.#handshakeFailed || this.#config.sslmode !== "prefer" || deadline.fired) throw error;
           this.#transport?.destroy();
-          await this.#openTransport(target, signal);
+          await this.#openTransport(target, deadline);
         }
       }
       if (this.#earlyClose !== undefined) throw this.#earlyClose;
       this.#tapping = true;
       this.#sql = this.#startPostgresJs();
       // The first query makes postgres.js connect; an empty query costs one small round trip.
-      await abortable(this.#guard(this.#sql.unsafe("")), signal);
+      await deadline.race(this.#guard(this.#sql.unsafe("")));
       if (this.#closed) throw this.#closedError();
       this.#serverVersion = parseServerVersion(this.#tap.parameters.get("server_version") ?? "");
       this.#resetSql = resetQueryFor(this.#tap.parameters);
@@ -535,7 +534,7 @@ export class PostgresConnection implements DriverConnection {
   }
 
   /** Opens a (new) transport; events of an earlier one are ignored from now on. */
-  async #openTransport(target: TransportTarget, signal: AbortSignal): Promise<void> {
+  async #openTransport(target: TransportTarget, deadline: Deadline): Promise<void> {
     const generation = ++this.#generation;
     this.#earlyClose = undefined;
     const handlers: TransportHandlers = {
@@ -568,23 +567,23 @@ export class PostgresConnection implements DriverConnection {
     };
     try {
       this.#transport = await this.#connector(target, handlers, {
-        signal,
+        signal: deadline.signal,
         keepAlive: this.#config.keepAlive,
       });
     } catch (error) {
-      if (signal.aborted) throw signal.reason;
+      if (deadline.fired) throw deadline.reason;
       throw toConnectionError(error, describeHost(this.#host));
     }
     this.#socket.attach(this.#transport);
   }
 
-  async #negotiateTls(signal: AbortSignal): Promise<void> {
+  async #negotiateTls(deadline: Deadline): Promise<void> {
     const transport = this.#transport!;
     const { sslmode, sslrootcert } = this.#config;
     const where = describeHost(this.#host);
     const reply = new Promise<Uint8Array>((resolve) => (this.#tlsWaiter = resolve));
     transport.write(SSL_REQUEST);
-    const chunk = await abortable(this.#guard(reply), signal);
+    const chunk = await deadline.race(this.#guard(reply));
     this.#tlsWaiter = undefined;
     if (chunk.length !== 1 || (chunk[0] !== 0x53 && chunk[0] !== 0x4e)) {
       throw new ConnectionError("PROTOCOL_VIOLATION", `Unexpected reply to the TLS request from ${where}`);
@@ -602,16 +601,15 @@ export class PostgresConnection implements DriverConnection {
       ? "ca"
       : "none";
     try {
-      await abortable(
+      await deadline.race(
         this.#guard(transport.startTls({
           servername: this.#host.host,
           ca: sslrootcert === undefined ? undefined : [sslrootcert],
           verify,
         })),
-        signal,
       );
     } catch (error) {
-      if (signal.aborted) throw error;
+      if (deadline.fired) throw error;
       this.#handshakeFailed = true;
       throw toConnectionError(error, where);
     }
@@ -736,9 +734,8 @@ export class PostgresConnection implements DriverConnection {
     const own = this.#ownWaiters;
     this.#ownWaiters = [];
     for (const waiter of own) waiter.reject(failure);
-    clearTimeout(this.#ownTimer);
-    this.#ownTimer = undefined;
-    this.#ownTimerAt = Infinity;
+    this.#ownAlarm?.cancel();
+    this.#ownAlarm = undefined;
     const listener = this.#onClose;
     if (listener !== undefined && !this.#notified) {
       this.#notified = true;
@@ -755,19 +752,16 @@ export class PostgresConnection implements DriverConnection {
     this.#closeWaiters.clear();
     const seconds = options.timeout ?? 10;
     this.#closing = (async () => {
-      let timer: ReturnType<typeof setTimeout> | undefined;
       const transportGone = new Promise<void>((resolve) => {
         if (this.#socket.readyState === "closed") resolve();
         else this.#socket.once("close", () => resolve());
       });
       try {
-        await Promise.race([
-          this.#sql?.end({ timeout: seconds }).catch(noop),
+        await closeWithin(this.#watchdog, seconds * 1000, [
+          this.#sql?.end({ timeout: seconds }) ?? RESOLVED,
           transportGone,
-          new Promise<void>((resolve) => (timer = setTimeout(resolve, seconds * 1000))),
         ]);
       } finally {
-        clearTimeout(timer);
         this.#transport?.destroy();
         this.#finalize(undefined);
       }
@@ -860,44 +854,46 @@ export class PostgresConnection implements DriverConnection {
       message[body.length + 5] = 0;
       if (this.#resetMessages.size < 4) this.#resetMessages.set(text, message);
     }
-    const deadline = timeout === undefined || timeout <= 0 ? Infinity : performance.now() + timeout * 1000;
     if (this.#tap.cycles < this.#socket.syncs) {
       throw new InterfaceError(
         "CONNECTION_BUSY",
         "Internal error: the driver wrote while an answer was pending",
       );
     }
+    const deadline = timeout === undefined || timeout <= 0
+      ? Infinity
+      : this.#watchdog.clock.now() + timeout * 1000;
     this.#ownWaiters.push({ resolve, reject, deadline, tolerate });
     this.#tap.swallow();
     this.#socket.writeAhead(message);
-    if (deadline < this.#ownTimerAt) this.#armOwnTimer(deadline);
+    if (deadline < (this.#ownAlarm?.at ?? Infinity)) this.#armOwn(deadline);
+  }
+
+  #armOwn(at: number): void {
+    this.#ownAlarm?.cancel();
+    this.#ownAlarm = this.#watchdog.at(at, this.#ownDue);
   }
 
   /** Closes the connection when one of the driver's own statements is not answered in time. */
-  #armOwnTimer(at: number): void {
-    clearTimeout(this.#ownTimer);
-    this.#ownTimerAt = at;
-    this.#ownTimer = setTimeout(() => {
-      this.#ownTimer = undefined;
-      this.#ownTimerAt = Infinity;
-      const now = performance.now();
-      let next = Infinity;
-      for (const waiter of this.#ownWaiters) {
-        if (waiter.deadline <= now) {
-          // The statements queued behind the reset are lost with the connection.
-          this.#lose(
-            new ConnectionError(
-              "CONNECTION_LOST",
-              "The server did not answer the session reset in time; the connection was closed",
-            ),
-          );
-          return;
-        }
-        if (waiter.deadline < next) next = waiter.deadline;
+  readonly #ownDue = (): void => {
+    this.#ownAlarm = undefined;
+    const now = this.#watchdog.clock.now();
+    let next = Infinity;
+    for (const waiter of this.#ownWaiters) {
+      if (waiter.deadline <= now) {
+        // The statements queued behind the reset are lost with the connection.
+        this.#lose(
+          new ConnectionError(
+            "CONNECTION_LOST",
+            "The server did not answer the session reset in time; the connection was closed",
+          ),
+        );
+        return;
       }
-      if (next !== Infinity && !this.#closed) this.#armOwnTimer(next);
-    }, Math.max(0, at - performance.now()));
-  }
+      if (waiter.deadline < next) next = waiter.deadline;
+    }
+    if (next !== Infinity && !this.#closed) this.#armOwn(next);
+  };
 
   #onNotification(pid: number, channel: string, payload: string): void {
     const listener = this.#listeners.get(channel);
@@ -937,7 +933,7 @@ export class PostgresConnection implements DriverConnection {
   #run<T>(
     options: QueryOptions | undefined,
     start: (abort: Abandoned) => Promise<T>,
-    onDeadline: Deadline = "cancel",
+    onDeadline: OnDeadline = "cancel",
   ): Promise<T> {
     if (this.#closed) return Promise.reject(this.#closedError());
     try {
@@ -957,10 +953,10 @@ export class PostgresConnection implements DriverConnection {
       let started = false;
       let finished = false;
       let running: Promise<void> | undefined;
-      let timer: ReturnType<typeof setTimeout> | undefined;
+      let alarm: Alarm | undefined;
       const internal: Abandoned = { aborted: false, reason: undefined };
       const cleanup = (): void => {
-        if (timer !== undefined) clearTimeout(timer);
+        alarm?.cancel();
         signal?.removeEventListener("abort", onAbort);
         this.#closeWaiters.delete(onClosed);
       };
@@ -982,22 +978,23 @@ export class PostgresConnection implements DriverConnection {
       const onAbort = (): void => fire(signal!.reason);
       let cyclesAtStart = 0;
       // A reply that arrived in full (its ReadyForQuery seen) just before the close must still
-      // win: postgres.js has resolved it already, so give that one turn of the event loop.
+      // win: postgres.js has resolved it already, so give that one turn of the event loop. (A turn
+      // of the event loop, not a bound in time: the runtime's timer, not the clock's.)
       const onClosed = (error: Error): void => {
         if (started && !finished && this.#tap.cycles > cyclesAtStart) {
           setTimeout(() => settle(() => reject(error)), 0);
         } else settle(() => reject(error));
       };
       if (timeout !== undefined) {
-        timer = setTimeout(() => {
-          timer = undefined;
+        alarm = this.#watchdog.after(timeout * 1000, () => {
+          alarm = undefined;
           fire(
             new PoolTimeoutError(
               "QUERY_TIMEOUT",
               `The query did not finish within ${timeout}s and was cancelled`,
             ),
           );
-        }, timeout * 1000);
+        });
       }
       signal?.addEventListener("abort", onAbort, { once: true });
       this.#closeWaiters.add(onClosed);
@@ -1054,13 +1051,7 @@ export class PostgresConnection implements DriverConnection {
           return;
         }
         if (isFinished() || this.#closed) break;
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        const outcome = await Promise.race([
-          running.then(() => "done" as const),
-          this.#cycleAfter(before).then(() => "progress" as const),
-          new Promise<"stuck">((resolve) => (timer = setTimeout(() => resolve("stuck"), graceMs))),
-        ]);
-        clearTimeout(timer);
+        const outcome = await awaitCancelled(this.#watchdog, graceMs, running, this.#cycleAfter(before));
         if (outcome === "stuck" && !isFinished()) {
           this.#lose(
             new PoolTimeoutError(
@@ -1101,38 +1092,14 @@ export class PostgresConnection implements DriverConnection {
     view.setInt32(8, this.#tap.pid);
     view.setInt32(12, this.#tap.secret);
     const limitMs = (this.#config.connectTimeout || 30) * 1000;
-    return new Promise<void>((resolve, reject) => {
-      let transport: Transport | undefined;
-      let settled = false;
-      let sentTimer: ReturnType<typeof setTimeout> | undefined;
-      const finish = (error?: unknown): void => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        clearTimeout(sentTimer);
-        if (error === undefined) resolve();
-        else reject(error);
-      };
-      const timer = setTimeout(() => {
-        transport?.destroy();
-        finish(new PoolTimeoutError("CONNECT_TIMEOUT", "Timed out sending a cancel request"));
-      }, limitMs);
-      this.#connector(targetFor(this.#host), { data: noop, drain: noop, close: () => finish() }, {}).then(
-        (t) => {
-          transport = t;
-          if (settled) return t.destroy();
-          t.write(message);
-          // The server closes the socket once it acted on the request. Some runtimes do not always
-          // report that close; a late cancel is absorbed anyway (see #absorbStrayCancel), so the
-          // wait is bounded.
-          sentTimer = setTimeout(() => {
-            t.destroy();
-            finish();
-          }, CANCEL_CLOSE_WAIT_MS);
-        },
-        (error) => finish(error),
-      );
-    });
+    const target = targetFor(this.#host);
+    return deliverCancel(
+      this.#watchdog,
+      (onClose) => this.#connector(target, { data: noop, drain: noop, close: onClose }, {}),
+      message,
+      limitMs,
+      CANCEL_CLOSE_WAIT_MS,
+    );
   }
 
   query(sql: string, args: readonly unknown[], options?: QueryOptions): Promise<QueryResult> {
@@ -1371,8 +1338,11 @@ export class PostgresConnection implements DriverConnection {
 
 /**
  * Opens one connection to `host`, eagerly: TCP (or unix socket), TLS per
- * `sslmode`, startup and authentication. `signal` bounds the attempt; on
- * failure nothing is left open.
+ * `sslmode`, startup and authentication. `signal` (a caller's signal, or the
+ * attempt's {@linkcode Deadline}: timeout plus signal) bounds the attempt; on
+ * failure nothing is left open. `watchdog` times the connection's bounds
+ * (query timeouts, the cancel grace, the reset and close bounds); the driver
+ * passes its own, on its clock.
  *
  * @example
  * ```ts
@@ -1389,10 +1359,20 @@ export async function openPostgresConnection(
   connector: Connector,
   config: ResolvedConnectOptions,
   host: HostAddress,
-  signal: AbortSignal,
+  signal: AbortSignal | Deadline,
   settings: PostgresDriverSettings = {},
+  watchdog: Watchdog = Watchdog.of(systemClock),
 ): Promise<PostgresConnection> {
-  const connection = new PostgresConnection(connector, config, host, settings);
-  await connection.open(signal);
+  const connection = new PostgresConnection(connector, config, host, settings, watchdog);
+  if (signal instanceof Deadline) {
+    await connection.open(signal);
+    return connection;
+  }
+  const deadline = new Deadline(watchdog, undefined, signal, "CONNECT_TIMEOUT", "Timed out connecting");
+  try {
+    await connection.open(deadline);
+  } finally {
+    deadline.dispose();
+  }
   return connection;
 }

@@ -1,0 +1,134 @@
+/**
+ * The postgres.js driver's timing rules, as small functions on a
+ * {@linkcode Watchdog} (so they run on the driver's injectable clock and are
+ * unit-tested with a fake one): how long a cancelled query may take, how long
+ * a graceful close may take, and how a `CancelRequest` is delivered.
+ *
+ * @module
+ */
+
+import { PoolTimeoutError } from "../../core/errors.ts";
+import type { Watchdog } from "../../core/watchdog.ts";
+
+/** What ended the wait for a cancelled query. */
+export type CancelOutcome = "done" | "progress" | "stuck";
+
+/**
+ * Waits, after a `CancelRequest` was delivered, for the cancelled work to end
+ * (`finished`), for the server to finish one more statement (`progress`: the
+ * cancel hit that one, and the next may need its own), or for `graceMs` to
+ * pass (`"stuck"`: the caller terminates the connection).
+ *
+ * @example
+ * ```ts
+ * import { systemClock } from "../../core/clock.ts";
+ * import { Watchdog } from "../../core/watchdog.ts";
+ * import { awaitCancelled } from "./timing.ts";
+ * const outcome = await awaitCancelled(Watchdog.of(systemClock), 5000, Promise.resolve(), new Promise(() => {}));
+ * console.log(outcome); // "done"
+ * ```
+ */
+export function awaitCancelled(
+  watchdog: Watchdog,
+  graceMs: number,
+  finished: Promise<unknown>,
+  progress: Promise<unknown>,
+): Promise<CancelOutcome> {
+  return new Promise<CancelOutcome>((resolve) => {
+    const alarm = watchdog.after(graceMs, () => resolve("stuck"));
+    const end = (outcome: CancelOutcome) => (): void => {
+      alarm.cancel();
+      resolve(outcome);
+    };
+    finished.then(end("done"), end("done"));
+    progress.then(end("progress"), end("progress"));
+  });
+}
+
+/**
+ * Resolves once any of `endings` settles (a graceful close finished, or the
+ * transport went away) or `ms` passed, whichever comes first.
+ *
+ * @example
+ * ```ts
+ * import { systemClock } from "../../core/clock.ts";
+ * import { Watchdog } from "../../core/watchdog.ts";
+ * import { closeWithin } from "./timing.ts";
+ * console.log(await closeWithin(Watchdog.of(systemClock), 10_000, [Promise.resolve()])); // "closed"
+ * ```
+ */
+export function closeWithin(
+  watchdog: Watchdog,
+  ms: number,
+  endings: readonly Promise<unknown>[],
+): Promise<"closed" | "timeout"> {
+  return new Promise<"closed" | "timeout">((resolve) => {
+    const alarm = watchdog.after(ms, () => resolve("timeout"));
+    const closed = (): void => {
+      alarm.cancel();
+      resolve("closed");
+    };
+    for (const ending of endings) ending.then(closed, closed);
+  });
+}
+
+/** The part of a transport a cancel request uses. */
+export interface CancelChannel {
+  write(chunk: Uint8Array): unknown;
+  destroy(): void;
+}
+
+/**
+ * Delivers a `CancelRequest`: opens a channel with `open` (which calls
+ * `onClose` when the server closes it), writes `message`, and resolves once
+ * the server closed the channel (it acted on the request) or, when no close is
+ * reported, `closeWaitMs` after the write (the channel is destroyed then).
+ * Rejects with the open's error, or with `CONNECT_TIMEOUT` when nothing of it
+ * finished within `limitMs` (a channel that opens later is destroyed).
+ *
+ * @example
+ * ```ts ignore
+ * import { deliverCancel } from "./timing.ts";
+ * await deliverCancel(watchdog, (onClose) => connector(target, { data, drain, close: onClose }, {}), message, 30_000, 1000);
+ * ```
+ */
+export function deliverCancel(
+  watchdog: Watchdog,
+  open: (onClose: () => void) => Promise<CancelChannel>,
+  message: Uint8Array,
+  limitMs: number,
+  closeWaitMs: number,
+): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    let channel: CancelChannel | undefined;
+    let settled = false;
+    let closeWait: { cancel(): void } | undefined;
+    const finish = (error?: unknown): void => {
+      if (settled) return;
+      settled = true;
+      limit.cancel();
+      closeWait?.cancel();
+      if (error === undefined) resolve();
+      else reject(error);
+    };
+    const limit = watchdog.after(limitMs, () => {
+      channel?.destroy();
+      finish(new PoolTimeoutError("CONNECT_TIMEOUT", "Timed out sending a cancel request"));
+    });
+    open(() => finish()).then(
+      (c) => {
+        channel = c;
+        if (settled) return c.destroy();
+        c.write(message);
+        // The server closes the socket once it acted on the request. Some runtimes do not always
+        // report that close; a late cancel is absorbed anyway (the driver's stray-cancel absorber),
+        // so the wait is bounded.
+        closeWait = watchdog.after(closeWaitMs, () => {
+          c.destroy();
+          finish();
+        });
+      },
+      (error) => finish(error),
+    );
+  });
+}
