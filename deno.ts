@@ -1,93 +1,27 @@
 /**
  * The Deno entry point: connections go over `Deno.connect` / `Deno.startTls`.
  *
- * @example A pool in a request handler
- * ```ts ignore
- * import { createPool } from "jsr:@x/pgpool/deno";
- * const pool = await createPool(Deno.env.get("DATABASE_URL"), { maxSize: 10 });
- * Deno.serve(async () => {
- *   await using con = await pool.acquire();
- *   return Response.json(await con.fetchRow("SELECT now() AS now"));
- * });
- * ```
- *
- * @module
- */
-
-import { bindConnect, type ConnectFunction } from "./src/_bind.ts";
-import type { PoolOptions } from "./src/core/options.ts";
-import { BasePool } from "./src/core/pool.ts";
-import { readEnv } from "./src/runtime/env.ts";
-import { denoConnector } from "./src/runtime/deno.ts";
-
-export * from "./src/public.ts";
-
-const bound = bindConnect(denoConnector, readEnv);
-
-/** Which runtime adapter this entry point uses: `"deno"`, `"bun"` or `"node"` (postgres.js's own `node:net` path). */
-export const runtimeAdapter: "deno" | "bun" | "node" = "deno";
-
-/**
- * Opens a standalone, unpooled connection (asyncpg's `connect`): connection
- * options from the DSN, then `options`, then the libpq environment.
- *
- * @example
- * ```ts ignore
- * import { connect } from "jsr:@x/pgpool/deno";
- * await using con = await connect("postgres://postgres@localhost/postgres");
- * console.log(await con.fetchVal("SELECT version()"));
- * ```
- */
-export const connect: ConnectFunction = bound.connect;
-
-/**
- * A pool whose connections go through this entry point's runtime adapter. See
- * the core `Pool` for the full behaviour; build one with {@linkcode createPool}
- * (initialized) or `new Pool()` + `init()`.
- *
- * @example
- * ```ts ignore
- * import { Pool } from "jsr:@x/pgpool/deno";
- * const pool = new Pool("postgres://postgres@localhost/postgres", { minSize: 1 });
- * await pool.init();
- * await pool.close();
- * ```
- */
-export class Pool extends BasePool {
-  /**
-   * Builds a pool without connecting; call `init()` next (or use {@linkcode createPool}).
-   *
-   * @param dsnOrOptions A DSN, or the options.
-   * @param options Options when the first argument is a DSN.
-   */
-  constructor(dsnOrOptions?: string | PoolOptions, options?: PoolOptions) {
-    super(dsnOrOptions, options, bound.hook);
-  }
-}
-
-/**
- * Creates a pool and opens its `minSize` connections. If that fails, the
- * pool is terminated and the error thrown.
- *
- * @param dsnOrOptions A DSN (`postgres://user@host:5432/db?sslmode=require`), or the options.
- * @param options Pool and connection options when the first argument is a DSN.
- * @returns The initialized pool.
- * @throws {TypeError} For options of the wrong type or unknown names.
- * @throws {RangeError} For out-of-range numbers.
  * @example
  * ```ts ignore
  * import { createPool } from "jsr:@x/pgpool/deno";
- * await using pool = await createPool("postgres://postgres@localhost/postgres", { maxSize: 5 });
+ * await using pool = await createPool("postgres://postgres@localhost/postgres", { maxSize: 10 });
  * console.log(await pool.fetchVal("SELECT 1"));
  * ```
+ * @module
  */
-export async function createPool(dsnOrOptions?: string | PoolOptions, options?: PoolOptions): Promise<Pool> {
-  const pool = new Pool(dsnOrOptions, options);
-  try {
-    await pool.init();
-  } catch (e) {
-    pool.terminate();
-    throw e;
-  }
-  return pool;
-}
+import { type BasePool, bindEntry, type ConnectFunction } from "./src/_bind.ts";
+import type { CreatePoolFunction, PoolClass } from "./src/_bind.ts";
+import { denoConnector } from "./src/runtime/deno.ts";
+export * from "./src/public.ts";
+
+/** This entry point's runtime adapter: `"deno"`. */
+export const runtimeAdapter: "deno" | "bun" | "node" = "deno";
+const bound = bindEntry(denoConnector);
+/** Opens a standalone connection over `Deno.connect`; see {@linkcode ConnectFunction}. */
+export const connect: ConnectFunction = bound.connect;
+/** The pool class over `Deno.connect` (`new Pool(dsn, options)`, then `init()`); see {@linkcode PoolClass}. */
+export const Pool: PoolClass = bound.Pool;
+/** A pool made by {@linkcode Pool} or {@linkcode createPool}; its API is {@linkcode BasePool}'s. */
+export type Pool = BasePool;
+/** Creates a pool over `Deno.connect` and opens it; see {@linkcode CreatePoolFunction}. */
+export const createPool: CreatePoolFunction = bound.createPool;

@@ -1,22 +1,93 @@
 /**
- * What every entry point (`mod.ts`, `deno.ts`, `bun.ts`) shares: the public
- * `connect()` bound to a runtime's connector. Runtime-neutral.
+ * What every entry point (`mod.ts`, `deno.ts`, `bun.ts`) shares: `connect()`,
+ * the `Pool` class and `createPool()` bound to one runtime's connector.
+ * Runtime-neutral: the entry point picks the connector.
  *
  * @module
  */
 
 import { Connection } from "./core/connection.ts";
 import type { ConnectOptions } from "./core/driver.ts";
-import { checkConnectOptions, type ConnectHook } from "./core/options.ts";
+import { checkConnectOptions, type ConnectHook, type PoolOptions } from "./core/options.ts";
+import { BasePool } from "./core/pool.ts";
+export type { BasePool };
 import { createPostgresDriver } from "./drivers/postgresjs/driver.ts";
 import type { Env } from "./drivers/dsn.ts";
+import { readEnv } from "./runtime/env.ts";
 import type { Connector } from "./runtime/transport.ts";
 
-/** `connect(dsn?, options?)` / `connect(options?)`. */
+/**
+ * `connect(dsn?, options?)` / `connect(options?)`: opens a standalone, unpooled
+ * connection (asyncpg's `connect`) over the entry point's runtime adapter.
+ * Connection options come from the DSN, then `options`, then the libpq environment.
+ *
+ * @example
+ * ```ts ignore
+ * import { connect } from "jsr:@x/pgpool";
+ * await using con = await connect("postgres://postgres@localhost/postgres");
+ * console.log(await con.fetchVal("SELECT version()"));
+ * ```
+ */
 export type ConnectFunction = (
   dsnOrOptions?: string | ConnectOptions,
   options?: ConnectOptions,
 ) => Promise<Connection>;
+
+/**
+ * `createPool(dsn?, options?)` / `createPool(options?)`: creates a pool and
+ * opens its `minSize` connections. If that fails, the pool is terminated and
+ * the error thrown. Throws `TypeError` for options of the wrong type or unknown
+ * names, `RangeError` for out-of-range numbers.
+ *
+ * @example
+ * ```ts ignore
+ * import { createPool } from "jsr:@x/pgpool";
+ * await using pool = await createPool("postgres://postgres@localhost/postgres", { maxSize: 5 });
+ * console.log(await pool.fetchVal("SELECT 1"));
+ * ```
+ */
+export type CreatePoolFunction = (
+  dsnOrOptions?: string | PoolOptions,
+  options?: PoolOptions,
+) => Promise<BasePool>;
+
+/**
+ * The `Pool` class of an entry point: a {@linkcode BasePool} whose connections
+ * go through that entry point's runtime adapter. `new Pool(dsn, options)`
+ * builds a pool without connecting; `init()` (or `createPool()`) opens it.
+ *
+ * @example
+ * ```ts ignore
+ * import { Pool } from "jsr:@x/pgpool";
+ * const pool = new Pool("postgres://postgres@localhost/postgres", { minSize: 1 });
+ * await pool.init();
+ * await pool.close();
+ * ```
+ */
+export interface PoolClass {
+  /**
+   * Builds a pool without connecting.
+   *
+   * @param dsnOrOptions A DSN (`postgres://user@host:5432/db?sslmode=require`), or the options.
+   * @param options Pool and connection options when the first argument is a DSN.
+   */
+  new (dsnOrOptions?: string | PoolOptions, options?: PoolOptions): BasePool;
+}
+
+/** What an entry point exports, bound to one runtime adapter. */
+export interface Binding {
+  /** See {@linkcode ConnectFunction}. */
+  readonly connect: ConnectFunction;
+  /** See {@linkcode PoolClass}. */
+  readonly Pool: PoolClass;
+  /** See {@linkcode CreatePoolFunction}. */
+  readonly createPool: CreatePoolFunction;
+}
+
+/** The runtime this code runs in, by its globals: Deno, Bun, else `"node"`. */
+export function detectRuntime(): "deno" | "bun" | "node" {
+  return "Deno" in globalThis ? "deno" : "Bun" in globalThis ? "bun" : "node";
+}
 
 /** Normalizes `(dsn, options)` / `(options)` into one options object. */
 export function connectArgs(
@@ -46,4 +117,25 @@ export function bindConnect(
   const connect: ConnectFunction = async (dsnOrOptions, options) =>
     await hook(connectArgs(dsnOrOptions, options));
   return { connect, hook };
+}
+
+/** Binds `connect()`, a `Pool` class and `createPool()` to a connector (the environment is the process's). */
+export function bindEntry(connector: Connector): Binding {
+  const { connect, hook } = bindConnect(connector, readEnv);
+  class Pool extends BasePool {
+    constructor(dsnOrOptions?: string | PoolOptions, options?: PoolOptions) {
+      super(dsnOrOptions, options, hook);
+    }
+  }
+  const createPool: CreatePoolFunction = async (dsnOrOptions, options) => {
+    const pool = new Pool(dsnOrOptions, options);
+    try {
+      await pool.init();
+    } catch (e) {
+      pool.terminate();
+      throw e;
+    }
+    return pool;
+  };
+  return { connect, Pool, createPool };
 }

@@ -42,8 +42,9 @@ export {
 export type { ConnectHook, PoolOptions } from "./core/options.ts";
 export { type AcquireOptions, BasePool, type CloseOptions, type ReleaseOptions } from "./core/pool.ts";
 export { PoolConnection } from "./core/pool_connection.ts";
+export type { QueryApi, SessionApi } from "./core/query_api.ts";
 export { type CopyFormatOptions, quoteIdentifier } from "./core/sql_text.ts";
-export type { ConnectFunction } from "./_bind.ts";
+export type { ConnectFunction, CreatePoolFunction, PoolClass } from "./_bind.ts";
 export type {
   Connector,
   ConnectTransportOptions,

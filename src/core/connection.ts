@@ -101,6 +101,8 @@ const ISOLATION = new Set(["read committed", "repeatable read", "serializable"])
 const encoder = new TextEncoder();
 
 const NO_ARGS: readonly unknown[] = Object.freeze([]);
+/** Stands for a missing options object, so a missing required option is reported by name. */
+const NO_OPTIONS: Readonly<Partial<CopyFromTableOptions & CopyToTableOptions>> = Object.freeze({});
 
 /** Checks query arguments; plain objects become JSON text. Returns the array to send. */
 function argsOf(args: readonly unknown[] | undefined): readonly unknown[] {
@@ -542,6 +544,7 @@ export class Connection {
    * ```
    */
   copyFromTable(table: string, opts: CopyFromTableOptions): Promise<string> {
+    opts ??= NO_OPTIONS as CopyFromTableOptions; // then 'output' is reported missing (INVALID_ARGUMENT)
     const sql = `COPY ${qualifiedName(table, opts.schemaName)}${columnListSql(opts.columns)} TO STDOUT${
       copyOptionsSql(opts)
     }`;
@@ -566,6 +569,7 @@ export class Connection {
     args: readonly unknown[] | undefined,
     opts: CopyFromQueryOptions,
   ): Promise<string> {
+    opts ??= NO_OPTIONS as CopyFromQueryOptions;
     const list = argsOf(args);
     let text = sql;
     if (list.length > 0) {
@@ -596,6 +600,7 @@ export class Connection {
    * ```
    */
   copyToTable(table: string, opts: CopyToTableOptions): Promise<string> {
+    opts ??= NO_OPTIONS as CopyToTableOptions;
     const sql = `COPY ${qualifiedName(table, opts.schemaName)}${columnListSql(opts.columns)} FROM STDIN${
       copyOptionsSql(opts)
     }`;

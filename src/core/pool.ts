@@ -7,17 +7,9 @@
  */
 
 import { type Clock, systemClock, type TimerHandle } from "./clock.ts";
-import {
-  Connection,
-  connectionInternals,
-  type CopyFromQueryOptions,
-  type CopyFromTableOptions,
-  type CopyRecordsOptions,
-  type CopyToTableOptions,
-  type FetchValOptions,
-} from "./connection.ts";
+import { Connection, connectionInternals } from "./connection.ts";
 import { Deadline } from "./deadline.ts";
-import type { ConnectOptions, DriverConnection, QueryOptions, Row } from "./driver.ts";
+import type { ConnectOptions, DriverConnection, QueryOptions } from "./driver.ts";
 import { InterfaceError, PoolTimeoutError } from "./errors.ts";
 import {
   checkConnectOptions,
@@ -27,8 +19,17 @@ import {
   type PoolSettings,
 } from "./options.ts";
 import { PoolConnection, poolConnectionInternals } from "./pool_connection.ts";
+import {
+  type ByName,
+  defineMethods,
+  METHODS,
+  QUERY_METHODS,
+  type QueryApi,
+  type QueryMethod,
+} from "./query_api.ts";
 import { Slot, type SlotState } from "./slot.ts";
 import { consoleWarning, type WarningCode, type WarningHandler } from "./warnings.ts";
+import { Watchdog } from "./watchdog.ts";
 
 type PoolStatus = "new" | "initializing" | "ready" | "closing" | "closed";
 
@@ -889,19 +890,35 @@ export class BasePool {
     return this.#status === "closing" || this.#status === "closed";
   }
 
+  /** Bounds how long a failed one-shot waits for its release (made on first use). */
+  #watchdog: Watchdog | undefined;
+
+  static {
+    // The one-shots, one per method of the query API's list: acquire, run, release.
+    defineMethods(
+      BasePool.prototype,
+      QUERY_METHODS,
+      Connection.prototype,
+      (name) =>
+        function (this: BasePool, a: unknown, b: unknown, c: unknown): Promise<unknown> {
+          return this.#oneShot(name, a, b, c);
+        },
+    );
+  }
+
   /**
-   * Acquires, runs `fn` with the connection, releases — even when `fn` throws
-   * (its error wins over a release error).
+   * Acquires, runs `method` with the connection, releases — even when it throws
+   * (its error wins over a release error). The method's options (`timeout`,
+   * `signal`) bound the whole call: acquire, query and release share one budget.
    */
-  async #oneShot<T>(
-    opts: QueryOptions | undefined,
-    fn: (con: PoolConnection, q: QueryOptions | undefined) => Promise<T>,
-  ): Promise<T> {
+  async #oneShot(method: QueryMethod, a: unknown, b: unknown, c: unknown): Promise<unknown> {
+    const at = METHODS[method];
+    const opts = (at === 1 ? b : c) as QueryOptions | undefined;
     if (opts === undefined || (opts.timeout === undefined && opts.signal === undefined)) {
       const con = await this.acquire();
-      let result: T;
+      let result: unknown;
       try {
-        result = await fn(con, opts);
+        result = await (con as unknown as ByName)[method](a, b, c);
       } catch (e) {
         await this.release(con).catch(noop); // the query's error wins over a release error
         throw e;
@@ -909,14 +926,14 @@ export class BasePool {
       await this.release(con).catch((e: unknown) => this.#releaseFailedAfter(e, con));
       return result;
     }
-    // The timeout bounds the whole call: acquire, query and release share one budget.
     const deadlineAt = opts.timeout === undefined ? undefined : this.#clock.now() + opts.timeout * 1000;
     const left = (): number | undefined =>
       deadlineAt === undefined ? undefined : Math.max(0.001, (deadlineAt - this.#clock.now()) / 1000);
     const con = await this.acquire({ timeout: opts.timeout, signal: opts.signal });
-    let result: T;
+    let result: unknown;
     try {
-      result = await fn(con, deadlineAt === undefined ? opts : { ...opts, timeout: left() });
+      const q = deadlineAt === undefined ? opts : { ...opts, timeout: left() };
+      result = await (con as unknown as ByName)[method](a, at === 1 ? q : b, at === 1 ? c : q);
     } catch (e) {
       // Wait for the release while the budget lasts; past it the release goes on in the background,
       // under the pool's own bound.
@@ -943,180 +960,17 @@ export class BasePool {
     );
   }
 
-  /** Waits for `promise`, but no longer than `ms`. */
+  /** Waits for `promise`, but no longer than `ms` (an alarm on the watchdog). */
   #within(promise: Promise<void>, ms: number): Promise<void> {
     if (ms <= 0) return RESOLVED;
+    const watchdog = this.#watchdog ??= new Watchdog(this.#clock);
     return new Promise<void>((resolve) => {
-      const timer = this.#clock.setTimeout(resolve, ms);
+      const alarm = watchdog.after(ms, resolve);
       promise.then(() => {
-        this.#clock.clearTimeout(timer);
+        alarm.cancel();
         resolve();
       });
     });
-  }
-
-  /**
-   * One-shot `execute`: acquire, run, release. `opts` bound the whole call.
-   *
-   * @param sql The statement.
-   * @param args Values for `$1…`.
-   * @param opts Timeout / abort signal.
-   * @returns The status tag.
-   * @example
-   * ```ts ignore
-   * await pool.execute("CREATE TABLE IF NOT EXISTS t (id int)");
-   * ```
-   */
-  execute(sql: string, args?: readonly unknown[], opts?: QueryOptions): Promise<string> {
-    return this.#oneShot(opts, (con, q) => con.execute(sql, args, q));
-  }
-
-  /**
-   * One-shot `executeMany`: all runs take effect or none (see {@linkcode PoolConnection.executeMany}).
-   *
-   * @param sql The statement.
-   * @param argsList One argument array per run.
-   * @param opts Timeout / abort signal.
-   * @example
-   * ```ts ignore
-   * await pool.executeMany("INSERT INTO t VALUES ($1)", [[1], [2]]);
-   * ```
-   */
-  executeMany(sql: string, argsList: readonly (readonly unknown[])[], opts?: QueryOptions): Promise<void> {
-    return this.#oneShot(opts, (con, q) => con.executeMany(sql, argsList, q));
-  }
-
-  /**
-   * One-shot `fetch`.
-   *
-   * @param sql The query.
-   * @param args Values for `$1…`.
-   * @param opts Timeout / abort signal.
-   * @returns The rows.
-   * @example
-   * ```ts ignore
-   * const rows = await pool.fetch("SELECT * FROM t");
-   * ```
-   */
-  fetch<T = Row>(sql: string, args?: readonly unknown[], opts?: QueryOptions): Promise<T[]> {
-    return this.#oneShot(opts, (con, q) => con.fetch<T>(sql, args, q));
-  }
-
-  /**
-   * One-shot `fetchRow`.
-   *
-   * @param sql The query.
-   * @param args Values for `$1…`.
-   * @param opts Timeout / abort signal.
-   * @returns The first row or `null`.
-   * @example
-   * ```ts ignore
-   * const row = await pool.fetchRow("SELECT * FROM t WHERE id = $1", [1]);
-   * ```
-   */
-  fetchRow<T = Row>(sql: string, args?: readonly unknown[], opts?: QueryOptions): Promise<T | null> {
-    return this.#oneShot(opts, (con, q) => con.fetchRow<T>(sql, args, q));
-  }
-
-  /**
-   * One-shot `fetchVal`.
-   *
-   * @param sql The query.
-   * @param args Values for `$1…`.
-   * @param opts Timeout / abort signal and `column`.
-   * @returns The value or `null`.
-   * @example
-   * ```ts ignore
-   * const n = await pool.fetchVal<number>("SELECT $1::int", [7]);
-   * ```
-   */
-  fetchVal<T = unknown>(sql: string, args?: readonly unknown[], opts?: FetchValOptions): Promise<T | null> {
-    return this.#oneShot(opts, (con, q) => con.fetchVal<T>(sql, args, q as FetchValOptions | undefined));
-  }
-
-  /**
-   * One-shot `fetchMany`.
-   *
-   * @param sql The query.
-   * @param argsList One argument array per run.
-   * @param opts Timeout / abort signal.
-   * @returns The rows of all runs.
-   * @example
-   * ```ts ignore
-   * const rows = await pool.fetchMany("SELECT $1::int AS n", [[1], [2]]);
-   * ```
-   */
-  fetchMany<T = Row>(
-    sql: string,
-    argsList: readonly (readonly unknown[])[],
-    opts?: QueryOptions,
-  ): Promise<T[]> {
-    return this.#oneShot(opts, (con, q) => con.fetchMany<T>(sql, argsList, q));
-  }
-
-  /**
-   * One-shot `copyFromTable`.
-   *
-   * @param table The table.
-   * @param opts Output and options.
-   * @returns The status tag.
-   * @example
-   * ```ts ignore
-   * await pool.copyFromTable("t", { output: (chunk) => sink(chunk) });
-   * ```
-   */
-  copyFromTable(table: string, opts: CopyFromTableOptions): Promise<string> {
-    return this.#oneShot(opts, (con, q) => con.copyFromTable(table, { ...opts, ...q }));
-  }
-
-  /**
-   * One-shot `copyFromQuery`.
-   *
-   * @param sql The query.
-   * @param args Values for `$1…`, or `undefined`.
-   * @param opts Output and options.
-   * @returns The status tag.
-   * @example
-   * ```ts ignore
-   * await pool.copyFromQuery("SELECT 1", undefined, { output: (chunk) => sink(chunk) });
-   * ```
-   */
-  copyFromQuery(
-    sql: string,
-    args: readonly unknown[] | undefined,
-    opts: CopyFromQueryOptions,
-  ): Promise<string> {
-    return this.#oneShot(opts, (con, q) => con.copyFromQuery(sql, args, { ...opts, ...q }));
-  }
-
-  /**
-   * One-shot `copyToTable`.
-   *
-   * @param table The table.
-   * @param opts Source and options.
-   * @returns The status tag.
-   * @example
-   * ```ts ignore
-   * await pool.copyToTable("t", { source: "1\n2\n" });
-   * ```
-   */
-  copyToTable(table: string, opts: CopyToTableOptions): Promise<string> {
-    return this.#oneShot(opts, (con, q) => con.copyToTable(table, { ...opts, ...q }));
-  }
-
-  /**
-   * One-shot `copyRecordsToTable`.
-   *
-   * @param table The table.
-   * @param opts Records and options.
-   * @returns The status tag.
-   * @example
-   * ```ts ignore
-   * await pool.copyRecordsToTable("t", { records: [[1], [2]] });
-   * ```
-   */
-  copyRecordsToTable(table: string, opts: CopyRecordsOptions): Promise<string> {
-    return this.#oneShot(opts, (con, q) => con.copyRecordsToTable(table, { ...opts, ...q }));
   }
 
   /** Closes the pool (`await using`). */
@@ -1171,3 +1025,12 @@ export class BasePool {
     }
   }
 }
+
+/**
+ * The pool's one-shots: each method of {@linkcode QueryApi} acquires a
+ * connection, runs the query and releases it; the options' `timeout` and
+ * `signal` bound the whole call. A statement that succeeded stands even when the
+ * release fails (that becomes a `RELEASE_FAILED` warning); a statement's error
+ * wins over a release error.
+ */
+export interface BasePool extends QueryApi {}

@@ -133,16 +133,43 @@ export class WriteQueue {
 const EMPTY = new Uint8Array(0);
 
 /**
- * Describes a target for messages: `host:port` or the socket path.
+ * Makes a function that runs `run` once, at the end of the current job, however
+ * often it is called before: writes made together leave in one batch.
+ *
+ * @example
+ * ```ts
+ * import { oncePerMicrotask } from "./adapter_support.ts";
+ * const flushSoon = oncePerMicrotask(() => console.log("flush"));
+ * flushSoon();
+ * flushSoon(); // still one "flush"
+ * ```
+ */
+export function oncePerMicrotask(run: () => void): () => void {
+  let scheduled = false;
+  const fire = (): void => {
+    scheduled = false;
+    run();
+  };
+  return () => {
+    if (scheduled) return;
+    scheduled = true;
+    queueMicrotask(fire);
+  };
+}
+
+/**
+ * Describes a target for messages: `host:port` (`[v6]:port`) or the socket path.
  *
  * @example
  * ```ts
  * import { describeTarget } from "./adapter_support.ts";
  * console.log(describeTarget({ kind: "tcp", hostname: "db", port: 5432 })); // db:5432
+ * console.log(describeTarget({ kind: "tcp", hostname: "::1", port: 5432 })); // [::1]:5432
  * ```
  */
 export function describeTarget(target: TransportTarget): string {
-  return target.kind === "tcp" ? `${target.hostname}:${target.port}` : target.path;
+  if (target.kind !== "tcp") return target.path;
+  return `${target.hostname.includes(":") ? `[${target.hostname}]` : target.hostname}:${target.port}`;
 }
 
 /**
@@ -164,6 +191,20 @@ export function toConnectionError(cause: unknown, context: string, fallbackCode:
     : fallbackCode;
   const detail = cause instanceof Error ? cause.message : String(cause);
   return new ConnectionError(code, `${context}: ${detail}`, { cause });
+}
+
+/**
+ * The error for a connect that failed: `Cannot connect to host:port: …`, with
+ * the system code (`ECONNREFUSED`, …) when there is one, else `CONNECT_FAILED`.
+ *
+ * @example
+ * ```ts
+ * import { connectFailed } from "./adapter_support.ts";
+ * console.log(connectFailed({ kind: "tcp", hostname: "db", port: 5432 }, new Error("refused")).message);
+ * ```
+ */
+export function connectFailed(target: TransportTarget, cause: unknown): ConnectionError {
+  return toConnectionError(cause, `Cannot connect to ${describeTarget(target)}`, "CONNECT_FAILED");
 }
 
 /**

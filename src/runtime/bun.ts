@@ -14,18 +14,12 @@
  */
 
 import { ConnectionError } from "../core/errors.ts";
-import type {
-  Connector,
-  ConnectTransportOptions,
-  TlsOptions,
-  Transport,
-  TransportHandlers,
-  TransportTarget,
-} from "./transport.ts";
+import type { Connector, TlsOptions, Transport, TransportHandlers, TransportTarget } from "./transport.ts";
 import {
   abortReason,
+  connectFailed,
   connectionLost,
-  describeTarget,
+  oncePerMicrotask,
   tlsFailed,
   tlsUnsupported,
   toConnectionError,
@@ -84,7 +78,8 @@ class BunTransport implements Transport {
   /** Chunks that arrived while paused. */
   #pending: Uint8Array[] = [];
   #upgrading = false;
-  #flushScheduled = false;
+  /** Flushes at the end of the current job, so writes made together leave in one syscall. */
+  readonly #flushSoon = oncePerMicrotask(() => this.#flush());
 
   constructor(target: TransportTarget, handlers: TransportHandlers) {
     this.#target = target;
@@ -258,16 +253,6 @@ class BunTransport implements Transport {
     this.#close(connectionLost(this.#target, error));
   }
 
-  /** Flushes at the end of the current job, so writes made together leave in one syscall. */
-  #flushSoon(): void {
-    if (this.#flushScheduled) return;
-    this.#flushScheduled = true;
-    queueMicrotask(() => {
-      this.#flushScheduled = false;
-      this.#flush();
-    });
-  }
-
   #flush(): void {
     const socket = this.#socket;
     if (socket === undefined || this.#upgrading || this.#state === "closed") return;
@@ -321,11 +306,22 @@ function verificationProblem(
   }${authorizationError.message})`;
 }
 
-async function connectBun(
-  target: TransportTarget,
-  handlers: TransportHandlers,
-  options: ConnectTransportOptions,
-): Promise<Transport> {
+/**
+ * Opens a {@linkcode Transport} with Bun's own socket API. Use it only when
+ * running on Bun.
+ *
+ * @example
+ * ```ts ignore
+ * import { bunConnector } from "./bun.ts";
+ * const transport = await bunConnector(
+ *   { kind: "tcp", hostname: "127.0.0.1", port: 5432 },
+ *   { data: (chunk) => console.log(chunk.length), drain: () => {}, close: (e) => console.log("closed", e) },
+ *   { keepAlive: 60 },
+ * );
+ * transport.end();
+ * ```
+ */
+export const bunConnector: Connector = async (target, handlers, options) => {
   const signal = options.signal;
   if (signal?.aborted) throw abortReason(signal);
   const transport = new BunTransport(target, handlers);
@@ -340,7 +336,7 @@ async function connectBun(
       socket = await connecting;
     } catch (cause) {
       transport.discard();
-      throw toConnectionError(cause, `Cannot connect to ${describeTarget(target)}`, "CONNECT_FAILED");
+      throw connectFailed(target, cause);
     }
   } else {
     let onAbort: (() => void) | undefined;
@@ -357,28 +353,11 @@ async function connectBun(
         connecting.then((late) => late.terminate(), () => {});
         throw abortReason(signal);
       }
-      throw toConnectionError(cause, `Cannot connect to ${describeTarget(target)}`, "CONNECT_FAILED");
+      throw connectFailed(target, cause);
     } finally {
       signal.removeEventListener("abort", onAbort!);
     }
   }
   transport.attach(socket, options.keepAlive ?? 0);
   return transport;
-}
-
-/**
- * Opens a {@linkcode Transport} with Bun's own socket API. Use it only when
- * running on Bun.
- *
- * @example
- * ```ts ignore
- * import { bunConnector } from "./bun.ts";
- * const transport = await bunConnector(
- *   { kind: "tcp", hostname: "127.0.0.1", port: 5432 },
- *   { data: (chunk) => console.log(chunk.length), drain: () => {}, close: (e) => console.log("closed", e) },
- *   { keepAlive: 60 },
- * );
- * transport.end();
- * ```
- */
-export const bunConnector: Connector = connectBun;
+};

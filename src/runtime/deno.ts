@@ -25,20 +25,15 @@
 import type { Duplex } from "node:stream";
 import type { TLSSocket } from "node:tls";
 import { ConnectionError } from "../core/errors.ts";
-import type {
-  Connector,
-  ConnectTransportOptions,
-  TlsOptions,
-  Transport,
-  TransportHandlers,
-  TransportTarget,
-} from "./transport.ts";
+import type { Connector, TlsOptions, Transport, TransportHandlers, TransportTarget } from "./transport.ts";
 import {
   abortableConnect,
   abortReason,
+  connectFailed,
   connectionLost,
   describeTarget,
   isSslRequest,
+  oncePerMicrotask,
   tlsFailed,
   tlsUnsupported,
   toConnectionError,
@@ -70,7 +65,8 @@ class DenoTransport implements Transport {
   #upgrading = false;
   #reading = false;
   #wake: (() => void) | undefined;
-  #kickScheduled = false;
+  /** Flushes at the end of the current job, so writes made together leave in one batch. */
+  readonly #kickSoon = oncePerMicrotask(() => this.#kick());
   /** `node:tls` over this stream, for `verify: "none"`; `undefined` otherwise. */
   #nodeTls: { socket: TLSSocket; cipher: Duplex } | undefined;
   /** The `node:tls` layer does not take more ciphertext for now. */
@@ -341,16 +337,6 @@ class DenoTransport implements Transport {
     this.#flushing = this.#flush();
   }
 
-  /** Flushes at the end of the current job, so writes made together leave in one batch. */
-  #kickSoon(): void {
-    if (this.#kickScheduled) return;
-    this.#kickScheduled = true;
-    queueMicrotask(() => {
-      this.#kickScheduled = false;
-      this.#kick();
-    });
-  }
-
   async #flush(): Promise<void> {
     try {
       while (!this.#upgrading) {
@@ -419,11 +405,22 @@ function isIpAddress(host: string): boolean {
   return /^\d{1,3}(\.\d{1,3}){3}$/.test(host) || host.includes(":");
 }
 
-async function connectDeno(
-  target: TransportTarget,
-  handlers: TransportHandlers,
-  options: ConnectTransportOptions,
-): Promise<Transport> {
+/**
+ * Opens a {@linkcode Transport} with Deno's own socket API. Use it only when
+ * running on Deno.
+ *
+ * @example
+ * ```ts ignore
+ * import { denoConnector } from "./deno.ts";
+ * const transport = await denoConnector(
+ *   { kind: "tcp", hostname: "127.0.0.1", port: 5432 },
+ *   { data: (chunk) => console.log(chunk.length), drain: () => {}, close: (e) => console.log("closed", e) },
+ *   { keepAlive: 60 },
+ * );
+ * transport.end();
+ * ```
+ */
+export const denoConnector: Connector = async (target, handlers, options) => {
   const signal = options.signal;
   if (signal?.aborted) throw abortReason(signal);
   let conn: AnyConn;
@@ -441,7 +438,7 @@ async function connectDeno(
     }
   } catch (cause) {
     if (signal?.aborted) throw abortReason(signal);
-    throw toConnectionError(cause, `Cannot connect to ${describeTarget(target)}`, "CONNECT_FAILED");
+    throw connectFailed(target, cause);
   }
   if (signal?.aborted) {
     conn.close();
@@ -453,21 +450,4 @@ async function connectDeno(
     tcp.setKeepAlive((options.keepAlive ?? 0) > 0);
   }
   return new DenoTransport(conn, target, handlers);
-}
-
-/**
- * Opens a {@linkcode Transport} with Deno's own socket API. Use it only when
- * running on Deno.
- *
- * @example
- * ```ts ignore
- * import { denoConnector } from "./deno.ts";
- * const transport = await denoConnector(
- *   { kind: "tcp", hostname: "127.0.0.1", port: 5432 },
- *   { data: (chunk) => console.log(chunk.length), drain: () => {}, close: (e) => console.log("closed", e) },
- *   { keepAlive: 60 },
- * );
- * transport.end();
- * ```
- */
-export const denoConnector: Connector = connectDeno;
+};

@@ -16,15 +16,10 @@ import type {
   TransportHandlers,
   TransportTarget,
 } from "./transport.ts";
+import { describeTarget } from "./adapter_support.ts";
 
 /** An error carrying a network code, as Node reports them (`ECONNREFUSED`, ...). */
 type CodedError = Error & { code?: string };
-
-function describeTarget(target: TransportTarget): string {
-  return target.kind === "tcp"
-    ? `${target.hostname.includes(":") ? `[${target.hostname}]` : target.hostname}:${target.port}`
-    : target.path;
-}
 
 class NodeTransport implements Transport {
   #socket: net.Socket;
