@@ -203,7 +203,7 @@ function run(
   owner: Binaries["owner"],
   opts: { input?: string; cwd?: string } = {},
 ): Promise<RunResult> {
-  const argv = owner ? ["runuser", "-u", SUPERUSER, "--", ...cmd] : cmd;
+  const argv = owner ? [adminTool("runuser"), "-u", SUPERUSER, "--", ...cmd] : cmd;
   return new Promise((resolve) => {
     let output = "";
     const child = spawn(argv[0]!, argv.slice(1), {
@@ -217,6 +217,15 @@ function run(
     child.on("close", (code: number | null) => resolve({ code: code ?? -1, output }));
     if (opts.input !== undefined) child.stdin?.end(opts.input);
   });
+}
+
+/** An administration command (runuser, useradd) by absolute path: a user's PATH often lacks the sbin directories. */
+function adminTool(name: string): string {
+  const dirs = [...(process.env.PATH ?? "").split(":"), "/usr/sbin", "/sbin", "/usr/bin", "/bin"];
+  for (const dir of dirs) {
+    if (dir && fs.existsSync(path.join(dir, name))) return path.join(dir, name);
+  }
+  return name;
 }
 
 function quoteConf(value: string): string {
@@ -385,7 +394,14 @@ function postgresOwner(): Binaries["owner"] {
     return r.status === 0 ? Number(r.stdout.trim()) : undefined;
   };
   if (id("-u") === undefined) {
-    spawnSync("useradd", ["--system", "--user-group", "--no-create-home", "--shell", "/bin/sh", SUPERUSER], {
+    spawnSync(adminTool("useradd"), [
+      "--system",
+      "--user-group",
+      "--no-create-home",
+      "--shell",
+      "/bin/sh",
+      SUPERUSER,
+    ], {
       stdio: "ignore",
     });
   }
@@ -399,7 +415,14 @@ function postgresOwner(): Binaries["owner"] {
 
 /** Whether `postgres` can run the server from `binDir` (it cannot reach into a 0700 home directory). */
 function ownerCanRun(binDir: string): boolean {
-  const r = spawnSync("runuser", ["-u", SUPERUSER, "--", "test", "-x", path.join(binDir, "postgres")], {
+  const r = spawnSync(adminTool("runuser"), [
+    "-u",
+    SUPERUSER,
+    "--",
+    "test",
+    "-x",
+    path.join(binDir, "postgres"),
+  ], {
     stdio: "ignore",
   });
   return r.status === 0;
