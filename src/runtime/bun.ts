@@ -370,7 +370,7 @@ async function connectBun(
  * Opens a {@linkcode Transport} with Bun's own socket API. Use it only when
  * running on Bun.
  *
- * @example
+ * @example Not run by `deno test --doc`: it needs Bun
  * ```ts ignore
  * import { bunConnector } from "./bun.ts";
  * const transport = await bunConnector(
