@@ -434,7 +434,11 @@ function ownerCanRun(binDir: string): boolean {
  */
 function stageForOwner(binDir: string): string {
   const install = path.resolve(binDir, "..");
-  const key = install.replace(/[^A-Za-z0-9.@+-]+/g, "_").slice(-120);
+  // The path and the server binary's size and mtime: an upgrade in place gets a new copy.
+  const binary = fs.statSync(path.join(binDir, "postgres"));
+  const key = `${install.replace(/[^A-Za-z0-9.@+-]+/g, "_").slice(-100)}-${binary.size}-${
+    Math.trunc(binary.mtimeMs)
+  }`;
   const dest = path.join(os.tmpdir(), `pgpool-pg-${key}`);
   try {
     const st = fs.statSync(path.join(dest, ".complete"));
@@ -469,7 +473,10 @@ function binaries(): Binaries {
   const binDir = owner && !ownerCanRun(found.binDir) ? stageForOwner(found.binDir) : found.binDir;
   const version = spawnSync(path.join(binDir, "postgres"), ["--version"], { encoding: "utf8" }).stdout
     ?.match(/\d+(\.\d+)*/)?.[0] ?? "(unknown version)";
-  binariesCache = { binDir, owner, origin: `PostgreSQL ${version} from ${found.origin}` };
+  const copied = binDir === found.binDir
+    ? ""
+    : `, run by ${SUPERUSER} from a copy in ${path.dirname(binDir)}`;
+  binariesCache = { binDir, owner, origin: `PostgreSQL ${version} from ${found.origin}${copied}` };
   return binariesCache;
 }
 
