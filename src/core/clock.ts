@@ -14,8 +14,10 @@ export type TimerHandle = unknown;
  *
  * @example Use the system clock explicitly
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createPool, systemClock } from "@x/pgpool";
- * const pool = await createPool({ clock: systemClock, minSize: 0 });
+ * const pool = await createPool({ clock: systemClock, minSize: 1 });
+ * assert.equal(pool.getSize(), 1);
  * await pool.close();
  * ```
  */
@@ -33,9 +35,11 @@ export interface Clock {
  *
  * @example Read the time
  * ```ts
+ * import assert from "node:assert/strict";
  * import { systemClock } from "@x/pgpool";
  * const t0 = systemClock.now();
- * console.log(systemClock.now() - t0 >= 0);
+ * await new Promise<void>((resolve) => systemClock.setTimeout(resolve, 20));
+ * assert.ok(systemClock.now() - t0 >= 19); // timers may round a little
  * ```
  */
 export const systemClock: Clock = {

@@ -33,11 +33,17 @@ export type TimeoutErrorCode =
  *
  * @example Match on the code
  * ```ts
- * import { PoolError } from "@x/pgpool";
+ * import assert from "node:assert/strict";
+ * import { createPool, PoolError } from "@x/pgpool";
+ * // Connects where DATABASE_URL or PGHOST, PGPORT, PGUSER, ... point.
+ * const pool = await createPool({ minSize: 0 });
+ * await pool.close();
  * try {
- *   throw new PoolError("POOL_CLOSED", "Cannot acquire a connection as the pool is closed");
+ *   await pool.acquire();
+ *   assert.fail("a closed pool lends nothing");
  * } catch (e) {
- *   if (e instanceof PoolError && e.code === "POOL_CLOSED") console.log("closed");
+ *   // Branch on the stable code, never on the message.
+ *   assert.ok(e instanceof PoolError && e.code === "POOL_CLOSED");
  * }
  * ```
  */
@@ -64,9 +70,13 @@ export class PoolError extends Error {
  *
  * @example
  * ```ts
- * import { InterfaceError } from "@x/pgpool";
- * const e = new InterfaceError("POOL_CLOSED", "Cannot acquire a connection as the pool is closed");
- * console.log(e.code);
+ * import assert from "node:assert/strict";
+ * import { createPool, InterfaceError } from "@x/pgpool";
+ * const pool = await createPool({ minSize: 0, maxSize: 1 });
+ * const con = await pool.acquire();
+ * await pool.release(con);
+ * await pool.close();
+ * await assert.rejects(pool.execute("SELECT 1"), (e) => e instanceof InterfaceError && e.code === "POOL_CLOSED");
  * ```
  */
 export class InterfaceError extends PoolError {
@@ -91,9 +101,17 @@ export class InterfaceError extends PoolError {
  *
  * @example
  * ```ts
- * import { PoolTimeoutError } from "@x/pgpool";
- * const e = new PoolTimeoutError("ACQUIRE_TIMEOUT", "Timed out after 1s waiting for a connection");
- * console.log(e.name, e.code);
+ * import assert from "node:assert/strict";
+ * import { createPool, PoolTimeoutError } from "@x/pgpool";
+ * const pool = await createPool({ minSize: 1, maxSize: 1 });
+ * const held = await pool.acquire();
+ * // The only connection is out: a second acquire gives up after 50 ms.
+ * await assert.rejects(
+ *   pool.acquire({ timeout: 0.05 }),
+ *   (e) => e instanceof PoolTimeoutError && e.code === "ACQUIRE_TIMEOUT" && e.name === "TimeoutError",
+ * );
+ * await pool.release(held);
+ * await pool.close();
  * ```
  */
 export class PoolTimeoutError extends PoolError {
@@ -146,9 +164,18 @@ export interface PostgresErrorFields {
  *
  * @example
  * ```ts
- * import { PostgresError } from "@x/pgpool";
- * const e = new PostgresError({ code: "42P01", message: 'relation "nope" does not exist' });
- * console.log(e.code, e.message);
+ * import assert from "node:assert/strict";
+ * import { createPool, PostgresError } from "@x/pgpool";
+ * const pool = await createPool({ minSize: 0, maxSize: 1 });
+ * try {
+ *   await pool.execute("SELECT * FROM no_such_table");
+ *   assert.fail("the server refuses the query");
+ * } catch (e) {
+ *   // The server's SQLSTATE: 42P01 is undefined_table.
+ *   assert.ok(e instanceof PostgresError && e.code === "42P01");
+ * } finally {
+ *   await pool.close();
+ * }
  * ```
  */
 export class PostgresError extends PoolError {
@@ -201,9 +228,13 @@ export class PostgresError extends PoolError {
  *
  * @example
  * ```ts
- * import { ConnectionError } from "@x/pgpool";
- * const e = new ConnectionError("ECONNREFUSED", "Cannot connect to 127.0.0.1:1: connection refused");
- * console.log(e.code);
+ * import assert from "node:assert/strict";
+ * import { createPool, ConnectionError } from "@x/pgpool";
+ * // Nothing listens on port 1: createPool() rejects, with the network error's code.
+ * await assert.rejects(
+ *   createPool("postgres://postgres@127.0.0.1:1/postgres", { minSize: 1 }),
+ *   (e) => e instanceof ConnectionError && e.code === "ECONNREFUSED",
+ * );
  * ```
  */
 export class ConnectionError extends PoolError {

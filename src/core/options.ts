@@ -116,6 +116,15 @@ function integer(name: string, value: unknown, fallback: number, min: number): n
 /**
  * Validates a duration in seconds (`>= 0`, finite) and returns milliseconds.
  * Throws `TypeError`/`RangeError` naming `where`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { durationMs } from "./options.ts";
+ * assert.equal(durationMs("Cannot acquire", "timeout", 1.5, 0), 1500);
+ * assert.equal(durationMs("Cannot acquire", "timeout", undefined, 250), 250);
+ * assert.throws(() => durationMs("Cannot acquire", "timeout", "1s", 0), TypeError);
+ * ```
  */
 export function durationMs(where: string, name: string, value: unknown, fallback: number): number {
   if (value === undefined) return fallback;
@@ -160,6 +169,14 @@ const STRING_OPTIONS = [
  * meaning, which the driver checks at connect). `signal` is accepted only with
  * `allowSignal` (a per-call option, not a pool setting). Throws `TypeError` /
  * `RangeError` naming `where`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { checkConnectOptions } from "./options.ts";
+ * checkConnectOptions({ host: "db", port: 5432 }, "Cannot create pool");
+ * assert.throws(() => checkConnectOptions({ signal: AbortSignal.timeout(1) }, "Cannot create pool"), TypeError);
+ * ```
  */
 export function checkConnectOptions(options: ConnectOptions, where: string, allowSignal = false): void {
   for (const key of Object.keys(options)) {
@@ -226,7 +243,19 @@ export function checkConnectOptions(options: ConnectOptions, where: string, allo
   }
 }
 
-/** Splits and validates pool options; connection options are returned unchanged. */
+/**
+ * Splits and validates pool options; connection options are returned unchanged.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parsePoolOptions } from "./options.ts";
+ * const { settings, connectOptions } = parsePoolOptions({ maxSize: 4, host: "db" });
+ * assert.equal(settings.maxSize, 4);
+ * assert.deepEqual(connectOptions, { host: "db" });
+ * assert.throws(() => parsePoolOptions({ minSize: 5, maxSize: 4 }), RangeError);
+ * ```
+ */
 export function parsePoolOptions(
   options: PoolOptions,
 ): { settings: PoolSettings; connectOptions: ConnectOptions } {

@@ -11,8 +11,9 @@ import { InterfaceError } from "./errors.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { quoteIdentifier } from "@x/pgpool";
- * console.log(quoteIdentifier('we"ird name')); // "we""ird name"
+ * assert.equal(quoteIdentifier('we"ird name'), '"we""ird name"');
  * ```
  */
 export function quoteIdentifier(name: string): string {

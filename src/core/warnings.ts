@@ -19,9 +19,14 @@ export type WarningCode =
  *
  * @example Collect warnings instead of printing them
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createPool, type PoolWarning } from "@x/pgpool";
  * const seen: PoolWarning[] = [];
- * const pool = await createPool({ minSize: 0, onWarning: (w) => seen.push(w) });
+ * const pool = await createPool({ minSize: 0, maxSize: 1, onWarning: (w) => seen.push(w) });
+ * const con = await pool.acquire();
+ * await con.execute("BEGIN");
+ * await pool.release(con); // the pool rolls the open transaction back, and says so
+ * assert.deepEqual(seen.map((w) => w.code), ["RELEASED_IN_TRANSACTION"]);
  * await pool.close();
  * ```
  */
@@ -37,7 +42,22 @@ export interface PoolWarning {
 /** Receives warnings. */
 export type WarningHandler = (warning: PoolWarning) => void;
 
-/** The default handler: `console.warn`. */
+/**
+ * The default handler: `console.warn`.
+ *
+ * @example Print warnings and count them
+ * ```ts
+ * import { createPool, type PoolWarning } from "@x/pgpool";
+ * import { consoleWarning } from "./warnings.ts";
+ * let count = 0;
+ * const onWarning = (w: PoolWarning): void => {
+ *   count++;
+ *   consoleWarning(w);
+ * };
+ * const pool = await createPool({ minSize: 0, onWarning });
+ * await pool.close();
+ * ```
+ */
 export const consoleWarning: WarningHandler = (w: PoolWarning): void => {
   console.warn(`@x/pgpool warning ${w.code}: ${w.message}`);
 };

@@ -249,9 +249,13 @@ function parseKeywordValue(dsn: string): Map<string, string> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseDsn } from "./dsn.ts";
  * const k = parseDsn("postgres://me:s%40cret@[::1]:5433,db2/app?sslmode=require");
- * console.log(k.get("host"), k.get("port"), k.get("password")); // "::1,db2" "5433," "s@cret"
+ * assert.equal(k.get("host"), "::1,db2");
+ * assert.equal(k.get("port"), "5433,");
+ * assert.equal(k.get("password"), "s@cret");
+ * assert.equal(k.get("sslmode"), "require");
  * ```
  */
 export function parseDsn(dsn: string): Map<string, string> {
@@ -313,9 +317,13 @@ function parseBoolean(name: string, text: string): boolean {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { resolveConnectOptions } from "./dsn.ts";
  * const r = resolveConnectOptions({ dsn: "postgres://app@db/app", port: 6432 }, { PGPASSWORD: "pw" });
- * console.log(r.hosts, r.user, r.database); // [{ host: "db", port: 6432 }] "app" "app"
+ * assert.deepEqual(r.hosts, [{ host: "db", port: 6432 }]);
+ * assert.equal(r.user, "app");
+ * assert.equal(r.database, "app");
+ * assert.equal(r.password, "pw");
  * ```
  */
 export function resolveConnectOptions(options: ConnectOptions = {}, env: Env = {}): ResolvedConnectOptions {

@@ -29,10 +29,12 @@ export const DEFAULT_STATEMENT_CACHE_SIZE = 100;
  * Decides, per statement text, whether to prepare it; see the module docs.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { StatementCache } from "./statement_cache.ts";
  * const cache = new StatementCache(100);
- * cache.admit("SELECT $1::int", 1); // false: first sighting
- * cache.admit("SELECT $1::int", 1); // true: prepared from now on
+ * assert.equal(cache.admit("SELECT $1::int", 1), false); // first sighting: runs unnamed
+ * assert.equal(cache.admit("SELECT $1::int", 1), true); // it came back: prepared from now on
  * ```
  */
 export class StatementCache {

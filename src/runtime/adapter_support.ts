@@ -289,13 +289,15 @@ export const ABANDONED_CONNECT_GRACE_MS = 1000;
  * The grace is an alarm on `watchdog` (default: the system clock's shared one).
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { abortableConnect } from "./adapter_support.ts";
+ * const port = Number(Deno.env.get("PGPORT") ?? 5432);
  * const conn = await abortableConnect(
- *   (s) => Deno.connect({ hostname: "127.0.0.1", port: 5432, signal: s }),
+ *   (s) => Deno.connect({ hostname: Deno.env.get("PGHOST") ?? "127.0.0.1", port, signal: s }),
  *   AbortSignal.timeout(2000),
  *   (late) => late.close(),
  * );
+ * conn.close();
  * ```
  */
 export function abortableConnect<T>(

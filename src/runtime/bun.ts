@@ -310,7 +310,7 @@ function verificationProblem(
  * Opens a {@linkcode Transport} with Bun's own socket API. Use it only when
  * running on Bun.
  *
- * @example
+ * @example Not run by `deno test --doc`: it needs Bun
  * ```ts ignore
  * import { bunConnector } from "./bun.ts";
  * const transport = await bunConnector(

@@ -410,10 +410,10 @@ function isIpAddress(host: string): boolean {
  * running on Deno.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { denoConnector } from "./deno.ts";
  * const transport = await denoConnector(
- *   { kind: "tcp", hostname: "127.0.0.1", port: 5432 },
+ *   { kind: "tcp", hostname: Deno.env.get("PGHOST") ?? "127.0.0.1", port: Number(Deno.env.get("PGPORT") ?? 5432) },
  *   { data: (chunk) => console.log(chunk.length), drain: () => {}, close: (e) => console.log("closed", e) },
  *   { keepAlive: 60 },
  * );

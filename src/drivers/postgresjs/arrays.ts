@@ -133,9 +133,13 @@ export function serializeArray(value: unknown, serialize?: Serializer): string {
  * @example
  * ```ts
  * import { installArrayTypes } from "./arrays.ts";
- * const tables = { parsers: { 23: (x: string) => +x }, serializers: {} };
+ * import assert from "node:assert/strict";
+ * const tables: { parsers: Record<number, (x: string) => unknown>; serializers: Record<number, (x: unknown) => string> } = {
+ *   parsers: { 23: (x: string) => +x },
+ *   serializers: {},
+ * };
  * installArrayTypes(tables);
- * console.log(tables.parsers[1007]!("{1,2}")); // [1, 2]
+ * assert.deepEqual(tables.parsers[1007]!("{1,2}"), [1, 2]);
  * ```
  */
 export function installArrayTypes(tables: TypeTables): void {

@@ -355,11 +355,13 @@ interface Abandoned {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import process from "node:process";
  * import { createPostgresDriver } from "./driver.ts";
  * import { nodeConnector } from "../../runtime/node.ts";
- * const con = await createPostgresDriver(nodeConnector).connect({ host: "127.0.0.1" });
+ * const con = await createPostgresDriver(nodeConnector, { env: process.env }).connect({});
  * await con.query("BEGIN", []);
- * console.log(con.transactionStatus); // "transaction"
+ * assert.equal(con.transactionStatus, "transaction");
  * await con.reset({ query: true });
  * con.terminate();
  * ```
@@ -1346,12 +1348,14 @@ export class PostgresConnection implements DriverConnection {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import process from "node:process";
  * import { openPostgresConnection } from "./pg_connection.ts";
  * import { resolveConnectOptions } from "../dsn.ts";
  * import { nodeConnector } from "../../runtime/node.ts";
- * const config = resolveConnectOptions({ dsn: "postgres://postgres@127.0.0.1/postgres" });
+ * const config = resolveConnectOptions({}, process.env); // PGHOST, PGPORT, ... or DATABASE_URL
  * const con = await openPostgresConnection(nodeConnector, config, config.hosts[0]!, AbortSignal.timeout(5000));
- * console.log(con.pid);
+ * assert.ok(con.pid > 0);
  * con.terminate();
  * ```
  */

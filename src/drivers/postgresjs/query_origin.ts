@@ -31,8 +31,12 @@ const FIXED = Symbol("pgpool.queryOriginFixed");
  * cache; does nothing when the prototype has no such getter or is fixed.
  *
  * @example
- * ```ts ignore
- * fixQueryOrigin(sql.unsafe(""));
+ * ```ts
+ * import postgres from "postgres";
+ * import { fixQueryOrigin } from "./query_origin.ts";
+ * const sql = postgres({ max: 1 }); // connects lazily: nothing is opened here
+ * fixQueryOrigin(sql.unsafe("")); // a query that is never executed
+ * await sql.end();
  * ```
  */
 export function fixQueryOrigin(query: object): void {
