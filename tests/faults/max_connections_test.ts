@@ -21,12 +21,13 @@ import {
   trapUnhandledRejections,
   within,
 } from "./fault_support.ts";
+import { skipTest } from "../support/skip.ts";
 
 describe("Faults: max_connections exhausted by others", { timeout: 60_000 }, () => {
   it("acquires fail fast with PostgresError 53300, one attempt each, and the pool works once slots free up", {
     timeout: 30_000,
   }, async (t) => {
-    if (!postgresAvailable()) return t.skip("no PostgreSQL binaries");
+    if (!postgresAvailable()) return skipTest(t, "no PostgreSQL binaries");
     const trap = trapUnhandledRejections();
     await using pg = await startPostgres({
       config: { max_connections: "6", superuser_reserved_connections: "0" },

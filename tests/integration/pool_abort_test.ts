@@ -20,6 +20,7 @@ import {
   warningLog,
   within,
 } from "./pool_support.ts";
+import { skipTest } from "../support/skip.ts";
 
 let server: TestServer;
 let admin: Admin;
@@ -139,7 +140,7 @@ describe("Aborting an acquire at each stage (real server)", () => {
   });
 
   it("a pool over the unix socket works", async (t) => {
-    if (server.socketDir === undefined) return t.skip("the server comes from DATABASE_URL");
+    if (server.socketDir === undefined) return skipTest(t, "the server comes from DATABASE_URL");
     await using pool = await createTestPool(server.dsnFor({ host: server.socketDir }), {
       minSize: 1,
       maxSize: 2,
