@@ -1122,12 +1122,17 @@ export class PostgresConnection implements DriverConnection {
           transport = t;
           if (settled) return t.destroy();
           t.write(message);
-          // The server closes the socket once it acted on the request. Some runtimes do not always
-          // report that close; a late cancel is absorbed anyway (see #absorbStrayCancel), so the
-          // wait is bounded.
+          // The server closes the socket once it acted on the request. Until then the request may
+          // still be on its way, and would cancel whatever runs when it lands: a later caller's
+          // statement. Unconfirmed in time, it fails, and the connection is closed (not reused).
           sentTimer = setTimeout(() => {
             t.destroy();
-            finish();
+            finish(
+              new PoolTimeoutError(
+                "QUERY_TIMEOUT",
+                "The server did not confirm a cancel request in time; the connection was closed so that it cannot cancel a later statement",
+              ),
+            );
           }, CANCEL_CLOSE_WAIT_MS);
         },
         (error) => finish(error),
