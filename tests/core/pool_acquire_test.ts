@@ -73,17 +73,22 @@ describe("Pool.acquire()", () => {
   });
 
   it("Pool.acquire() returns a new proxy object on every acquire", async () => {
-    const { pool } = await readyPool({ maxSize: 1 });
+    const { pool, driver } = await readyPool({ maxSize: 2 });
     const a = await pool.acquire();
     await pool.release(a);
     const b = await pool.acquire();
+    const c = await pool.acquire();
     assert.notEqual(a, b);
     assert.equal(a.toString(), "PoolConnection(released)");
-    assert.equal(
-      b.getServerPid(),
-      (await b.fetchRow<{ pid: number }>("SELECT pg_backend_pid() AS pid"))?.pid,
-    );
+    assert.equal(b.getServerPid(), driver.connections[0]!.pid, "b reuses the released connection");
+    assert.equal(c.getServerPid(), driver.connections[1]!.pid, "c got a new one");
+    // each proxy's statements run on the connection whose pid it reports
+    for (const [con, token] of [[b, "b"], [c, "c"]] as const) {
+      const row = await con.fetchRow<{ n: string; pid: number }>("SELECT $1", [token]);
+      assert.deepEqual(row && { n: row.n, pid: row.pid }, { n: token, pid: con.getServerPid() });
+    }
     await pool.release(b);
+    await pool.release(c);
   });
 
   it("Pool.acquire() serves waiters FIFO and never lets a late arrival barge in the same tick", async () => {
@@ -163,7 +168,7 @@ describe("Pool.acquire()", () => {
     await flush();
     ctl.abort(new Error("stop"));
     const r = await p;
-    assert.ok(!r.ok);
+    assert.ok(!r.ok && r.error instanceof Error && r.error.message === "stop", "rejects with signal.reason");
     await h.clock.tick(100); // the connection arrives late
     assert.equal(h.driver.open, 0, "the late connection was terminated");
     const con = await h.pool.acquire();

@@ -59,7 +59,10 @@ describe("Pool lifetimes and generations", () => {
     const con = await h.pool.acquire();
     const dc = h.driver.connections[0]!;
     h.pool.expireConnections();
-    assert.equal(await con.fetchVal("SELECT 1"), 1, "still usable until released");
+    assert.equal(await con.fetchVal("SELECT $1", [5]), 5, "still usable until released");
+    assert.deepEqual(dc.args.at(-1), [5], "on the same connection");
+    assert.equal(dc.isClosed(), false);
+    assert.equal(h.driver.connects, 1, "no replacement was opened behind the checkout");
     await h.pool.release(con);
     assert.equal(dc.isClosed(), true);
     assert.equal(h.pool.getSize(), 0);
@@ -144,9 +147,10 @@ describe("Pool.close() and Pool.terminate()", () => {
     await h.pool.acquire();
     const ctl = new AbortController();
     const closing = settle(h.pool.close({ signal: ctl.signal }));
-    ctl.abort(new Error("enough"));
+    const reason = new Error("enough");
+    ctl.abort(reason);
     const r = await closing;
-    assert.ok(!r.ok);
+    assert.ok(!r.ok && r.error === reason, `rejects with signal.reason, got ${!r.ok && String(r.error)}`);
     assert.equal(h.driver.open, 0);
     assert.equal(h.pool.isClosing(), true);
   });

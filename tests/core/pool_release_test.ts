@@ -15,9 +15,16 @@ describe("Pool.release()", () => {
         (e: unknown) => e instanceof InterfaceError && e.code === "FOREIGN_CONNECTION",
       );
     }
-    assert.equal(await theirs.fetchVal("SELECT 1"), 1, "the other pool's connection is untouched");
+    // still checked out of its own pool, unreset, and its statements reach its own connection
+    assert.equal(other.pool.getIdleSize(), 0, "still checked out");
     assert.equal(other.driver.resets, 0);
+    assert.equal(h.driver.resets, 0);
+    assert.equal(await theirs.fetchVal("SELECT $1", [42]), 42, "the other pool's connection is untouched");
+    assert.deepEqual(other.driver.connections[0]!.args.at(-1), [42]);
+    assert.equal(h.driver.connections.some((dc) => dc.queries.length > 0), false, "nothing ran on this pool");
     await other.pool.release(theirs);
+    assert.equal(other.driver.resets, 1);
+    assert.equal(other.pool.getIdleSize(), 1);
   });
 
   it("Pool.release() of an already released proxy is a no-op", async () => {
@@ -80,8 +87,7 @@ describe("Pool.release()", () => {
     assert.match(String(con), /released/);
   });
 
-  it("Pool.release() with a stale proxy never releases someone else's checkout", async () => {
-    const h = await readyPool({ maxSize: 1 });
+  it("Pool.release() with a failed setup's stale proxy never releases the current checkout", async () => {
     let setupProxy: unknown;
     let failSetup = true;
     const pool2 = await readyPool({
@@ -97,18 +103,37 @@ describe("Pool.release()", () => {
     });
     await assert.rejects(pool2.pool.acquire(), /setup failed/);
     const current = await pool2.pool.acquire();
+    const resets2 = pool2.driver.resets;
     await pool2.pool.release(setupProxy as never); // the failed setup's proxy
-    assert.equal(await current.fetchVal("SELECT 1"), 1, "the current checkout is still valid");
-    assert.equal(pool2.pool.getIdleSize(), 0);
+    assert.equal(pool2.pool.getIdleSize(), 0, "the current checkout was not released");
+    assert.equal(pool2.driver.resets, resets2, "nor reset");
+    assert.equal(await current.fetchVal("SELECT $1", [7]), 7, "the current checkout is still valid");
+    assert.equal(current.getServerPid(), pool2.driver.connections.at(-1)!.pid);
+    assert.deepEqual(pool2.driver.connections.at(-1)!.args.at(-1), [7]);
     await pool2.pool.release(current);
     assert.equal(pool2.pool.getIdleSize(), 1);
-    // and a proxy released earlier cannot release the next checkout of the same connection
+    assert.equal(pool2.driver.resets, resets2 + 1);
+  });
+
+  it("Pool.release() of a proxy released earlier never releases the next checkout of the same connection", async () => {
+    const h = await readyPool({ maxSize: 1 });
     const a = await h.pool.acquire();
     await h.pool.release(a);
     const b = await h.pool.acquire();
+    const dc = h.driver.connections[0]!;
+    assert.equal(h.driver.resets, 1);
     await h.pool.release(a);
-    assert.equal(await b.fetchVal("SELECT 1"), 1);
+    assert.equal(h.pool.getIdleSize(), 0, "b is still checked out");
+    assert.equal(h.driver.resets, 1, "the stale release did not reset b's session");
+    assert.equal(await b.fetchVal("SELECT $1", [9]), 9);
+    assert.deepEqual(dc.args.at(-1), [9], "b's statement ran on its own connection");
+    const blocked = settle(h.pool.acquire({ timeout: 0.1 }));
+    await h.clock.tick(100);
+    const r = await blocked;
+    assert.ok(!r.ok && (r.error as PoolTimeoutError).code === "ACQUIRE_TIMEOUT", "the slot is still taken");
     await h.pool.release(b);
+    assert.equal(h.driver.resets, 2);
+    assert.equal(h.pool.getIdleSize(), 1);
   });
 
   it("Pool.release() rejects RELEASE_TIMEOUT when the reset is too slow and terminates the connection", async () => {

@@ -63,7 +63,8 @@ describe("PoolConnection.transaction()", () => {
       else assert.equal((r.error as InterfaceError).code, "CONNECTION_RELEASED");
       assert.deepEqual(dc.queries.slice(before), [], "no COMMIT/ROLLBACK reached the next checkout");
       assert.equal(dc.transactionStatus, "transaction");
-      await b.transaction(() => Promise.resolve()).catch(() => {}); // depth did not leak: no SAVEPOINT
+      // depth did not leak: b's plain BEGIN makes transaction() refuse, where a leaked depth would SAVEPOINT
+      await assert.rejects(b.transaction(() => Promise.resolve()), { code: "TRANSACTION_OPEN" });
       assert.ok(!dc.queries.slice(before).some((q) => q.startsWith("SAVEPOINT")));
       await b.execute("ROLLBACK");
       await h.pool.release(b);

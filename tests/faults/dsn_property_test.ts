@@ -166,21 +166,51 @@ describe("DSN parser properties", { timeout: 60_000 }, () => {
   it("an error about a DSN never contains its password", () => {
     const password = fc.stringMatching(/^[A-Za-z0-9]{10,16}$/).map((s) => `Pw${s}`);
     const rest = fc.string({ maxLength: 40 }).filter((s) => !s.includes("@"));
+    const user = fc.constantFrom("", "u", "user%41");
+    const assertHidden = (e: unknown, pw: string): void => {
+      assert.ok(e instanceof InterfaceError, String(e));
+      assert.ok(!e.message.includes(pw), `the message ${JSON.stringify(e.message)} shows the password`);
+      assert.ok(!String(e).includes(pw));
+      assert.ok(!JSON.stringify(e).includes(pw));
+    };
+    // Random tails: most parse; the ones that throw must hide the password.
+    let threw = 0;
     fc.assert(
-      fc.property(password, rest, fc.constantFrom("", "u", "user%41"), (pw, tail, user) => {
+      fc.property(password, rest, user, (pw, tail, user) => {
         const dsn = `postgres://${user}:${pw}@${tail}`;
         for (const run of [() => parseDsn(dsn), () => resolveConnectOptions({ dsn }, {})]) {
           try {
             run();
           } catch (e) {
-            assert.ok(e instanceof InterfaceError);
-            assert.ok(!e.message.includes(pw), `the message ${JSON.stringify(e.message)} shows the password`);
-            assert.ok(!String(e).includes(pw));
-            assert.ok(!JSON.stringify(e).includes(pw));
+            threw++;
+            assertHidden(e, pw);
           }
         }
       }),
       { numRuns: 1000 },
+    );
+    assert.ok(threw > 0, "some random DSNs were rejected");
+    // Tails that are invalid by construction: every run throws, so every run checks the message.
+    const safe = fc.stringMatching(/^[a-z0-9]{0,8}$/);
+    const broken = fc.tuple(
+      safe,
+      safe,
+      fc.constantFrom((a: string, b: string) => `${a}%zz${b}/db`, (a: string, b: string) => `${a}/d%g${b}`, (
+        a: string,
+        b: string,
+      ) => `[::1${a}/${b}`),
+    ).map(([a, b, make]) => make(a, b));
+    fc.assert(
+      fc.property(password, broken, user, (pw, tail, user) => {
+        const dsn = `postgres://${user}:${pw}@${tail}`;
+        for (const run of [() => parseDsn(dsn), () => resolveConnectOptions({ dsn }, {})]) {
+          assert.throws(run, (e: unknown) => {
+            assertHidden(e, pw);
+            return true;
+          }, `${JSON.stringify(dsn)} was accepted`);
+        }
+      }),
+      { numRuns: 500 },
     );
   });
 });

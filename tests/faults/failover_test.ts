@@ -21,6 +21,7 @@ import {
   waitFor,
   within,
 } from "./fault_support.ts";
+import { type Skippable, skipTest } from "../support/skip.ts";
 
 const FAILOVER_CODES = new Set([
   "57P01",
@@ -37,8 +38,8 @@ const FAILOVER_CODES = new Set([
   "CONNECT_TIMEOUT",
 ]);
 
-async function failover(t: { skip(message?: string): void }, attrs: "read-write" | "primary"): Promise<void> {
-  if (!standbyAvailable()) return t.skip("no pg_basebackup with these binaries");
+async function failover(t: Skippable, attrs: "read-write" | "primary"): Promise<void> {
+  if (!standbyAvailable()) return skipTest(t, "no pg_basebackup with these binaries");
   const trap = trapUnhandledRejections();
   await using primary = await startPostgres({ config: { synchronous_commit: "on" } });
   await using standby = await startPostgres({ standbyOf: primary });

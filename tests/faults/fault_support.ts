@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import process from "node:process";
 import type { Pool } from "../../mod.ts";
 import { codeOf } from "../support/ledger.ts";
+import type { Clock, TimerHandle } from "../../src/core/clock.ts";
 
 export { codeOf, errorParts } from "../support/ledger.ts";
 
@@ -216,4 +217,36 @@ export function withParams(dsn: string, params: Record<string, string>): string 
   const url = new URL(dsn);
   for (const [k, v] of Object.entries(params)) url.searchParams.set(k, v);
   return url.toString();
+}
+
+/**
+ * The system clock, counting the timers armed on it that have neither fired nor
+ * been cleared: with `pending === 0` and no socket open, nothing can wake a pool
+ * that uses it (how a test proves "no background loop" without sleeping).
+ */
+export class TrackingClock implements Clock {
+  #pending = new Set<ReturnType<typeof setTimeout>>();
+
+  now(): number {
+    return performance.now();
+  }
+
+  setTimeout(fn: () => void, ms: number): TimerHandle {
+    const handle = setTimeout(() => {
+      this.#pending.delete(handle);
+      fn();
+    }, ms);
+    this.#pending.add(handle);
+    return handle;
+  }
+
+  clearTimeout(handle: TimerHandle): void {
+    this.#pending.delete(handle as ReturnType<typeof setTimeout>);
+    clearTimeout(handle as ReturnType<typeof setTimeout>);
+  }
+
+  /** Timers armed and not yet fired or cleared. */
+  get pending(): number {
+    return this.#pending.size;
+  }
 }

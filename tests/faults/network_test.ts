@@ -28,7 +28,6 @@ import {
   note,
   recoveryTime,
   rejection,
-  sleep,
   startLoad,
   Tally,
   trapUnhandledRejections,
@@ -348,16 +347,24 @@ describe("Faults: the network path", { timeout: 120_000 }, () => {
               : ledger.write((sql, args) => pool.execute(sql, args, { timeout: 2 })),
         );
         await waitFor("the load to start", () => load.tally.ok > 100, 5000);
+        // Each reset comes once the pool has served the load on its new connections since the
+        // previous one (the event), not after a fixed pause; each must find connections to reset.
         let resets = 0;
         for (let k = 0; k < 8; k++) {
-          await sleep(80);
-          resets += proxy.resetAll();
+          const okBefore = load.tally.ok;
+          await waitFor(`the load to progress before reset ${k}`, () => load.tally.ok >= okBefore + 10, 5000);
+          const n = proxy.resetAll();
+          assert.ok(n > 0, `reset ${k} found connections to reset`);
+          resets += n;
         }
         const lastReset = Date.now();
         await waitFor("a success after the last reset", () => load.lastOkAt() > lastReset, 5000);
         const recovered = load.lastOkAt() - lastReset;
-        await sleep(100);
+        const okRecovered = load.tally.ok;
+        await waitFor("the load to keep going after recovery", () => load.tally.ok >= okRecovered + 30, 5000);
         await load.stop();
+        assert.ok(resets >= 8, `${resets} connections reset`);
+        assert.ok(load.tally.failed > 0, `the resets were felt (${load.tally})`);
         for (const code of load.tally.codes()) {
           assert.ok(
             ["CONNECTION_LOST", "ECONNRESET", "CONNECTION_CLOSED", "EPIPE", "ECONNREFUSED"].includes(code),

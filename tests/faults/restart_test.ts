@@ -21,6 +21,7 @@ import {
   waitFor,
   within,
 } from "./fault_support.ts";
+import { skipTest } from "../support/skip.ts";
 
 /** Codes a load may legitimately see while the server goes away and comes back. */
 const OUTAGE_CODES = new Set([
@@ -96,7 +97,7 @@ describe("Faults: server restarts", { timeout: 120_000 }, () => {
     "a fast restart under a 100-task load: operations fail with outage codes, then the pool recovers without losing a write",
     { timeout: 60_000 },
     async (t) => {
-      if (!postgresAvailable()) return t.skip("no PostgreSQL binaries");
+      if (!postgresAvailable()) return skipTest(t, "no PostgreSQL binaries");
       await using pg = await startPostgres({ config: DURABLE });
       await restartUnderLoad("fast restart", pg, (p) => p.restart());
     },
@@ -106,7 +107,7 @@ describe("Faults: server restarts", { timeout: 120_000 }, () => {
     "an immediate shutdown (crash) and restart under a 100-task load: the pool recovers without losing a write",
     { timeout: 60_000 },
     async (t) => {
-      if (!postgresAvailable()) return t.skip("no PostgreSQL binaries");
+      if (!postgresAvailable()) return skipTest(t, "no PostgreSQL binaries");
       await using pg = await startPostgres({ config: DURABLE });
       await restartUnderLoad("immediate restart", pg, async (p) => {
         await p.kill();
@@ -119,7 +120,7 @@ describe("Faults: server restarts", { timeout: 120_000 }, () => {
     "Pool.init() fails clearly while the server is down; the same pool works once the server is back",
     { timeout: 60_000 },
     async (t) => {
-      if (!postgresAvailable()) return t.skip("no PostgreSQL binaries");
+      if (!postgresAvailable()) return skipTest(t, "no PostgreSQL binaries");
       const trap = trapUnhandledRejections();
       await using pg = await startPostgres();
       await pg.stop();
@@ -161,7 +162,7 @@ describe("Faults: server restarts", { timeout: 120_000 }, () => {
     "a pool whose server stops while connections are idle settles close() and reports POOL_CLOSED afterwards",
     { timeout: 30_000 },
     async (t) => {
-      if (!postgresAvailable()) return t.skip("no PostgreSQL binaries");
+      if (!postgresAvailable()) return skipTest(t, "no PostgreSQL binaries");
       await using pg = await startPostgres();
       const pool = new Pool(pg.dsn, { minSize: 3, maxSize: 3, onWarning: () => {} });
       await pool.init();

@@ -16,6 +16,7 @@ import * as path from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { getTestServer } from "../support/pg_server.ts";
+import { skipTest } from "../support/skip.ts";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
@@ -48,7 +49,7 @@ describe("Secrets", { timeout: 90_000 }, () => {
     timeout: 90_000,
   }, async (t) => {
     const server = await getTestServer();
-    if (server.scram === undefined) return t.skip("the server has no password role");
+    if (server.scram === undefined) return skipTest(t, "the server has no password role");
     const bad = "Wr0ng-S3cret@pw/x";
     const good = server.scram.password;
     const { code, output } = await runChild({

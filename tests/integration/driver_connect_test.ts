@@ -9,6 +9,7 @@ import { runtimeConnector } from "../support/tls_wire.ts";
 import type { Driver } from "../../src/core/driver.ts";
 import { ConnectionError, InterfaceError, PoolTimeoutError, PostgresError } from "../../src/core/errors.ts";
 import type { DriverConnection } from "../../src/core/driver.ts";
+import { skipTest } from "../support/skip.ts";
 
 /** A TCP server that accepts connections and never says a word. */
 async function blackHole(): Promise<{ port: number; sockets: Set<net.Socket>; close(): Promise<void> }> {
@@ -78,7 +79,7 @@ function suite(adapter: string, driver: Driver): void {
     });
 
     it("connect() reaches the server over its unix socket when host is a directory", async (t) => {
-      if (server.socketDir === undefined) return t.skip("no unix socket for DATABASE_URL servers");
+      if (server.socketDir === undefined) return skipTest(t, "no unix socket for DATABASE_URL servers");
       const con = await driver.connect({ dsn: server.dsnFor({ host: server.socketDir }) });
       open.push(con);
       const { rows } = await con.query("SELECT inet_server_addr() IS NULL AS local", []);
@@ -109,7 +110,7 @@ function suite(adapter: string, driver: Driver): void {
     for (const kind of ["md5", "scram"] as const) {
       it(`connect() authenticates with ${kind} and rejects a wrong password with 28P01, never showing it`, async (t) => {
         const role = server[kind];
-        if (role === undefined) return t.skip(`no ${kind} role on this server`);
+        if (role === undefined) return skipTest(t, `no ${kind} role on this server`);
         const con = await driver.connect({
           dsn: server.dsnFor({ user: role.user, password: role.password }),
         });

@@ -59,9 +59,7 @@ describe("PostgresConnection pipelining with answers split at every byte boundar
 
   it("a cancelled statement is followed by statements that get their own answers", async () => {
     for (let i = 0; i < 10; i++) {
-      await con.query("SELECT pg_sleep(5)", [], { timeout: 0.05 }).catch((e) => {
-        assert.equal(e.code, "QUERY_TIMEOUT");
-      });
+      await assert.rejects(con.query("SELECT pg_sleep(5)", [], { timeout: 0.05 }), { code: "QUERY_TIMEOUT" });
       const result = await con.query("SELECT $1::int AS v", [i]);
       assert.deepEqual(result.rows, [{ v: i }], `round ${i}`);
     }

@@ -279,7 +279,11 @@ function suite(adapter: string, connector: Connector): void {
       const con = await connect();
       const pid = con.pid;
       await con.query("BEGIN", []);
-      await con.query("SELECT pg_sleep(20)", [], { timeout: 0.1 }).catch(() => {});
+      await rejectsWith(
+        con.query("SELECT pg_sleep(20)", [], { timeout: 0.1 }),
+        (e) => e instanceof PoolTimeoutError && e.code === "QUERY_TIMEOUT",
+        "QUERY_TIMEOUT",
+      );
       await con.reset({ query: true });
       assert.equal(con.transactionStatus, "idle");
       assert.equal(con.pid, pid);
@@ -391,7 +395,15 @@ function suite(adapter: string, connector: Connector): void {
       const closed = closedOnce(con);
       const running = con.query("SELECT pg_sleep(20)", []);
       running.catch(() => {});
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      // terminate while the statement runs on the server (seen there), not after a guessed delay
+      for (;;) {
+        const { rows } = await admin.query(
+          "SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = $1 AND state = 'active'",
+          [con.pid],
+        );
+        if (rows[0]!.n === 1) break;
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
       con.terminate();
       assert.equal(con.isClosed(), true);
       await rejectsWith(running, (e) => e instanceof PoolError, "a PoolError");

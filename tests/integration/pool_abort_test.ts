@@ -20,6 +20,7 @@ import {
   warningLog,
   within,
 } from "./pool_support.ts";
+import { skipTest } from "../support/skip.ts";
 
 let server: TestServer;
 let admin: Admin;
@@ -32,12 +33,6 @@ async function assertFullCapacity(pool: Pool): Promise<void> {
   for (const con of cons) assert.equal(await con.fetchVal("SELECT 1"), 1);
   for (const con of cons) await pool.release(con);
   await within(5000, pool.close(), "close()");
-}
-
-function abortAfter(ms: number, reason: Error): AbortSignal {
-  const controller = new AbortController();
-  setTimeout(() => controller.abort(reason), ms);
-  return controller.signal;
 }
 
 describe("Aborting an acquire at each stage (real server)", () => {
@@ -57,7 +52,12 @@ describe("Aborting an acquire at each stage (real server)", () => {
     const pool = await createPool(url.toString(), { minSize: 0, maxSize: 2, connectTimeout: 0 });
     try {
       const reason = new Error("no time to connect");
-      assert.equal(await within(3000, rejection(pool.acquire({ signal: abortAfter(100, reason) }))), reason);
+      const controller = new AbortController();
+      const pending = rejection(pool.acquire({ signal: controller.signal }));
+      // abort once the connect is under way (the black hole took the socket), not after a guessed delay
+      await waitFor("the connect to reach the black hole", () => hole.accepted() === 1);
+      controller.abort(reason);
+      assert.equal(await within(3000, pending), reason);
       assert.equal(hole.accepted(), 1);
       await waitFor("the abandoned socket to close", () => hole.sockets.size === 0);
       const err = await within(3000, rejection(pool.acquire({ timeout: 0.2 })));
@@ -77,10 +77,13 @@ describe("Aborting an acquire at each stage (real server)", () => {
     it(`an abort during ${stage} rejects with the reason and drops that connection`, async () => {
       let slow = true;
       let slowPid = 0;
+      let hookStarted = Promise.withResolvers<void>();
+      // The hook outlasts any wait below by far: a rejection that waited for it would miss `within`.
       const hookBody = async (con: { execute(sql: string): Promise<string>; getServerPid(): number }) => {
         if (!slow) return;
         slowPid = con.getServerPid();
-        await con.execute("SELECT pg_sleep(0.5)");
+        hookStarted.resolve();
+        await con.execute("SELECT pg_sleep(4)");
       };
       const pool = await createPool(server.dsn, {
         minSize: 0,
@@ -89,17 +92,21 @@ describe("Aborting an acquire at each stage (real server)", () => {
       });
       try {
         const reason = new Error(`stop during ${stage}`);
-        const started = Date.now();
-        assert.equal(await rejection(pool.acquire({ signal: abortAfter(100, reason) })), reason);
-        assert.ok(Date.now() - started < 400, "rejected at the abort, not when the hook ended");
+        const controller = new AbortController();
+        const pending = rejection(pool.acquire({ signal: controller.signal }));
+        await within(5000, hookStarted.promise, `${stage} to start`);
+        controller.abort(reason);
+        // rejected at the abort, not when the 4 s hook ended
+        assert.equal(await within(2000, pending, "the aborted acquire"), reason);
         assert.ok(slowPid > 0, `${stage} had started`);
         assert.equal(pool.getSize(), 0, "the connection was dropped");
-        const err = await rejection(pool.acquire({ timeout: 0.1 }));
+        hookStarted = Promise.withResolvers<void>();
+        const err = await within(2000, rejection(pool.acquire({ timeout: 0.1 })), "the timed-out acquire");
         assert.equal(err.code, "ACQUIRE_TIMEOUT", `an acquire timeout during ${stage} behaves the same`);
         assert.equal(pool.getSize(), 0);
         slow = false;
         await assertFullCapacity(pool);
-        await admin.waitGone(slowPid);
+        await admin.waitGone(slowPid, 8000);
       } finally {
         pool.terminate();
       }
@@ -110,8 +117,10 @@ describe("Aborting an acquire at each stage (real server)", () => {
     await using pool = await createTestPool(server.dsn, { minSize: 1, maxSize: 1 });
     const holder = await pool.acquire();
     const reason = new Error("not waiting any longer");
-    const pending = pool.fetchVal("SELECT 1", [], { signal: abortAfter(100, reason) });
+    const controller = new AbortController();
+    const pending = pool.fetchVal("SELECT 1", [], { signal: controller.signal });
     await waitFor("the helper to queue", () => pool.getWaitingCount() === 1);
+    controller.abort(reason);
     assert.equal(await within(2000, rejection(pending)), reason);
     assert.equal(pool.getWaitingCount(), 0);
     const timedOut = await within(2000, rejection(pool.fetchVal("SELECT 1", [], { timeout: 0.1 })));
@@ -139,7 +148,7 @@ describe("Aborting an acquire at each stage (real server)", () => {
   });
 
   it("a pool over the unix socket works", async (t) => {
-    if (server.socketDir === undefined) return t.skip("the server comes from DATABASE_URL");
+    if (server.socketDir === undefined) return skipTest(t, "the server comes from DATABASE_URL");
     await using pool = await createTestPool(server.dsnFor({ host: server.socketDir }), {
       minSize: 1,
       maxSize: 2,

@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { inspect } from "node:util";
 import { createPool, type PoolWarning, PostgresError } from "../../mod.ts";
 import { Admin, createTestPool, getTestServer, rejection, type TestServer } from "./pool_support.ts";
+import { skipTest } from "../support/skip.ts";
 
 let server: TestServer;
 let admin: Admin;
@@ -33,7 +34,7 @@ describe("Pool password authentication (real server)", () => {
   for (const method of ["md5", "scram"] as const) {
     it(`a pool logs every connection in with ${method} and reuses the credentials for new ones`, async (t) => {
       const role = server[method];
-      if (role === undefined) return t.skip(`the server has no ${method} role (DATABASE_URL in use)`);
+      if (role === undefined) return skipTest(t, `the server has no ${method} role (DATABASE_URL in use)`);
       const stored = await admin.value<string>("SELECT rolpassword FROM pg_authid WHERE rolname = $1", [
         role.user,
       ]);
@@ -63,7 +64,7 @@ describe("Pool password authentication (real server)", () => {
 
     it(`${method}: the password can come from the options instead of the DSN`, async (t) => {
       const role = server[method];
-      if (role === undefined) return t.skip(`the server has no ${method} role`);
+      if (role === undefined) return skipTest(t, `the server has no ${method} role`);
       await using pool = await createTestPool({
         host: server.host,
         port: server.port,
@@ -78,7 +79,7 @@ describe("Pool password authentication (real server)", () => {
 
     it(`${method}: a wrong password fails with 28P01 and the password appears nowhere`, async (t) => {
       const role = server[method];
-      if (role === undefined) return t.skip(`the server has no ${method} role`);
+      if (role === undefined) return skipTest(t, `the server has no ${method} role`);
       const wrong = `Wrong-${method}-Pa55word!`;
       const err = await rejection(
         createPool(server.dsnFor({ user: role.user, password: wrong }), { minSize: 1, maxSize: 1 }),

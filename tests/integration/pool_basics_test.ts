@@ -8,6 +8,7 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import {
+  connect,
   Connection,
   createPool,
   InterfaceError,
@@ -357,20 +358,52 @@ describe("Pool basics on a real server", () => {
     await admin.waitGone(pid);
   });
 
-  it("aborting an acquire right after calling it leaks no connection", async () => {
+  it("aborting an acquire right after calling it, with an idle connection, is too late: the checkout is handed out", async () => {
     await using pool = await createTestPool(server.dsn, { minSize: 1, maxSize: 1 });
     const controller = new AbortController();
     const pending = pool.acquire({ timeout: 100, signal: controller.signal });
     controller.abort(new Error("gave up"));
-    const settled = await pending.then(
-      (con) => ({ con }),
-      (e: Error) => ({ error: e }),
+    // an idle connection is handed out synchronously: the abort comes after the checkout
+    await using con = await pending;
+    assert.equal(pool.getIdleSize(), 0);
+    assert.equal(await con.fetchVal("SELECT $1::int", [7]), 7);
+  });
+
+  it("aborting an acquire right after calling it, while it connects, rejects with the reason and leaks no connection", async () => {
+    const app = `abort_connect_${process.pid}`;
+    // the connect attempts, to know when the abandoned one is over (connected or given up)
+    const attempts: Promise<Connection | undefined>[] = [];
+    await using pool = await createTestPool(server.dsn, {
+      minSize: 0,
+      maxSize: 1,
+      applicationName: app,
+      connect: (options) => {
+        const attempt = connect(options);
+        attempts.push(attempt.catch(() => undefined));
+        return attempt;
+      },
+    });
+    const controller = new AbortController();
+    const pending = pool.acquire({ timeout: 100, signal: controller.signal });
+    controller.abort(new Error("gave up"));
+    const err = await rejection(pending);
+    assert.equal(err.message, "gave up", "rejects with signal.reason");
+    assert.equal(pool.getSize(), 0, "the slot was freed");
+    assert.equal(attempts.length, 1, "a connect had started");
+    // the connection that was on its way is closed when it arrives: no backend is left behind
+    const late = await within(5000, attempts[0]!, "the abandoned connect");
+    if (late !== undefined) await waitFor("the late connection to be closed", () => late.isClosed());
+    await waitFor(
+      "the abandoned connection to leave the server",
+      async () =>
+        Number(
+          await admin.value("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", [app]),
+        ) === 0,
+      5000,
     );
-    if ("con" in settled) await pool.release(settled.con); // handed over before the abort landed
-    else assert.equal(settled.error.message, "gave up", "rejects with signal.reason");
-    await waitFor("the connection to be idle", () => pool.getIdleSize() === 1);
-    await using con = await pool.acquire({ timeout: 0.5 });
-    assert.equal(await con.fetchVal("SELECT 1"), 1);
+    await using con = await pool.acquire({ timeout: 5 });
+    assert.equal(await con.fetchVal("SELECT $1::int", [8]), 8);
+    assert.equal(pool.getSize(), 1);
   });
 
   it("aborting a queued acquire removes it from the queue", async () => {

@@ -32,13 +32,23 @@ function jitter(): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, Math.random() * 10));
 }
 
-async function run200(fn: (i: number) => Promise<void>): Promise<void> {
-  const results = await Promise.all(Array.from({ length: 200 }, async (_, i) => {
+/**
+ * Runs `fn` 200 times at once (each after a small random delay). Every call must finish, and
+ * the calls must really have overlapped: at some point more of them were waiting for a
+ * connection than the pool has, so the queue and its hand-offs were exercised.
+ */
+async function run200(pool: Pool, fn: (i: number) => Promise<void>): Promise<void> {
+  const done = new Set<number>();
+  let peakWaiting = 0;
+  await Promise.all(Array.from({ length: 200 }, async (_, i) => {
     await jitter();
-    await fn(i);
-    return 1;
+    const call = fn(i);
+    peakWaiting = Math.max(peakWaiting, pool.getWaitingCount());
+    await call;
+    done.add(i);
   }));
-  assert.deepEqual(results, new Array(200).fill(1));
+  assert.equal(done.size, 200, "every call finished");
+  assert.ok(peakWaiting > 0, "calls queued for a connection: the pool's queue was exercised");
 }
 
 describe("Pool helpers and queries on a real server", () => {
@@ -83,7 +93,7 @@ describe("Pool helpers and queries on a real server", () => {
         maxSize: 10,
         onWarning: log.onWarning,
       });
-      await run200((i) => call(pool, i));
+      await run200(pool, (i) => call(pool, i));
       assert.ok(pool.getSize() <= 10, name);
       assert.equal(pool.getIdleSize(), pool.getSize(), `${name}: every connection is back`);
       assert.deepEqual(log.codes(), [], name);
@@ -94,7 +104,7 @@ describe("Pool helpers and queries on a real server", () => {
     await using pool = await createTestPool(server.dsn, { minSize: 5, maxSize: 10 });
     await pool.execute("DROP TABLE IF EXISTS exmany; CREATE TABLE exmany (a text, b int)");
     try {
-      await run200(async () => {
+      await run200(pool, async () => {
         await pool.executeMany("INSERT INTO exmany VALUES ($1, $2)", [["a", 1], ["b", 2], ["c", 3], [
           "d",
           4,

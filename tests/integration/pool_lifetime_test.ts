@@ -44,12 +44,14 @@ describe("Pool connection lifetimes on a real server", () => {
     await using pool = await createTestPool(server.dsn, {
       minSize: 1,
       maxSize: 1,
-      maxInactiveConnectionLifetime: 0.1,
+      // A lifetime a loaded machine cannot outlast between two back-to-back calls, and a query
+      // longer than it.
+      maxInactiveConnectionLifetime: 1,
     });
     const first = await pool.fetchVal<number>("SELECT pg_backend_pid()");
     for (let i = 0; i < 2; i++) {
       // a query longer than the lifetime: the connection is checked out meanwhile
-      assert.equal(await pool.fetchVal("SELECT pg_backend_pid() FROM pg_sleep(0.25)"), first);
+      assert.equal(await pool.fetchVal("SELECT pg_backend_pid() FROM pg_sleep(1.3)"), first);
       assert.equal(await pool.execute("SELECT 1::int"), "SELECT 1");
       assert.equal(await pool.fetchVal("SELECT pg_backend_pid()"), first, "back-to-back reuse kept it");
     }

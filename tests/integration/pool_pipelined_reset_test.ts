@@ -6,7 +6,8 @@
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { connect, createPool } from "../../mod.ts";
+import { connect, createPool, type PoolConnection } from "../../mod.ts";
+import { waitFor } from "./pool_support.ts";
 import {
   getTestServer,
   type PostgresInstance,
@@ -91,10 +92,12 @@ describe("Pool pipelined reset (real server)", () => {
       await pool.release(a); // resolves: the reset is on its way
       // The next checkout may get the same connection before the refusal arrives. Whatever it runs
       // must then fail: it must never read the dirty session.
+      const read = (con: PoolConnection) =>
+        con.fetchVal<string>("SELECT current_setting('application_name')", [], { timeout: 5 });
       for (let i = 0; i < 3; i++) {
         const b = await pool.acquire({ timeout: 5 });
         try {
-          const name = await b.fetchVal<string>("SELECT current_setting('application_name')");
+          const name = await read(b);
           assert.notEqual(b.getServerPid(), pid, "a result came from the connection whose reset failed");
           assert.notEqual(name, "dirty");
         } catch (e) {
@@ -104,7 +107,23 @@ describe("Pool pipelined reset (real server)", () => {
           await pool.release(b).catch(() => {});
         }
       }
-      assert.ok(pool.getSize() <= 1);
+      // The pool recovered: a checkout now gets a fresh session on another backend, and the
+      // connection whose reset failed is gone from the server.
+      const c = await pool.acquire({ timeout: 5 });
+      try {
+        assert.notEqual(c.getServerPid(), pid);
+        assert.equal(await read(c), "");
+      } finally {
+        await pool.release(c).catch(() => {});
+      }
+      assert.equal(pool.getSize(), 1);
+      await using admin = await connect(pg.dsn);
+      await waitFor(
+        "the connection whose reset failed to end",
+        async () =>
+          Number(await admin.fetchVal("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", [pid])) === 0,
+        5000,
+      );
     });
   });
 });

@@ -438,6 +438,11 @@ describe("Pool.release() on a real server", () => {
     const err = await rejection(pool.fetchVal("SELECT no_such_column"));
     assert.ok(err instanceof PostgresError);
     assert.equal(err.code, "42703");
-    await waitFor("the slot to be free", () => pool.getWaitingCount() === 0 && pool.getIdleSize() === 0);
+    // The helper settles after its release: the failed reset dropped the connection and freed its
+    // slot, so the next call gets a new connection (and again reports its own error).
+    assert.equal(pool.getSize(), 0, "the connection whose reset failed was dropped");
+    assert.equal(pool.getWaitingCount(), 0);
+    const again = await rejection(pool.fetchVal("SELECT no_such_column", [], { timeout: 2 }));
+    assert.equal(again.code, "42703", `the slot was free for the next call, got ${String(again)}`);
   });
 });

@@ -13,13 +13,14 @@ import * as path from "node:path";
 import { connect, ConnectionError } from "../../mod.ts";
 import { postgresAvailable, standbyAvailable, startPostgres } from "../support/pg_server.ts";
 import { createTestPool, rejection, waitFor } from "./pool_support.ts";
+import { skipTest } from "../support/skip.ts";
 
 describe("Pools on standbys and role changes (own servers)", () => {
   it(
     "a pool on a hot standby serves 1 to 100 workers and its default reset works there",
     { timeout: 60_000 },
     async (t) => {
-      if (!standbyAvailable()) return t.skip("no pg_basebackup with these binaries");
+      if (!standbyAvailable()) return skipTest(t, "no pg_basebackup with these binaries");
       await using primary = await startPostgres();
       await using standby = await startPostgres({ standbyOf: primary });
       for (const n of [1, 3, 5, 10, 20, 100]) {
@@ -48,7 +49,7 @@ describe("Pools on standbys and role changes (own servers)", () => {
     "while the server is down acquires fail fast; after it restarts, dead idle connections are replaced",
     { timeout: 60_000 },
     async (t) => {
-      if (!postgresAvailable()) return t.skip("no PostgreSQL binaries");
+      if (!postgresAvailable()) return skipTest(t, "no PostgreSQL binaries");
       await using pg = await startPostgres();
       await using pool = await createTestPool(pg.dsn, { minSize: 3, maxSize: 3, onWarning: () => {} });
       const before = new Set<number>();
@@ -75,7 +76,7 @@ describe("Pools on standbys and role changes (own servers)", () => {
     "when the server comes back as a standby, a 'primary' pool fails every acquire with SESSION_ATTRS_MISMATCH, then recovers after promotion",
     { timeout: 60_000 },
     async (t) => {
-      if (!postgresAvailable()) return t.skip("no PostgreSQL binaries");
+      if (!postgresAvailable()) return skipTest(t, "no PostgreSQL binaries");
       await using pg = await startPostgres();
       await using pool = await createTestPool(pg.dsn, {
         minSize: 1,

@@ -19,6 +19,7 @@ import {
   TERMINATE,
 } from "../support/tls_wire.ts";
 import type { TransportTarget } from "../../src/runtime/transport.ts";
+import { skipTest } from "../support/skip.ts";
 
 let server: TestServer;
 let adapter: RuntimeConnector;
@@ -72,7 +73,7 @@ describe("runtime transport adapter", () => {
   });
 
   it("startup over the unix socket works", async (t) => {
-    if (server.socketDir === undefined) return t.skip("the server comes from DATABASE_URL");
+    if (server.socketDir === undefined) return skipTest(t, "the server comes from DATABASE_URL");
     const target: TransportTarget = { kind: "unix", path: `${server.socketDir}/.s.PGSQL.${server.port}` };
     const session = await RawSession.open(adapter.connector, target, server);
     const [row] = await session.query("select inet_client_addr() is null as local");

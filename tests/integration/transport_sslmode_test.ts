@@ -16,6 +16,7 @@ import { makeTestCerts, type TestCerts } from "../support/tls_certs.ts";
 import { type RuntimeConnector, runtimeConnector } from "../support/tls_wire.ts";
 import { createPostgresDriver } from "../../src/drivers/postgresjs/driver.ts";
 import type { ConnectOptions, DriverConnection } from "../../src/core/driver.ts";
+import { skipTest } from "../support/skip.ts";
 
 let certs: TestCerts;
 let tlsServer: PostgresInstance;
@@ -126,7 +127,7 @@ describe("runtime transport adapter: sslmode through the driver", () => {
   });
 
   it("a unix socket never negotiates TLS, whatever sslmode says", async (t) => {
-    if (plainServer.socketDir === undefined) return t.skip("the server comes from DATABASE_URL");
+    if (plainServer.socketDir === undefined) return skipTest(t, "the server comes from DATABASE_URL");
     await assertConnects({ ...plainServer, host: plainServer.socketDir }, { sslmode: "require" }, false);
   });
 });

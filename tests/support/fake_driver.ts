@@ -2,6 +2,12 @@
  * A scriptable fake driver for the core's unit tests. Each operation's outcome
  * can be scripted: "ok", "error", "slow" (settles after `slowMs` on the fake
  * clock) or "never" (settles only when aborted, where a real driver would too).
+ *
+ * A query answers one row that echoes it: `n` is its first argument (1 when it
+ * has none), `pid` the connection that ran it and `sql` its text; each
+ * connection also records every statement (`queries`, `args`). A "still works"
+ * check can thus prove which connection ran which statement, not just that
+ * nothing threw.
  */
 import { Connection } from "../../src/core/connection.ts";
 import type {
@@ -78,6 +84,8 @@ export class FakeDriverConnection implements DriverConnection {
   transactionStatus: TransactionStatus = "idle";
   resets = 0;
   queries: string[] = [];
+  /** The arguments of each statement in `queries`, in the same order. */
+  args: (readonly unknown[])[] = [];
   #closed = false;
   #onClose: ((error: Error | undefined) => void) | undefined;
   #listeners = new Map<string, NotificationListener>();
@@ -118,15 +126,16 @@ export class FakeDriverConnection implements DriverConnection {
     }
   }
 
-  async query(sql: string, _args: readonly unknown[], opts?: QueryOptions): Promise<QueryResult> {
+  async query(sql: string, args: readonly unknown[], opts?: QueryOptions): Promise<QueryResult> {
     this.queries.push(sql);
+    this.args.push(args);
     await this.#run(this.driver.query.next(), "query", opts);
     const verb = sql.trim().split(/\s+/)[0]!.toUpperCase();
     if (verb === "BEGIN") this.transactionStatus = "transaction";
     if (verb === "COMMIT" || verb === "ROLLBACK") this.transactionStatus = "idle";
     return {
-      rows: [{ n: 1, pid: this.pid }],
-      columns: ["n", "pid"],
+      rows: [{ n: args.length > 0 ? args[0] : 1, pid: this.pid, sql }],
+      columns: ["n", "pid", "sql"],
       command: verb === "SELECT" ? "SELECT 1" : verb,
     };
   }

@@ -17,6 +17,11 @@
  * - `cutAfterBytes(n)`: each connection is dropped after `n` more bytes
  *   (counted in both directions together) have gone through; the bytes before the
  *   cut are delivered.
+ * - `holdCancelRequests(true)`: a new connection whose first message is a
+ *   `CancelRequest` is held: its bytes are in flight but not delivered, and the
+ *   server never closes it, until `releaseCancelRequests()` delivers them (even if
+ *   the client gave up and closed meanwhile: bytes once sent are not taken back).
+ *   That forces a cancel to reach the server as late as a test wants.
  *
  * @example
  * ```ts ignore
@@ -65,6 +70,21 @@ interface Link {
   /** Accepted during a black hole: never forwarded. */
   swallowed: boolean;
   closed: boolean;
+  /** Whether the first client bytes were looked at (for a `CancelRequest`). */
+  classified: boolean;
+  /** Client bytes of a held `CancelRequest` connection, not yet delivered. */
+  held: Uint8Array[] | undefined;
+  /** The client closed a held connection: once released, the upstream is ended after delivery. */
+  clientGone: boolean;
+}
+
+/** The `CancelRequest` code (1234 << 16 | 5678). */
+const CANCEL_REQUEST_CODE = 80877102;
+
+function isCancelRequest(chunk: Uint8Array): boolean {
+  if (chunk.byteLength < 8) return false;
+  const view = new DataView(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  return view.getInt32(0) === 16 && view.getInt32(4) === CANCEL_REQUEST_CODE;
 }
 
 function hardClose(socket: net.Socket | undefined): void {
@@ -88,6 +108,8 @@ export class FaultProxy {
   #refuse = false;
   #latencyMs = 0;
   #cutAfter: number | undefined;
+  #holdCancels = false;
+  #heldCancels = new Set<Link>();
   #timers = new Set<ReturnType<typeof setTimeout>>();
   #stats: ProxyStats = { accepted: 0, swallowed: 0, reset: 0, bytesUp: 0, bytesDown: 0 };
 
@@ -194,11 +216,39 @@ export class FaultProxy {
     for (const link of this.#links) link.budget = bytes ?? Infinity;
   }
 
+  /**
+   * While `on`, each new connection that opens with a `CancelRequest` is held
+   * (not delivered, never answered) until {@linkcode releaseCancelRequests}.
+   */
+  holdCancelRequests(on: boolean): void {
+    this.#holdCancels = on;
+  }
+
+  /** `CancelRequest` connections held now. */
+  get heldCancels(): number {
+    return this.#heldCancels.size;
+  }
+
+  /** Delivers every held `CancelRequest` to the server; returns how many. */
+  releaseCancelRequests(): number {
+    const links = [...this.#heldCancels];
+    this.#heldCancels.clear();
+    for (const link of links) {
+      const chunks = link.held ?? [];
+      link.held = undefined;
+      for (const chunk of chunks) link.upstream?.write(chunk);
+      if (link.clientGone) link.upstream?.end();
+    }
+    return links.length;
+  }
+
   /** Back to a plain pass-through: heals, no latency, no cut, no refusal. */
   clearFaults(): void {
     this.setLatency(0);
     this.cutAfterBytes(undefined);
     this.refuseNew(false);
+    this.holdCancelRequests(false);
+    this.releaseCancelRequests();
     this.heal();
   }
 
@@ -214,6 +264,7 @@ export class FaultProxy {
     if (link.closed) return;
     link.closed = true;
     this.#links.delete(link);
+    this.#heldCancels.delete(link);
     this.#stats.reset++;
     hardClose(link.client);
     hardClose(link.upstream);
@@ -236,6 +287,7 @@ export class FaultProxy {
     if (link.closed) return;
     link.closed = true;
     this.#links.delete(link);
+    this.#heldCancels.delete(link);
     link.client.destroy();
     link.upstream?.destroy();
   }
@@ -252,6 +304,9 @@ export class FaultProxy {
       lastDown: 0,
       swallowed: false,
       closed: false,
+      classified: false,
+      held: undefined,
+      clientGone: false,
     };
     this.#links.add(link);
     if (this.#refuse) {
@@ -270,7 +325,12 @@ export class FaultProxy {
     link.upstream = upstream;
     upstream.setNoDelay(true);
     upstream.on("error", () => this.#kill(link));
-    client.on("close", () => this.#finish(link));
+    client.on("close", () => {
+      // a held cancel's bytes are in flight: the client closing does not take them back
+      if (link.held !== undefined) link.clientGone = true;
+      else if (link.clientGone) return; // released after the client left: the server ends it
+      else this.#finish(link);
+    });
     upstream.on("close", () => this.#finish(link));
     client.on("data", (chunk: Uint8Array) => this.#forward(link, chunk, "up"));
     upstream.on("data", (chunk: Uint8Array) => this.#forward(link, chunk, "down"));
@@ -279,6 +339,17 @@ export class FaultProxy {
 
   #forward(link: Link, chunk: Uint8Array, dir: "up" | "down"): void {
     if (link.closed) return;
+    if (dir === "up" && !link.classified) {
+      link.classified = true;
+      if (this.#holdCancels && isCancelRequest(chunk)) {
+        link.held = [];
+        this.#heldCancels.add(link);
+      }
+    }
+    if (dir === "up" && link.held !== undefined) {
+      link.held.push(chunk);
+      return;
+    }
     let data = chunk;
     let cut = false;
     if (data.byteLength >= link.budget) {

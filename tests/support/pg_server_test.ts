@@ -13,6 +13,7 @@ import {
   startPostgres,
   type TestServer,
 } from "./pg_server.ts";
+import { skipTest } from "./skip.ts";
 
 type Sql = ReturnType<typeof postgres>;
 
@@ -111,13 +112,13 @@ describe("getTestServer()", () => {
   });
 
   it("getTestServer() allows at least 300 connections", async (t) => {
-    if (process.env.DATABASE_URL) return t.skip("DATABASE_URL names an external server");
+    if (process.env.DATABASE_URL) return skipTest(t, "DATABASE_URL names an external server");
     const rows = await queryOnce(client(server.dsn), (sql) => sql`SHOW max_connections`);
     assert.ok(Number(rows[0]!.max_connections) >= 300);
   });
 
   it("md5 role logs in with its password and is refused with a wrong one", async (t) => {
-    if (!server.md5) return t.skip("no md5 role on this server");
+    if (!server.md5) return skipTest(t, "no md5 role on this server");
     const { user, password } = server.md5;
     assert.equal(await currentUser(server.dsnFor({ user, password })), user);
     const rows = await queryOnce(
@@ -132,7 +133,7 @@ describe("getTestServer()", () => {
   });
 
   it("scram role logs in with its password and is refused with a wrong one", async (t) => {
-    if (!server.scram) return t.skip("no scram role on this server");
+    if (!server.scram) return skipTest(t, "no scram role on this server");
     const { user, password } = server.scram;
     assert.equal(await currentUser(server.dsnFor({ user, password })), user);
     const rows = await queryOnce(
@@ -147,7 +148,7 @@ describe("getTestServer()", () => {
   });
 
   it("the unix socket accepts connections", async (t) => {
-    if (!server.socketDir) return t.skip("no unix socket for an external server");
+    if (!server.socketDir) return skipTest(t, "no unix socket for an external server");
     assert.ok(fs.existsSync(`${server.socketDir}/.s.PGSQL.${server.port}`));
     const addr = await queryOnce(
       client(server.dsn, { host: server.socketDir, port: server.port }),
@@ -203,7 +204,7 @@ describe("startPostgres()", () => {
   });
 
   it("startPostgres({ standbyOf }) makes a read-only standby that replays the primary's writes", async (t) => {
-    if (!standbyAvailable()) return t.skip("no pg_basebackup with these binaries");
+    if (!standbyAvailable()) return skipTest(t, "no pg_basebackup with these binaries");
     await using primary = await startPostgres();
     await using standby = await startPostgres({ standbyOf: primary });
     const p = client(primary.dsn);

@@ -120,12 +120,17 @@ export function deliverCancel(
         channel = c;
         if (settled) return c.destroy();
         c.write(message);
-        // The server closes the socket once it acted on the request. Some runtimes do not always
-        // report that close; a late cancel is absorbed anyway (the driver's stray-cancel absorber),
-        // so the wait is bounded.
+        // The server closes the socket once it acted on the request. Until then the request may
+        // still be on its way, and would cancel whatever runs when it lands: a later caller's
+        // statement. Unconfirmed in time, it fails, and the driver closes the connection.
         closeWait = watchdog.after(closeWaitMs, () => {
           c.destroy();
-          finish();
+          finish(
+            new PoolTimeoutError(
+              "QUERY_TIMEOUT",
+              "The server did not confirm a cancel request in time; the connection was closed so that it cannot cancel a later statement",
+            ),
+          );
         });
       },
       (error) => finish(error),
