@@ -95,10 +95,11 @@ describe("Pool under adversity (real server)", () => {
       await using pool = await createTestPool(server.dsn, { minSize: 1, maxSize: 2 });
       const con = await pool.acquire();
       const pid = con.getServerPid();
-      const sleeping = con.execute("SELECT pg_sleep(5)");
+      // Handled from the start: the kill can fail it before the awaits below return.
+      const sleeping = rejection(con.execute("SELECT pg_sleep(5)"));
       await waitForQuery(pid, "SELECT pg_sleep(5)");
       assert.equal(await admin.kill(pid), true);
-      const inFlight = await within(3000, rejection(sleeping), "the in-flight query");
+      const inFlight = await within(3000, sleeping, "the in-flight query");
       assert.ok(inFlight instanceof PoolError);
       assert.ok(
         inFlight.code === "57P01" || inFlight.code === "CONNECTION_LOST",
@@ -139,11 +140,11 @@ describe("Pool under adversity (real server)", () => {
       await using con = await pool.acquire();
       const pid = con.getServerPid();
       const controller = new AbortController();
-      const sleeping = con.fetchVal("SELECT pg_sleep(5)", [], { signal: controller.signal });
+      const sleeping = rejection(con.fetchVal("SELECT pg_sleep(5)", [], { signal: controller.signal }));
       await waitForQuery(pid, "SELECT pg_sleep(5)");
       const reason = new Error("user went away");
       controller.abort(reason);
-      assert.equal(await within(1000, rejection(sleeping)), reason);
+      assert.equal(await within(1000, sleeping), reason);
       assert.equal(await con.fetchVal("SELECT 44"), 44);
       assert.equal(await admin.value("SELECT state FROM pg_stat_activity WHERE pid = $1", [pid]), "idle");
     });
