@@ -203,7 +203,7 @@ describe("Pool.release()", () => {
     assert.equal(second, "resolved");
     assert.equal(h.pool.getIdleSize(), 1);
     assert.equal(checkInvariants(h), undefined);
-    const again = await h.pool.acquire({ timeout: 1 });
+    const again = await h.pool.acquire({ timeout: 3 });
     assert.equal(again.getServerPid(), pid, "the connection was kept");
     const third = settle(h.pool.release(again));
     await h.clock.tick(1000);
