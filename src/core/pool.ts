@@ -380,13 +380,17 @@ export class BasePool {
         this.#discard(slot);
         con = undefined;
       }
-      if (con === undefined) con = await this.#open(slot, deadline);
+      if (con === undefined) {
+        this.#stillOpen(slot, undefined);
+        con = await this.#open(slot, deadline);
+      }
       checkout = new Checkout(slot, con, timeoutMs, "setup");
       const proxy = checkout.proxy = proxyInternals.create(this, checkout, con);
       const setup = this.#settings.setup;
       if (setup !== undefined) {
         const done = setup(proxy);
         await (deadline === undefined ? done : deadline.race(done));
+        this.#stillOpen(slot, con);
       }
       checkout.to("held");
       slot.holder = checkout;
@@ -424,6 +428,10 @@ export class BasePool {
         `Expected the connect hook to return a Connection, got ${got ?? "an object"}`,
       );
     }
+    if (this.#status === "closed") {
+      result.terminate();
+      this.#stillOpen(slot, undefined);
+    }
     const con = result;
     slot.con = con;
     slot.driver = conInternals.driver(con);
@@ -438,8 +446,19 @@ export class BasePool {
         if (slot.con === con) this.#discard(slot, true);
         throw e;
       }
+      this.#stillOpen(slot, con);
     }
     return con;
+  }
+
+  /**
+   * Throws when `terminate()` ran while an acquire awaited (it took the slot's connection):
+   * the acquire fails instead of handing out a dead connection or connecting for a closed pool.
+   */
+  #stillOpen(slot: Slot, con: Connection | undefined): void {
+    if (this.#status === "closed" || slot.con !== con) {
+      throw new InterfaceError("POOL_CLOSED", "Cannot acquire a connection as the pool was terminated");
+    }
   }
 
   /** Drops a slot's connection: terminated now, or closed gracefully in the background. */

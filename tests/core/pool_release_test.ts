@@ -211,6 +211,23 @@ describe("Pool.release()", () => {
     await h.pool.close();
   });
 
+  it("Pool.acquire() whose setup finishes after terminate() rejects POOL_CLOSED instead of handing out a dead connection (regression)", async () => {
+    // It once resolved with a proxy on the terminated connection; its slot stayed busy and release() threw a TypeError.
+    let finishSetup!: () => void;
+    const h = await readyPool({
+      maxSize: 1,
+      setup: () => new Promise<void>((resolve) => finishSetup = resolve),
+    });
+    const acquiring = settle(h.pool.acquire());
+    await flush();
+    h.pool.terminate();
+    finishSetup();
+    const result = await acquiring;
+    assert.ok(!result.ok && result.error instanceof InterfaceError && result.error.code === "POOL_CLOSED");
+    assert.equal(h.driver.open, 0);
+    assert.equal(h.pool.getSize(), 0);
+  });
+
   it("Pool.release() rolls back an open transaction and warns RELEASED_IN_TRANSACTION", async () => {
     const h = await readyPool({ maxSize: 1 });
     const con = await h.pool.acquire();
