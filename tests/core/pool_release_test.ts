@@ -228,6 +228,20 @@ describe("Pool.release()", () => {
     assert.equal(h.pool.getSize(), 0);
   });
 
+  it("Pool.release() still running when the pool is terminated rejects POOL_CLOSED at once and the slot is freed", async () => {
+    // It once waited for a reset that could not finish, with its deadline timer already cleared.
+    const h = await readyPool({ maxSize: 1, reset: () => new Promise<void>(() => {}) });
+    const con = await h.pool.acquire();
+    const releasing = settle(h.pool.release(con));
+    await flush();
+    h.pool.terminate();
+    const result = await releasing;
+    assert.ok(!result.ok && result.error instanceof InterfaceError && result.error.code === "POOL_CLOSED");
+    assert.equal(h.pool.getSize(), 0);
+    assert.equal(h.driver.open, 0);
+    assert.equal(h.clock.pending, 0, "no timer left behind");
+  });
+
   it("Pool.release() rolls back an open transaction and warns RELEASED_IN_TRANSACTION", async () => {
     const h = await readyPool({ maxSize: 1 });
     const con = await h.pool.acquire();
