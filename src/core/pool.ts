@@ -6,7 +6,8 @@
  * @module
  */
 
-import { type Clock, systemClock, type TimerHandle } from "./clock.ts";
+import { Checkout } from "./checkout.ts";
+import { type Clock, systemClock } from "./clock.ts";
 import { Connection, connectionInternals } from "./connection.ts";
 import { Deadline } from "./deadline.ts";
 import type { ConnectOptions, DriverConnection, QueryOptions } from "./driver.ts";
@@ -27,9 +28,10 @@ import {
   type QueryApi,
   type QueryMethod,
 } from "./query_api.ts";
+import { Release, type ReleaseHost } from "./release.ts";
 import { Slot, type SlotState } from "./slot.ts";
 import { consoleWarning, type WarningCode, type WarningHandler } from "./warnings.ts";
-import { Watchdog } from "./watchdog.ts";
+import { type Alarm, Watchdog } from "./watchdog.ts";
 
 type PoolStatus = "new" | "initializing" | "ready" | "closing" | "closed";
 
@@ -135,10 +137,12 @@ export class BasePool {
   #waiters: Waiter[] = [];
   #waiterHead = 0;
   #liveWaiters = 0;
-  #idleTimer: TimerHandle | undefined;
-  #idleTimerAt = Infinity;
-  #releaseTimer: TimerHandle | undefined;
-  #releaseTimerAt = Infinity;
+  /** The one timer of the pool: release deadlines, idle lifetime, the close warning. */
+  #watchdog: Watchdog;
+  /** What every release tells the pool: made once. */
+  #releaseHost: ReleaseHost;
+  /** Armed for the oldest idle connection's expiry while `maxInactiveConnectionLifetime` applies. */
+  #idleAlarm: Alarm | undefined;
   #drained: (() => void) | undefined;
   #closing: Promise<void> | undefined;
 
@@ -178,6 +182,11 @@ export class BasePool {
     this.#connectOptions = connectOptions;
     this.#connect = connect;
     this.#clock = settings.clock ?? systemClock;
+    this.#watchdog = new Watchdog(this.#clock);
+    this.#releaseHost = {
+      returned: (checkout) => this.#returned(checkout),
+      dropped: (checkout) => this.#dropped(checkout),
+    };
     this.#warn = settings.onWarning ?? consoleWarning;
     this.#releaseBound = settings.releaseTimeoutMs / 1000 || undefined;
     this.#resetOptions = { query: settings.reset === undefined, pipeline: true, timeout: this.#releaseBound };
@@ -340,9 +349,9 @@ export class BasePool {
 
   /** Completes a checkout of a connected slot that needs no `setup`. */
   #handOut(slot: Slot, timeoutMs: number | undefined): PoolConnection {
-    const proxy = proxyInternals.create(this, slot, slot.con!);
-    slot.proxy = proxy;
-    slot.acquireTimeoutMs = timeoutMs;
+    const checkout = new Checkout(slot, slot.con!, timeoutMs, "held");
+    const proxy = checkout.proxy = proxyInternals.create(this, checkout, checkout.con);
+    slot.holder = checkout;
     this.#move(slot, "busy");
     return proxy;
   }
@@ -364,27 +373,34 @@ export class BasePool {
     deadline: Deadline | undefined,
     timeoutMs: number | undefined,
   ): Promise<PoolConnection> {
+    let checkout: Checkout | undefined;
     try {
       let con = slot.con;
       if (con !== undefined && (slot.driver!.isClosed() || slot.generation !== this.#generation)) {
         this.#discard(slot);
         con = undefined;
       }
-      if (con === undefined) con = await this.#open(slot, deadline);
-      const proxy = proxyInternals.create(this, slot, con);
-      slot.proxy = proxy;
+      if (con === undefined) {
+        this.#stillOpen(slot, undefined);
+        con = await this.#open(slot, deadline);
+      }
+      checkout = new Checkout(slot, con, timeoutMs, "setup");
+      const proxy = checkout.proxy = proxyInternals.create(this, checkout, con);
       const setup = this.#settings.setup;
       if (setup !== undefined) {
         const done = setup(proxy);
         await (deadline === undefined ? done : deadline.race(done));
+        this.#stillOpen(slot, con);
       }
-      slot.acquireTimeoutMs = timeoutMs;
+      checkout.to("held");
+      slot.holder = checkout;
       this.#move(slot, "busy");
       return proxy;
     } catch (e) {
-      const proxy = slot.proxy;
-      if (proxy !== undefined) proxyInternals.state(proxy).released = true;
-      slot.proxy = undefined;
+      if (checkout !== undefined) {
+        checkout.to("over");
+        proxyInternals.state(checkout.proxy).released = true;
+      }
       if (slot.con !== undefined) this.#discard(slot, true);
       this.#free(slot);
       throw e;
@@ -412,6 +428,10 @@ export class BasePool {
         `Expected the connect hook to return a Connection, got ${got ?? "an object"}`,
       );
     }
+    if (this.#status === "closed") {
+      result.terminate();
+      this.#stillOpen(slot, undefined);
+    }
     const con = result;
     slot.con = con;
     slot.driver = conInternals.driver(con);
@@ -426,8 +446,19 @@ export class BasePool {
         if (slot.con === con) this.#discard(slot, true);
         throw e;
       }
+      this.#stillOpen(slot, con);
     }
     return con;
+  }
+
+  /**
+   * Throws when `terminate()` ran while an acquire awaited (it took the slot's connection):
+   * the acquire fails instead of handing out a dead connection or connecting for a closed pool.
+   */
+  #stillOpen(slot: Slot, con: Connection | undefined): void {
+    if (this.#status === "closed" || slot.con !== con) {
+      throw new InterfaceError("POOL_CLOSED", "Cannot acquire a connection as the pool was terminated");
+    }
   }
 
   /** Drops a slot's connection: terminated now, or closed gracefully in the background. */
@@ -455,7 +486,8 @@ export class BasePool {
       case "busy":
         slot.con = undefined;
         slot.driver = undefined;
-        slot.proxy = undefined;
+        slot.holder!.to("over");
+        slot.holder = undefined;
         this.#free(slot);
         return;
       default:
@@ -508,29 +540,27 @@ export class BasePool {
       this.#idle.push(slot);
       if (this.#settings.maxInactiveMs > 0) {
         slot.idleSince = this.#clock.now();
-        if (this.#idleTimer === undefined) this.#armIdleTimer(slot.idleSince + this.#settings.maxInactiveMs);
+        if (this.#idleAlarm === undefined) this.#armIdleAlarm(slot.idleSince + this.#settings.maxInactiveMs);
       }
     } else if (to === "empty") this.#empty.push(slot);
     else this.#inUse++;
     if (this.#inUse === 0 && this.#drained !== undefined) this.#drained();
   }
 
-  #armIdleTimer(at: number): void {
-    this.#idleTimerAt = at;
-    this.#idleTimer = this.#clock.setTimeout(() => this.#expireIdle(), Math.max(0, at - this.#clock.now()));
+  #armIdleAlarm(at: number): void {
+    this.#idleAlarm = this.#watchdog.at(at, () => this.#expireIdle());
   }
 
   /** Closes connections idle for `maxInactiveConnectionLifetime`: the oldest sit at the bottom of the stack. */
   #expireIdle(): void {
-    this.#idleTimer = undefined;
-    this.#idleTimerAt = Infinity;
+    this.#idleAlarm = undefined;
     const max = this.#settings.maxInactiveMs;
     const now = this.#clock.now();
     for (;;) {
       const oldest = this.#idle[0];
       if (oldest === undefined) return;
       if (now - oldest.idleSince < max) {
-        this.#armIdleTimer(oldest.idleSince + max);
+        this.#armIdleAlarm(oldest.idleSince + max);
         return;
       }
       this.#discard(oldest, true);
@@ -569,18 +599,22 @@ export class BasePool {
       }
     }
     state.released = true;
-    const slot = state.slot as Slot;
-    if (slot.proxy !== con || slot.state !== "busy") return state.releasing = RESOLVED;
-    slot.proxy = undefined;
-    timeoutMs ??= slot.acquireTimeoutMs ?? (this.#settings.releaseTimeoutMs || undefined);
+    const checkout = state.slot as Checkout;
+    const slot = checkout.slot;
+    if (slot.holder !== checkout || checkout.state !== "held") return state.releasing = RESOLVED;
+    timeoutMs ??= checkout.timeoutMs ?? (this.#settings.releaseTimeoutMs || undefined);
+    checkout.to("releasing");
     this.#move(slot, "releasing");
-    return state.releasing = this.#releaseSlot(slot, con, timeoutMs);
+    return state.releasing = this.#releaseSlot(checkout, timeoutMs);
   }
 
-  #releaseSlot(slot: Slot, proxy: PoolConnection, timeoutMs: number | undefined): Promise<void> {
-    const con = slot.con!;
+  #releaseSlot(checkout: Checkout, timeoutMs: number | undefined): Promise<void> {
+    const slot = checkout.slot;
+    const con = checkout.con;
     const driver = slot.driver!;
     if (driver.isClosed()) {
+      checkout.to("over");
+      slot.holder = undefined;
       this.#free(slot);
       return RESOLVED;
     }
@@ -592,14 +626,14 @@ export class BasePool {
         `A connection was released with ${listeners} active listener${
           listeners === 1 ? "" : "s"
         }; they were removed`,
-        proxy,
+        checkout.proxy,
       );
     }
     if (driver.transactionStatus !== "idle") {
       this.#emit(
         "RELEASED_IN_TRANSACTION",
         "A connection was released with an open transaction; it was rolled back",
-        proxy,
+        checkout.proxy,
       );
     }
     let work: Promise<void>;
@@ -610,60 +644,24 @@ export class BasePool {
     } catch (e) {
       work = Promise.reject(e);
     }
-    if (timeoutMs === undefined) {
-      return work.then(() => this.#free(slot), (e: unknown) => this.#releaseFailed(slot, con, e));
-    }
-    return new Promise<void>((resolve, reject) => {
-      slot.releaseFail = (error) => {
-        work.catch(noop);
-        try {
-          this.#releaseFailed(slot, con, error);
-        } catch (e) {
-          reject(e);
-        }
-      };
-      slot.releaseTimeoutMs = timeoutMs;
-      slot.releaseDeadline = this.#clock.now() + timeoutMs;
-      if (slot.releaseDeadline < this.#releaseTimerAt) this.#armReleaseWatchdog(slot.releaseDeadline);
-      work.then(() => {
-        if (slot.releaseFail === undefined) return; // timed out already
-        slot.releaseFail = undefined;
-        this.#free(slot);
-        resolve();
-      }, (e: unknown) => slot.releaseFail?.(e as Error));
-    });
+    const release = new Release(this.#releaseHost, checkout, work, this.#watchdog, timeoutMs);
+    checkout.release = release;
+    return release.promise;
   }
 
-  #releaseFailed(slot: Slot, con: Connection, error: unknown): never {
-    slot.releaseFail = undefined;
-    if (slot.con === con) this.#discard(slot, true);
+  /** A release succeeded: its slot goes back (called by that release only, once). */
+  #returned(checkout: Checkout): void {
+    const slot = checkout.slot;
+    slot.holder = undefined;
     this.#free(slot);
-    throw error;
   }
 
-  /** One timer for all bounded releases, armed for the earliest deadline. */
-  #armReleaseWatchdog(at: number): void {
-    if (this.#releaseTimer !== undefined) this.#clock.clearTimeout(this.#releaseTimer);
-    this.#releaseTimerAt = at;
-    this.#releaseTimer = this.#clock.setTimeout(() => {
-      this.#releaseTimer = undefined;
-      this.#releaseTimerAt = Infinity;
-      const now = this.#clock.now();
-      let next = Infinity;
-      for (const slot of this.#slots) {
-        const fail = slot.releaseFail;
-        if (fail === undefined) continue;
-        if (slot.releaseDeadline <= now) {
-          fail(
-            new PoolTimeoutError(
-              "RELEASE_TIMEOUT",
-              `Timed out after ${slot.releaseTimeoutMs / 1000}s releasing a connection; it was terminated`,
-            ),
-          );
-        } else if (slot.releaseDeadline < next) next = slot.releaseDeadline;
-      }
-      if (next !== Infinity) this.#armReleaseWatchdog(next);
-    }, Math.max(0, at - this.#clock.now()));
+  /** A release failed, timed out or was abandoned: its connection is dropped and its slot goes back. */
+  #dropped(checkout: Checkout): void {
+    const slot = checkout.slot;
+    slot.holder = undefined;
+    if (slot.con === checkout.con) this.#discard(slot, true);
+    this.#free(slot);
   }
 
   /**
@@ -729,18 +727,17 @@ export class BasePool {
       "CLOSE_TIMEOUT",
       `Timed out after ${(timeoutMs ?? 0) / 1000}s closing the pool`,
     );
-    let warnTimer: TimerHandle | undefined;
+    let warning: Alarm | undefined;
     try {
       if (this.#inUse > 0) {
         const waitMs = this.#settings.closeWarningMs;
-        warnTimer = this.#clock.setTimeout(() => {
-          warnTimer = undefined;
+        warning = this.#watchdog.after(waitMs, () => {
           this.#emit(
             "SLOW_CLOSE",
             `Pool.close() has waited ${waitMs / 1000}s for ${this.#inUse} connection(s) to be released; ` +
               "check for connections that are never released, or pass a timeout to close()",
           );
-        }, waitMs);
+        });
         const drained = new Promise<void>((resolve) => this.#drained = resolve);
         await (deadline === undefined ? drained : deadline.race(drained));
       }
@@ -760,23 +757,17 @@ export class BasePool {
       this.terminate();
       throw e;
     } finally {
-      if (warnTimer !== undefined) this.#clock.clearTimeout(warnTimer);
+      warning?.cancel();
       deadline?.dispose();
       this.#drained = undefined;
     }
   }
 
+  /** Closed: no release runs any more (close drained them; terminate abandoned them), so the timer goes. */
   #finish(): void {
     this.#status = "closed";
-    if (this.#idleTimer !== undefined) {
-      this.#clock.clearTimeout(this.#idleTimer);
-      this.#idleTimer = undefined;
-    }
-    if (this.#releaseTimer !== undefined) {
-      this.#clock.clearTimeout(this.#releaseTimer);
-      this.#releaseTimer = undefined;
-      this.#releaseTimerAt = Infinity;
-    }
+    this.#idleAlarm = undefined;
+    this.#watchdog.stop();
   }
 
   #rejectWaiters(error: InterfaceError): void {
@@ -803,22 +794,34 @@ export class BasePool {
    */
   terminate(): void {
     if (this.#status === "closed") return;
-    this.#finish();
+    this.#status = "closed";
     this.#rejectWaiters(
       new InterfaceError("POOL_CLOSED", "Cannot acquire a connection as the pool was terminated"),
     );
     for (const slot of this.#slots) {
       const con = slot.con;
-      if (con === undefined) continue;
-      slot.con = undefined;
-      slot.driver = undefined;
-      con.terminate();
+      if (con !== undefined) {
+        slot.con = undefined;
+        slot.driver = undefined;
+        con.terminate();
+      }
       if (slot.state === "idle") this.#move(slot, "empty");
-      else if (slot.state === "busy") {
-        slot.proxy = undefined;
+      else if (slot.state === "busy" && con !== undefined) {
+        slot.holder!.to("over");
+        slot.holder = undefined;
         this.#move(slot, "empty");
+      } else if (slot.state === "releasing") {
+        // Its connection is gone: the release ends now instead of waiting for work that cannot finish.
+        // (No release yet when a warning handler terminated the pool while the release was starting.)
+        slot.holder?.release?.abandon(
+          new InterfaceError(
+            "POOL_CLOSED",
+            "Cannot finish releasing the connection as the pool was terminated",
+          ),
+        );
       }
     }
+    this.#finish();
     this.#drained?.();
   }
 
@@ -890,9 +893,6 @@ export class BasePool {
     return this.#status === "closing" || this.#status === "closed";
   }
 
-  /** Bounds how long a failed one-shot waits for its release (made on first use). */
-  #watchdog: Watchdog | undefined;
-
   static {
     // The one-shots, one per method of the query API's list: acquire, run, release.
     defineMethods(
@@ -963,7 +963,7 @@ export class BasePool {
   /** Waits for `promise`, but no longer than `ms` (an alarm on the watchdog). */
   #within(promise: Promise<void>, ms: number): Promise<void> {
     if (ms <= 0) return RESOLVED;
-    const watchdog = this.#watchdog ??= new Watchdog(this.#clock);
+    const watchdog = this.#watchdog;
     return new Promise<void>((resolve) => {
       const alarm = watchdog.after(ms, resolve);
       promise.then(() => {

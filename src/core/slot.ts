@@ -1,13 +1,14 @@
 /**
  * One pool slot: at most one physical connection, and where it is in its life.
- * Only `Pool.#move()` changes `state`.
+ * Only `Pool.#move()` changes `state`. A slot keeps no state of any one acquire
+ * or release: those are {@linkcode Checkout} and `Release` objects of their own.
  *
  * @module
  */
 
+import type { Checkout } from "./checkout.ts";
 import type { Connection } from "./connection.ts";
 import type { DriverConnection } from "./driver.ts";
-import type { PoolConnection } from "./pool_connection.ts";
 
 /**
  * - `empty`: no connection; free.
@@ -24,16 +25,8 @@ export class Slot {
   con: Connection | undefined = undefined;
   driver: DriverConnection | undefined = undefined;
   generation = 0;
-  /** The proxy of the current checkout; stale proxies never match it. */
-  proxy: PoolConnection | undefined = undefined;
-  /** Timeout (ms) of the acquire that made the current checkout: the default release bound. */
-  acquireTimeoutMs: number | undefined = undefined;
+  /** The checkout that holds it while `busy` or `releasing`; no other checkout ever matches it. */
+  holder: Checkout | undefined = undefined;
   /** When it became idle (clock ms). */
   idleSince = 0;
-  /** While a bounded release runs: its bound (ms). */
-  releaseTimeoutMs = 0;
-  /** While a bounded release runs: when it must be done (clock ms). */
-  releaseDeadline = 0;
-  /** While a bounded release runs: fails it (called by the pool's release watchdog). */
-  releaseFail: ((error: Error) => void) | undefined = undefined;
 }

@@ -200,6 +200,73 @@ describe("Pool.release()", () => {
     assert.equal(h.pool.getIdleSize(), 1);
   });
 
+  it("Pool.release() after a timed-out release of the same slot settles; the old reset finishing late touches nothing (regression)", async () => {
+    // A timed-out release's reset kept running; when it finished it found the next release's
+    // bookkeeping on the same slot, freed the slot under that release and left it never settling.
+    const h = await readyPool({
+      minSize: 1,
+      maxSize: 2,
+      reset: () => new Promise<void>((resolve) => h.clock.setTimeout(resolve, 1000)),
+    });
+    const con = await h.pool.acquire({ timeout: 0.2 });
+    const oldPid = con.getServerPid();
+    const first = settle(h.pool.release(con));
+    await h.clock.tick(200);
+    const r1 = await first;
+    assert.ok(!r1.ok && (r1.error as PoolTimeoutError).code === "RELEASE_TIMEOUT");
+    assert.equal(h.pool.getSize(), 0);
+    const next = await h.pool.acquire({ timeout: 2 });
+    const pid = next.getServerPid();
+    assert.notEqual(pid, oldPid, "a new connection");
+    let second: "pending" | "resolved" | "rejected" = "pending";
+    h.pool.release(next, { timeout: 5 }).then(() => second = "resolved", () => second = "rejected");
+    await h.clock.tick(900); // t = 1100: the first reset finished late at t = 1000
+    assert.equal(second, "pending", "the old reset must not settle the new release");
+    assert.equal(h.pool.getIdleSize(), 0, "nor free the slot while the new reset runs");
+    assert.equal(h.pool.getSize(), 1);
+    await h.clock.tick(100); // t = 1200: the second reset finishes
+    assert.equal(second, "resolved");
+    assert.equal(h.pool.getIdleSize(), 1);
+    assert.equal(checkInvariants(h), undefined);
+    const again = await h.pool.acquire({ timeout: 3 });
+    assert.equal(again.getServerPid(), pid, "the connection was kept");
+    const third = settle(h.pool.release(again));
+    await h.clock.tick(1000);
+    assert.ok((await third).ok);
+    await h.pool.close();
+  });
+
+  it("Pool.acquire() whose setup finishes after terminate() rejects POOL_CLOSED instead of handing out a dead connection (regression)", async () => {
+    // It once resolved with a proxy on the terminated connection; its slot stayed busy and release() threw a TypeError.
+    let finishSetup!: () => void;
+    const h = await readyPool({
+      maxSize: 1,
+      setup: () => new Promise<void>((resolve) => finishSetup = resolve),
+    });
+    const acquiring = settle(h.pool.acquire());
+    await flush();
+    h.pool.terminate();
+    finishSetup();
+    const result = await acquiring;
+    assert.ok(!result.ok && result.error instanceof InterfaceError && result.error.code === "POOL_CLOSED");
+    assert.equal(h.driver.open, 0);
+    assert.equal(h.pool.getSize(), 0);
+  });
+
+  it("Pool.release() still running when the pool is terminated rejects POOL_CLOSED at once and the slot is freed", async () => {
+    // It once waited for a reset that could not finish, with its deadline timer already cleared.
+    const h = await readyPool({ maxSize: 1, reset: () => new Promise<void>(() => {}) });
+    const con = await h.pool.acquire();
+    const releasing = settle(h.pool.release(con));
+    await flush();
+    h.pool.terminate();
+    const result = await releasing;
+    assert.ok(!result.ok && result.error instanceof InterfaceError && result.error.code === "POOL_CLOSED");
+    assert.equal(h.pool.getSize(), 0);
+    assert.equal(h.driver.open, 0);
+    assert.equal(h.clock.pending, 0, "no timer left behind");
+  });
+
   it("Pool.release() rolls back an open transaction and warns RELEASED_IN_TRANSACTION", async () => {
     const h = await readyPool({ maxSize: 1 });
     const con = await h.pool.acquire();

@@ -427,6 +427,44 @@ describe("Pool.release() on a real server", () => {
     assert.equal(await next.fetchVal("SELECT 1"), 1);
   });
 
+  it("release() after a timed-out release of the same slot settles; the old reset finishing late touches nothing (regression)", async () => {
+    // The old reset finishing late once freed the slot under the next release and left that
+    // release never settling. Each reset here waits for the test to let it finish.
+    const resets: PromiseWithResolvers<void>[] = [];
+    await using pool = await createTestPool(server.dsn, {
+      minSize: 1,
+      maxSize: 2,
+      reset: () => {
+        if (resets.length === 2) return Promise.resolve(); // later releases reset at once
+        const gate = Promise.withResolvers<void>();
+        resets.push(gate);
+        return gate.promise;
+      },
+    });
+    const con = await pool.acquire({ timeout: 0.2 });
+    const oldPid = con.getServerPid();
+    const err = await within(3000, rejection(pool.release(con)), "the first release");
+    assert.equal(err.code, "RELEASE_TIMEOUT");
+    const next = await pool.acquire({ timeout: 2 });
+    const pid = next.getServerPid();
+    assert.notEqual(pid, oldPid, "a new connection");
+    let second = "pending";
+    const releasing = pool.release(next, { timeout: 5 }).then(() => second = "resolved", (e) => {
+      second = `rejected: ${e}`;
+    });
+    await waitFor("the second reset to start", () => resets.length === 2);
+    resets[0]!.resolve(); // the timed-out reset finishes late
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    assert.equal(second, "pending", "the old reset must not settle the new release");
+    assert.equal(pool.getIdleSize(), 0, "nor free the slot while the new reset runs");
+    resets[1]!.resolve();
+    await within(2000, releasing, "the second release");
+    assert.equal(second, "resolved");
+    assert.equal(pool.getIdleSize(), 1);
+    await using again = await pool.acquire({ timeout: 1 });
+    assert.equal(again.getServerPid(), pid, "the connection was kept");
+  });
+
   it("a one-shot helper reports the query's error, not a failing release after it", async () => {
     await using pool = await createTestPool(server.dsn, {
       minSize: 1,
