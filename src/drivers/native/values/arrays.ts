@@ -7,7 +7,6 @@
  */
 
 type Parse = (text: string) => unknown;
-type Serialize = (value: unknown) => string;
 
 const OPEN = 123; // {
 const CLOSE = 125; // }
@@ -36,7 +35,7 @@ class Cursor {
  * console.log(parseArrayLiteral("{(1,1),(0,0);(2,2),(1,1)}", undefined, ";")); // two boxes
  * ```
  */
-export function parseArrayLiteral(text: string, parse?: Parse, delim = ","): unknown[] {
+export function parseArrayLiteral(text: string, parse?: (text: string) => unknown, delim = ","): unknown[] {
   const cursor = new Cursor(text, parse, delim.charCodeAt(0));
   if (text.charCodeAt(0) === 91 /* [ */) cursor.at = text.indexOf("=") + 1;
   return readArray(cursor);
@@ -107,7 +106,11 @@ function readArray(c: Cursor): unknown[] {
  * console.log(serializeArrayLiteral([1, null, 'a"b'])); // {"1",NULL,"a\"b"}
  * ```
  */
-export function serializeArrayLiteral(value: unknown, serialize?: Serialize, delim = ","): string {
+export function serializeArrayLiteral(
+  value: unknown,
+  serialize?: (value: unknown) => string,
+  delim = ",",
+): string {
   if (!Array.isArray(value)) return serialize ? serialize(value) : String(value);
   let out = "{";
   for (let k = 0; k < value.length; k++) {
