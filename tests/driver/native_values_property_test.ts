@@ -175,6 +175,20 @@ describe("native value codecs match the postgres.js driver", () => {
     await con?.close();
   });
 
+  it("arrayTypeQuery lists the built-in arrays the registry already parses, so addArrayTypes() changes none", async () => {
+    const fresh = createTypeRegistry();
+    const before = new Map([1000, 1007, 1009, 1185, 1231, 3807].map((oid) => [oid, fresh.parser(oid)]));
+    const { rows } = await con.query(fresh.arrayTypeQuery, []);
+    assert.equal(rows.length, 29);
+    for (const row of rows) {
+      assert.equal(typeof row.oid, "number");
+      assert.equal(row.delim, ",");
+      assert.notEqual(fresh.parser(row.oid as number), undefined, `array ${row.oid} is built in`);
+    }
+    fresh.addArrayTypes(rows as { oid: number; elem: number; delim: string }[]);
+    for (const [oid, parser] of before) assert.equal(fresh.parser(oid), parser);
+  });
+
   for (const [type, values] of CASES) {
     it(
       `createTypeRegistry() and serializeParam() give postgres.js's ${type} values`,
