@@ -25,9 +25,15 @@ export function md5Password(user: string, password: string, salt: Uint8Array): s
 }
 
 async function hmac(key: Uint8Array, data: string): Promise<Uint8Array> {
-  const k = await crypto.subtle.importKey("raw", key as BufferSource, { name: "HMAC", hash: "SHA-256" }, false, [
-    "sign",
-  ]);
+  const k = await crypto.subtle.importKey(
+    "raw",
+    key as BufferSource,
+    { name: "HMAC", hash: "SHA-256" },
+    false,
+    [
+      "sign",
+    ],
+  );
   return new Uint8Array(await crypto.subtle.sign("HMAC", k, enc.encode(data)));
 }
 
@@ -82,9 +88,15 @@ export class ScramSession {
     if (!nonce.startsWith(this.#nonce) || salt === undefined || !(iterations > 0)) {
       throw new ConnectionError("PROTOCOL_VIOLATION", "The server sent an invalid SCRAM challenge");
     }
-    const key = await crypto.subtle.importKey("raw", enc.encode(this.#password.normalize("NFKC")), "PBKDF2", false, [
-      "deriveBits",
-    ]);
+    const key = await crypto.subtle.importKey(
+      "raw",
+      enc.encode(this.#password.normalize("NFKC")),
+      "PBKDF2",
+      false,
+      [
+        "deriveBits",
+      ],
+    );
     const salted = new Uint8Array(
       await crypto.subtle.deriveBits(
         { name: "PBKDF2", salt: unb64(salt) as BufferSource, iterations, hash: "SHA-256" },

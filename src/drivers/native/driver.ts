@@ -105,7 +105,10 @@ async function open(
         throw new ConnectionError("PROTOCOL_VIOLATION", `Unexpected reply to the TLS request from ${where}`);
       }
       if (chunk[0] === 0x4e && sslmode !== "prefer" && sslmode !== ("allow" as string)) {
-        throw new ConnectionError("TLS_UNAVAILABLE", `The server at ${where} does not accept TLS (sslmode=${sslmode})`);
+        throw new ConnectionError(
+          "TLS_UNAVAILABLE",
+          `The server at ${where} does not accept TLS (sslmode=${sslmode})`,
+        );
       }
       if (chunk[0] === 0x53) {
         const verify = sslmode === "verify-full"
@@ -155,7 +158,10 @@ async function open(
 async function matches(con: NativeConnection, attrs: string, signal: AbortSignal): Promise<boolean> {
   if (attrs === "any") return true;
   const { rows } = await abortable(
-    con.query("SELECT pg_catalog.pg_is_in_recovery() AS r, current_setting('transaction_read_only') AS ro", []),
+    con.query(
+      "SELECT pg_catalog.pg_is_in_recovery() AS r, current_setting('transaction_read_only') AS ro",
+      [],
+    ),
     signal,
   );
   const recovery = rows[0]!.r === true;

@@ -14,11 +14,17 @@ import type {
   ServerVersion,
   TransactionStatus,
 } from "../../core/driver.ts";
-import { ConnectionError, InterfaceError, PoolError, PoolTimeoutError, PostgresError } from "../../core/errors.ts";
+import {
+  ConnectionError,
+  InterfaceError,
+  PoolError,
+  PoolTimeoutError,
+  PostgresError,
+} from "../../core/errors.ts";
 import type { Watchdog } from "../../core/watchdog.ts";
 import type { Connector, Transport, TransportTarget } from "../../runtime/transport.ts";
 import { StatementCache } from "../statement_cache.ts";
-import { ScramSession, md5Password } from "./auth.ts";
+import { md5Password, ScramSession } from "./auth.ts";
 import {
   parseFields,
   quoteIdent,
@@ -36,7 +42,8 @@ import { cstrEnd, int32, utf8, WireReader } from "./wire_reader.ts";
 import { WireWriter } from "./wire_writer.ts";
 
 /** The statements that clear session state, in one simple query. */
-export const RESET_SQL = "SELECT pg_advisory_unlock_all();\nCLOSE ALL;\nUNLISTEN *;\nRESET ALL;\nDISCARD TEMP;";
+export const RESET_SQL =
+  "SELECT pg_advisory_unlock_all();\nCLOSE ALL;\nUNLISTEN *;\nRESET ALL;\nDISCARD TEMP;";
 
 /** A named statement on the server. */
 interface Prepared {
@@ -137,7 +144,9 @@ export class NativeConnection implements DriverConnection {
   transportClosed(error?: Error): void {
     const local = this.#state.kind === "closing";
     this.#transition(
-      local ? undefined : new ConnectionError("CONNECTION_LOST", "The connection was closed", { cause: error }),
+      local
+        ? undefined
+        : new ConnectionError("CONNECTION_LOST", "The connection was closed", { cause: error }),
     );
   }
 
@@ -205,7 +214,10 @@ export class NativeConnection implements DriverConnection {
           } else if (code === 10) {
             const mechanisms = utf8(b, start + 4, end).split("\0");
             if (!mechanisms.includes("SCRAM-SHA-256")) {
-              throw new ConnectionError("AUTH_UNSUPPORTED", `No supported SASL mechanism in ${mechanisms.join(" ")}`);
+              throw new ConnectionError(
+                "AUTH_UNSUPPORTED",
+                `No supported SASL mechanism in ${mechanisms.join(" ")}`,
+              );
             }
             scram = new ScramSession(needPassword());
             const first = scram.first();
@@ -325,7 +337,14 @@ export class NativeConnection implements DriverConnection {
     setup?: (op: Operation) => void,
   ): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      const op = new Operation(this.#settings.types, readies, (r) => resolve(map(r)), reject, known, onDescribed);
+      const op = new Operation(
+        this.#settings.types,
+        readies,
+        (r) => resolve(map(r)),
+        reject,
+        known,
+        onDescribed,
+      );
       setup?.(op);
       this.#ops.push(op);
       this.#queryCount++;
@@ -394,6 +413,7 @@ export class NativeConnection implements DriverConnection {
     let name = "";
     let known: Fields | undefined;
     let onDescribed: ((f: Fields | undefined) => void) | undefined;
+    let describePortal = true;
     if (prepared === undefined && this.#cache.admit(sql, argsList.length)) {
       prepared = { name: `n${this.#nextName++}`, fields: undefined, described: false };
       this.#prepared.set(sql, prepared);
@@ -405,15 +425,18 @@ export class NativeConnection implements DriverConnection {
         p.described = true;
       };
       name = p.name;
+      describePortal = false;
     } else if (prepared !== undefined) {
       name = prepared.name;
       known = prepared.fields;
+      // Not yet described (its Describe is still in flight), or without result columns: describe the portal.
+      describePortal = known === undefined;
     } else {
       writeParse(w, "", sql, first.map(inferParamOid));
     }
     for (const args of argsList) {
       writeBind(w, name, args.map((a) => serializeParam(a).text));
-      if (name === "") writeDescribe(w, "P", "");
+      if (describePortal) writeDescribe(w, "P", "");
       writeExecute(w);
     }
     writeSync(w);
@@ -541,7 +564,9 @@ export class NativeConnection implements DriverConnection {
       if (this.#state.kind === "closed") return;
       this.#poisoned = true;
       this.#transition(
-        error instanceof PoolError ? error : new ConnectionError("RESET_FAILED", "The reset failed", { cause: error }),
+        error instanceof PoolError
+          ? error
+          : new ConnectionError("RESET_FAILED", "The reset failed", { cause: error }),
       );
     };
     const done = this.#submit(readies, undefined, () => undefined, undefined, undefined, (op) => {

@@ -40,7 +40,8 @@ export class WireReader {
     let pos = 0;
     const n = buf.length;
     while (n - pos >= 5) {
-      const len = ((buf[pos + 1]! << 24) | (buf[pos + 2]! << 16) | (buf[pos + 3]! << 8) | buf[pos + 4]!) >>> 0;
+      const len = ((buf[pos + 1]! << 24) | (buf[pos + 2]! << 16) | (buf[pos + 3]! << 8) | buf[pos + 4]!) >>>
+        0;
       if (n - pos - 1 < len) break;
       this.#handler(buf[pos]!, buf, pos + 5, pos + 1 + len);
       pos += 1 + len;
