@@ -42,14 +42,18 @@ function decodeRow(b: Uint8Array, start: number, fields: Fields): Row {
   for (let c = 0; c < names.length; c++) {
     const len = int32(b, i);
     i += 4;
-    if (len < 0) {
-      row[names[c]!] = null;
-      continue;
+    let value: unknown = null;
+    if (len >= 0) {
+      const text = utf8(b, i, i + len);
+      i += len;
+      const parse = parsers[c];
+      value = parse === undefined ? text : parse(text);
     }
-    const text = utf8(b, i, i + len);
-    i += len;
-    const parse = parsers[c];
-    row[names[c]!] = parse === undefined ? text : parse(text);
+    const name = names[c]!;
+    // A column named __proto__ must be an own property, not the row's prototype.
+    if (name === "__proto__") {
+      Object.defineProperty(row, name, { value, enumerable: true, writable: true, configurable: true });
+    } else row[name] = value;
   }
   return row;
 }
