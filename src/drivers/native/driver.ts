@@ -1,0 +1,256 @@
+/**
+ * The native {@linkcode Driver}: PostgreSQL spoken directly over a runtime
+ * adapter's {@linkcode Connector} — startup, TLS for every `sslmode`,
+ * authentication, multi-host with `target_session_attrs`, bounded by
+ * `connectTimeout` and `signal`.
+ *
+ * @module
+ */
+
+import type { ConnectOptions, Driver, DriverConnection } from "../../core/driver.ts";
+import { ConnectionError, PoolError, PoolTimeoutError } from "../../core/errors.ts";
+import { type Clock, systemClock } from "../../core/clock.ts";
+import { Watchdog } from "../../core/watchdog.ts";
+import type { Connector, Transport, TransportTarget } from "../../runtime/transport.ts";
+import { type Env, type HostAddress, resolveConnectOptions, type ResolvedConnectOptions } from "../dsn.ts";
+import { writeStartup } from "./messages.ts";
+import { NativeConnection } from "./native_connection.ts";
+import { createTypeRegistry, type TypeRegistry } from "./values/index.ts";
+import { WireWriter } from "./wire_writer.ts";
+
+/** Options of {@linkcode createNativeDriver}. */
+export interface NativeDriverOptions {
+  /** The libpq environment (`PGHOST`, `PGUSER`, ...). Default: none. */
+  env?: Env;
+  /** The clock of the driver's deadlines. Default: the system clock. */
+  clock?: Clock;
+}
+
+const SSL_REQUEST = new Uint8Array([0, 0, 0, 8, 4, 210, 22, 47]);
+
+function hostLabel(host: string, port: number): string {
+  if (host.startsWith("/")) return `${host}/.s.PGSQL.${port}`;
+  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+function toConnectionError(error: unknown, where: string): PoolError {
+  if (error instanceof PoolError) return error;
+  const e = error as { code?: unknown; message?: unknown } | undefined;
+  const code = typeof e?.code === "string" && e.code !== "" ? e.code : "CONNECTION_FAILED";
+  const detail = typeof e?.message === "string" && e.message !== "" ? `: ${e.message}` : "";
+  return new ConnectionError(code, `Connection to ${where} failed${detail}`, { cause: error });
+}
+
+function targetOf(host: HostAddress): TransportTarget {
+  return host.host.startsWith("/")
+    ? { kind: "unix", path: `${host.host}/.s.PGSQL.${host.port}` }
+    : { kind: "tcp", hostname: host.host, port: host.port };
+}
+
+/** Rejects with `signal.reason` once aborted. */
+function abortable<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}
+
+async function open(
+  connector: Connector,
+  config: ResolvedConnectOptions,
+  host: HostAddress,
+  signal: AbortSignal,
+  watchdog: Watchdog,
+  types: TypeRegistry,
+): Promise<NativeConnection> {
+  const where = hostLabel(host.host, host.port);
+  const target = targetOf(host);
+  const con = new NativeConnection({
+    connector,
+    target,
+    watchdog,
+    types,
+    prepare: config.prepare,
+    statementCacheSize: config.statementCacheSize,
+  });
+  let waiter: ((chunk: Uint8Array | Error) => void) | undefined;
+  let started = false;
+  let transport: Transport;
+  try {
+    transport = await connector(target, {
+      data: (chunk) => (started ? con.data(chunk) : waiter?.(chunk)),
+      drain: () => con.drain(),
+      close: (error) => {
+        if (started) return con.transportClosed(error);
+        waiter?.(toConnectionError(error ?? new Error("the server closed the connection"), where));
+      },
+    }, { signal, keepAlive: config.keepAlive });
+  } catch (error) {
+    if (signal.aborted) throw signal.reason;
+    throw toConnectionError(error, where);
+  }
+  const onAbort = (): void => transport.destroy();
+  signal.addEventListener("abort", onAbort, { once: true });
+  try {
+    const { sslmode, sslrootcert } = config;
+    if (sslmode !== "disable" && target.kind === "tcp") {
+      const reply = new Promise<Uint8Array | Error>((r) => (waiter = r));
+      transport.write(SSL_REQUEST);
+      const chunk = await abortable(reply, signal);
+      waiter = undefined;
+      if (chunk instanceof Error) throw chunk;
+      if (chunk.length !== 1 || (chunk[0] !== 0x53 && chunk[0] !== 0x4e)) {
+        throw new ConnectionError("PROTOCOL_VIOLATION", `Unexpected reply to the TLS request from ${where}`);
+      }
+      if (chunk[0] === 0x4e && sslmode !== "prefer" && sslmode !== ("allow" as string)) {
+        throw new ConnectionError(
+          "TLS_UNAVAILABLE",
+          `The server at ${where} does not accept TLS (sslmode=${sslmode})`,
+        );
+      }
+      if (chunk[0] === 0x53) {
+        const verify = sslmode === "verify-full"
+          ? "full"
+          : sslmode === "verify-ca" || (sslmode === "require" && sslrootcert !== undefined)
+          ? "ca"
+          : "none";
+        try {
+          await abortable(
+            transport.startTls({
+              servername: host.host,
+              ca: sslrootcert === undefined ? undefined : [sslrootcert],
+              verify,
+            }),
+            signal,
+          );
+        } catch (error) {
+          if (signal.aborted) throw error;
+          throw toConnectionError(error, where);
+        }
+      }
+    }
+    started = true;
+    con.attach(transport);
+    const params: Record<string, string> = {
+      user: config.user,
+      database: config.database,
+      client_encoding: "UTF8",
+      DateStyle: "ISO",
+      ...config.params,
+    };
+    if (config.applicationName !== undefined) params.application_name = config.applicationName;
+    const w = new WireWriter(128);
+    writeStartup(w, params);
+    await abortable(con.startup(w.take(), config.user, config.password), signal);
+    return con;
+  } catch (error) {
+    transport.destroy();
+    con.terminate();
+    if (signal.aborted) throw signal.reason;
+    throw error;
+  } finally {
+    signal.removeEventListener("abort", onAbort);
+  }
+}
+
+async function matches(con: NativeConnection, attrs: string, signal: AbortSignal): Promise<boolean> {
+  if (attrs === "any") return true;
+  const { rows } = await abortable(
+    con.query(
+      "SELECT pg_catalog.pg_is_in_recovery() AS r, current_setting('transaction_read_only') AS ro",
+      [],
+    ),
+    signal,
+  );
+  const recovery = rows[0]!.r === true;
+  const readOnly = rows[0]!.ro === "on";
+  switch (attrs) {
+    case "read-write":
+      return !readOnly;
+    case "read-only":
+      return readOnly;
+    case "primary":
+      return !recovery;
+    case "standby":
+      return recovery;
+    default:
+      return true;
+  }
+}
+
+/**
+ * Creates the native driver over `connector`.
+ *
+ * @example
+ * ```ts ignore
+ * import { createNativeDriver } from "./driver.ts";
+ * import { nodeConnector } from "../../runtime/node.ts";
+ * const driver = createNativeDriver(nodeConnector, { env: { PGUSER: "postgres" } });
+ * const con = await driver.connect({ host: "127.0.0.1", sslmode: "disable" });
+ * console.log((await con.query("SELECT 1 AS one", [])).rows); // [{ one: 1 }]
+ * await con.close();
+ * ```
+ */
+export function createNativeDriver(connector: Connector, options: NativeDriverOptions = {}): Driver {
+  const env = options.env ?? {};
+  const watchdog = new Watchdog(options.clock ?? systemClock);
+  /** Array types per server and database, fetched once. */
+  const typesByDb = new Map<string, Promise<TypeRegistry>>();
+  return {
+    async connect(connectOptions: ConnectOptions): Promise<DriverConnection> {
+      const config = resolveConnectOptions(connectOptions, env);
+      const outer = connectOptions.signal;
+      if (outer?.aborted) throw outer.reason;
+      const attrs = config.targetSessionAttrs;
+      const passes = attrs === "prefer-standby" ? ["standby", "any"] : [attrs];
+      let lastError: unknown = new ConnectionError("CONNECTION_FAILED", "No host to connect to");
+      for (const pass of passes) {
+        for (const host of config.hosts) {
+          const attempt = new AbortController();
+          const onOuterAbort = (): void => attempt.abort(outer!.reason);
+          outer?.addEventListener("abort", onOuterAbort, { once: true });
+          const seconds = config.connectTimeout;
+          const alarm = seconds > 0
+            ? watchdog.after(seconds * 1000, () =>
+              attempt.abort(
+                new PoolTimeoutError(
+                  "CONNECT_TIMEOUT",
+                  `Timed out after ${seconds}s connecting to ${hostLabel(host.host, host.port)}`,
+                ),
+              ))
+            : undefined;
+          let con: NativeConnection | undefined;
+          try {
+            const key = `${host.host}:${host.port}/${config.database}`;
+            let types = typesByDb.get(key);
+            const fetchTypes = types === undefined;
+            const registry = fetchTypes ? createTypeRegistry() : await types!;
+            con = await open(connector, config, host, attempt.signal, watchdog, registry);
+            if (fetchTypes) {
+              const { rows } = await abortable(con.query(registry.arrayTypeQuery, []), attempt.signal);
+              registry.addArrayTypes(rows as { oid: number; elem: number; delim: string }[]);
+              types = Promise.resolve(registry);
+              typesByDb.set(key, types);
+            }
+            if (await matches(con, pass!, attempt.signal)) return con;
+            con.terminate();
+            lastError = new ConnectionError(
+              "SESSION_ATTRS_MISMATCH",
+              `The server at ${hostLabel(host.host, host.port)} does not match target_session_attrs=${attrs}`,
+            );
+          } catch (error) {
+            con?.terminate();
+            if (outer?.aborted) throw outer.reason;
+            lastError = attempt.signal.aborted ? attempt.signal.reason : error;
+          } finally {
+            alarm?.cancel();
+            outer?.removeEventListener("abort", onOuterAbort);
+          }
+        }
+      }
+      throw lastError;
+    },
+  };
+}

@@ -1,0 +1,167 @@
+/**
+ * One in-flight round on a native connection: what was written, and how its
+ * answer is collected. The connection matches answers to operations in order.
+ *
+ * @module
+ */
+
+import type { QueryResult, Row } from "../../core/driver.ts";
+import type { Parser, TypeRegistry } from "./values/index.ts";
+import { cstrEnd, int16, int32, utf8 } from "./wire_reader.ts";
+import { toPostgresError } from "./messages.ts";
+import type { Alarm } from "../../core/watchdog.ts";
+
+/** Column names and parsers of a row description. */
+export interface Fields {
+  /** Column names. */
+  names: string[];
+  /** Parser per column (undefined: the text is the value). */
+  parsers: (Parser | undefined)[];
+}
+
+/** Decodes a RowDescription body. */
+export function decodeFields(b: Uint8Array, start: number, types: TypeRegistry): Fields {
+  const n = int16(b, start);
+  const names = new Array<string>(n);
+  const parsers = new Array<Parser | undefined>(n);
+  let i = start + 2;
+  for (let c = 0; c < n; c++) {
+    const stop = cstrEnd(b, i);
+    names[c] = utf8(b, i, stop);
+    i = stop + 1;
+    parsers[c] = types.parser(int32(b, i + 6) >>> 0);
+    i += 18;
+  }
+  return { names, parsers };
+}
+
+function decodeRow(b: Uint8Array, start: number, fields: Fields): Row {
+  const row: Row = {};
+  const { names, parsers } = fields;
+  let i = start + 2;
+  for (let c = 0; c < names.length; c++) {
+    const len = int32(b, i);
+    i += 4;
+    let value: unknown = null;
+    if (len >= 0) {
+      const text = utf8(b, i, i + len);
+      i += len;
+      const parse = parsers[c];
+      value = parse === undefined ? text : parse(text);
+    }
+    const name = names[c]!;
+    // A column named __proto__ must be an own property, not the row's prototype.
+    if (name === "__proto__") {
+      Object.defineProperty(row, name, { value, enumerable: true, writable: true, configurable: true });
+    } else row[name] = value;
+  }
+  return row;
+}
+
+/**
+ * Collects results until the last ReadyForQuery of the round. `readies` is how
+ * many ReadyForQuery messages end it (one per Sync or simple Query).
+ */
+export class Operation {
+  /** Results, one per CommandComplete / EmptyQueryResponse. */
+  readonly results: QueryResult[] = [];
+  /** The first error of the round. */
+  error: Error | undefined;
+  /** Set when a timeout or abort cancelled the round: the error to reject with instead. */
+  cancelReason: Error | undefined;
+  /** The deadline of the round, if any. */
+  alarm: Alarm | undefined;
+  /** Called with each CopyData chunk (copy out). */
+  onCopyData: ((chunk: Uint8Array) => void) | undefined;
+  /** Called on CopyInResponse (copy in). */
+  onCopyIn: (() => void) | undefined;
+  /** Called when the round is over (before settle). */
+  onDone: (() => void) | undefined;
+  #fields: Fields | undefined;
+  #rows: Row[] = [];
+  #readies: number;
+  readonly #types: TypeRegistry;
+  readonly #resolve: (results: QueryResult[]) => void;
+  readonly #reject: (error: Error) => void;
+  /** Row description known ahead (a cached named statement). */
+  readonly #known: Fields | undefined;
+  /** Receives the row description of a statement described in this round. */
+  readonly #onDescribed: ((fields: Fields | undefined) => void) | undefined;
+
+  constructor(
+    types: TypeRegistry,
+    readies: number,
+    resolve: (results: QueryResult[]) => void,
+    reject: (error: Error) => void,
+    known?: Fields,
+    onDescribed?: (fields: Fields | undefined) => void,
+  ) {
+    this.#types = types;
+    this.#readies = readies;
+    this.#resolve = resolve;
+    this.#reject = reject;
+    this.#known = known;
+    this.#fields = known;
+    this.#onDescribed = onDescribed;
+  }
+
+  /** Handles one message; true when the round is complete. */
+  message(type: number, b: Uint8Array, start: number, end: number): boolean {
+    switch (type) {
+      case 0x44: // DataRow
+        this.#rows.push(decodeRow(b, start, this.#fields!));
+        return false;
+      case 0x54: // RowDescription
+        this.#fields = decodeFields(b, start, this.#types);
+        this.#onDescribed?.(this.#fields);
+        return false;
+      case 0x6e: // NoData
+        this.#fields = undefined;
+        this.#onDescribed?.(undefined);
+        return false;
+      case 0x43: { // CommandComplete
+        const command = utf8(b, start, end - 1);
+        this.results.push({ rows: this.#rows, columns: this.#fields?.names ?? [], command });
+        this.#rows = [];
+        this.#fields = this.#known;
+        return false;
+      }
+      case 0x49: // EmptyQueryResponse
+        this.results.push({ rows: [], columns: [], command: "" });
+        return false;
+      case 0x45: // ErrorResponse
+        this.error ??= toPostgresError(b, start, end);
+        return false;
+      case 0x64: // CopyData
+        this.onCopyData?.(b.slice(start, end));
+        return false;
+      case 0x47: // CopyInResponse
+        this.onCopyIn?.();
+        return false;
+      case 0x5a: // ReadyForQuery
+        return --this.#readies === 0;
+      default: // ParseComplete, BindComplete, ParameterDescription, CloseComplete, CopyOut/Done, PortalSuspended
+        return false;
+    }
+  }
+
+  /** Settles the round from what was collected. */
+  settle(): void {
+    this.alarm?.cancel();
+    this.onDone?.();
+    if (this.error !== undefined) {
+      this.#reject(
+        this.cancelReason !== undefined && (this.error as { code?: string }).code === "57014"
+          ? this.cancelReason
+          : this.error,
+      );
+    } else this.#resolve(this.results);
+  }
+
+  /** Fails the round (connection lost). */
+  fail(error: Error): void {
+    this.alarm?.cancel();
+    this.onDone?.();
+    this.#reject(error);
+  }
+}
