@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import net from "node:net";
 import { inspect } from "node:util";
 import { getTestServer, type TestServer } from "../support/pg_server.ts";
-import { createPostgresDriver } from "../../src/drivers/postgresjs/driver.ts";
+import { DRIVERS, type DriverUnderTest } from "../support/drivers.ts";
 import { nodeConnector } from "../../src/runtime/node.ts";
 import { runtimeConnector } from "../support/tls_wire.ts";
 import type { Driver } from "../../src/core/driver.ts";
@@ -52,8 +52,8 @@ function assertNoSecret(error: unknown, secret: string): void {
   assert.ok(!inspect(err, { depth: 10, showHidden: true }).includes(secret), "password in inspect output");
 }
 
-function suite(adapter: string, driver: Driver): void {
-  describe(`PostgresDriver.connect() (${adapter} adapter)`, () => {
+function suite(under: DriverUnderTest, adapter: string, driver: Driver): void {
+  describe(`${under.name}.connect() (${adapter} adapter)`, () => {
     let server: TestServer;
     const open: DriverConnection[] = [];
 
@@ -146,7 +146,7 @@ function suite(adapter: string, driver: Driver): void {
         if (saved === undefined) delete env.PGAPPNAME;
         else env.PGAPPNAME = saved;
       }
-      const given = createPostgresDriver(nodeConnector, { env: { PGAPPNAME: "from-injected-env" } });
+      const given = under.create(nodeConnector, { env: { PGAPPNAME: "from-injected-env" } });
       const con = await given.connect({ dsn: server.dsn });
       open.push(con);
       const { rows } = await con.query("SELECT current_setting('application_name') AS a", []);
@@ -242,5 +242,7 @@ function suite(adapter: string, driver: Driver): void {
 }
 
 const runtime = await runtimeConnector();
-suite("node", createPostgresDriver(nodeConnector));
-if (runtime.name !== "node") suite(runtime.name, createPostgresDriver(runtime.connector));
+for (const under of DRIVERS) {
+  suite(under, "node", under.create(nodeConnector));
+  if (runtime.name !== "node") suite(under, runtime.name, under.create(runtime.connector));
+}

@@ -7,7 +7,7 @@ import {
   type TestServer,
 } from "../support/pg_server.ts";
 import { makeTestCerts, type TestCerts } from "../support/tls_certs.ts";
-import { createPostgresDriver } from "../../src/drivers/postgresjs/driver.ts";
+import { DRIVERS, type DriverUnderTest } from "../support/drivers.ts";
 import { nodeConnector } from "../../src/runtime/node.ts";
 import { runtimeConnector } from "../support/tls_wire.ts";
 import type { Driver } from "../../src/core/driver.ts";
@@ -19,8 +19,8 @@ async function sslInUse(con: DriverConnection): Promise<boolean> {
   return rows[0]!.ssl as boolean;
 }
 
-function suite(adapter: string, driver: Driver): void {
-  describe(`PostgresDriver TLS (SSLRequest in the neutral layer) (${adapter} adapter)`, () => {
+function suite(under: DriverUnderTest, adapter: string, driver: Driver): void {
+  describe(`${under.name} TLS (SSLRequest in the neutral layer) (${adapter} adapter)`, () => {
     let certs: TestCerts;
     let tlsServer: PostgresInstance;
     let plainServer: TestServer;
@@ -117,5 +117,7 @@ function suite(adapter: string, driver: Driver): void {
 }
 
 const runtime = await runtimeConnector();
-suite("node", createPostgresDriver(nodeConnector));
-if (runtime.name !== "node") suite(runtime.name, createPostgresDriver(runtime.connector));
+for (const under of DRIVERS) {
+  suite(under, "node", under.create(nodeConnector));
+  if (runtime.name !== "node") suite(under, runtime.name, under.create(runtime.connector));
+}

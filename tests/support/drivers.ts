@@ -1,0 +1,23 @@
+/**
+ * The drivers every driver test suite runs on: the postgres.js driver and the native wire engine,
+ * behind the same contract, so one suite proves both.
+ *
+ * @module
+ */
+
+import type { Driver } from "../../src/core/driver.ts";
+import type { Env } from "../../src/drivers/dsn.ts";
+import { createNativeDriver } from "../../src/drivers/native/driver.ts";
+import { createPostgresDriver } from "../../src/drivers/postgresjs/driver.ts";
+import type { Connector } from "../../src/runtime/transport.ts";
+
+/** One driver under test: its name in test titles and its factory. */
+export interface DriverUnderTest {
+  name: string;
+  create(connector: Connector, options?: { env?: Env }): Driver;
+}
+
+export const DRIVERS: readonly DriverUnderTest[] = [
+  { name: "PostgresDriver", create: createPostgresDriver },
+  { name: "NativeDriver", create: createNativeDriver },
+];
