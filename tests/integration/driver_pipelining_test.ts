@@ -16,6 +16,18 @@ import { nodeConnector } from "../../src/runtime/node.ts";
 import type { Connector } from "../../src/runtime/transport.ts";
 import { getTestServer, type TestServer } from "../support/pg_server.ts";
 
+/** The heap after a full collection: what is retained, not garbage not yet collected. */
+function retainedHeap(): number {
+  const g = globalThis as { Bun?: { gc(sync: boolean): void } };
+  if (g.Bun !== undefined) {
+    g.Bun.gc(true);
+  } else {
+    v8.setFlagsFromString("--expose-gc");
+    (vm.runInNewContext("gc") as () => void)();
+  }
+  return process.memoryUsage().heapUsed;
+}
+
 /** Delivers what the server sends in 7-byte pieces, one piece per macrotask. */
 const dribbling: Connector = (target, handlers, options) => {
   let queue = Promise.resolve();
@@ -99,18 +111,6 @@ for (const { name: driverName, create: createDriver } of DRIVERS) {
       }
     });
   });
-
-  /** The heap after a full collection: what is retained, not garbage not yet collected. */
-  function retainedHeap(): number {
-    const g = globalThis as { Bun?: { gc(sync: boolean): void } };
-    if (g.Bun !== undefined) {
-      g.Bun.gc(true);
-    } else {
-      v8.setFlagsFromString("--expose-gc");
-      (vm.runInNewContext("gc") as () => void)();
-    }
-    return process.memoryUsage().heapUsed;
-  }
 
   describe(`${driverName}: PostgresConnection memory across failed statements`, () => {
     let server: TestServer;
