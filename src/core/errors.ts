@@ -17,6 +17,7 @@ export type InterfaceErrorCode =
   | "BAD_CONNECT_RESULT"
   | "CONNECTION_BUSY"
   | "TRANSACTION_OPEN"
+  | "RELEASE_IN_SETUP"
   | "INVALID_ARGUMENT"
   | "INVALID_DSN";
 

@@ -577,6 +577,7 @@ export class BasePool {
    * @param con The proxy `acquire()` returned.
    * @param options `timeout` in seconds (default: the acquire's timeout, else `releaseTimeout`).
    * @throws {InterfaceError} `FOREIGN_CONNECTION` for anything but this pool's proxy.
+   * @throws {InterfaceError} `RELEASE_IN_SETUP` when called from the `setup` hook on the connection being set up.
    * @throws {PoolTimeoutError} `RELEASE_TIMEOUT` when the reset takes too long.
    * @example
    * ```ts ignore
@@ -598,8 +599,18 @@ export class BasePool {
         return Promise.reject(e);
       }
     }
-    state.released = true;
     const checkout = state.slot as Checkout;
+    if (checkout.state === "setup") {
+      // The acquire has not handed the proxy out yet: a release now would leave the caller a dead proxy
+      // whose own release is a no-op, and the slot busy for good. The setup hook gets the error instead.
+      return Promise.reject(
+        new InterfaceError(
+          "RELEASE_IN_SETUP",
+          "Cannot release the connection inside the setup hook as the acquire has not returned it yet",
+        ),
+      );
+    }
+    state.released = true;
     const slot = checkout.slot;
     if (slot.holder !== checkout || checkout.state !== "held") return state.releasing = RESOLVED;
     timeoutMs ??= checkout.timeoutMs ?? (this.#settings.releaseTimeoutMs || undefined);

@@ -87,6 +87,46 @@ describe("Pool hooks", () => {
     await h.pool.release(con);
   });
 
+  it("Pool.release() inside the setup hook rejects with RELEASE_IN_SETUP and the acquire still hands out a usable connection", async () => {
+    // Regression: a setup hook that released its own proxy made the proxy count as released, so the
+    // caller's later release was a no-op and the slot stayed busy forever.
+    let inSetup: Promise<void> | undefined;
+    const h = await readyPool({
+      maxSize: 1,
+      setup: (con) => {
+        inSetup ??= h.pool.release(con);
+        return Promise.resolve();
+      },
+    });
+    const con = await h.pool.acquire();
+    await assert.rejects(inSetup!, (e) => e instanceof InterfaceError && e.code === "RELEASE_IN_SETUP");
+    assert.equal(await con.fetchVal("SELECT 1"), 1, "the proxy is still live after setup");
+    await h.pool.release(con);
+    assert.equal(h.pool.getIdleSize(), 1, "the caller's release returned the slot");
+    await h.pool.release(await h.pool.acquire({ timeout: 1 }));
+    assert.equal(checkInvariants(h), undefined);
+  });
+
+  it("Pool hooks: a setup hook that awaits its own release fails the acquire with RELEASE_IN_SETUP and frees the slot", async () => {
+    let first = true;
+    const h = await readyPool({
+      maxSize: 1,
+      setup: async (con) => {
+        if (first) {
+          first = false;
+          await h.pool.release(con);
+        }
+      },
+    });
+    await assert.rejects(
+      h.pool.acquire(),
+      (e) => e instanceof InterfaceError && e.code === "RELEASE_IN_SETUP",
+    );
+    assert.equal(h.pool.getSize(), 0, "the half-made connection was dropped");
+    await h.pool.release(await h.pool.acquire({ timeout: 1 }));
+    assert.equal(checkInvariants(h), undefined);
+  });
+
   it("Pool hooks: a failing reset hook terminates the connection and surfaces its error", async () => {
     const boom = new Error("reset failed");
     const h = await readyPool({ maxSize: 1, reset: () => Promise.reject(boom) });
