@@ -190,6 +190,9 @@ export class Ledger {
     );
     const present = new Map<number, number>();
     for (const r of rows) present.set(Number(r.id), Number(r.n));
+    // The rows are dropped as soon as they are counted: a soak measures the pool's heap around a
+    // verify, and JavaScriptCore's conservative stack scan can keep a stale pointer to this array.
+    rows.length = 0;
     const report: LedgerReport = {
       attempted: this.#outcomes.size,
       acked: 0,
@@ -222,7 +225,13 @@ export class Ledger {
         if (n > 0) report.ambiguousCommitted++;
       }
     }
+    present.clear();
     return report;
+  }
+
+  /** Forgets every recorded outcome (after the last verify), so a heap measure sees none of them. */
+  forget(): void {
+    this.#outcomes.clear();
   }
 }
 
