@@ -1,11 +1,14 @@
 /**
  * The Bun entry point: connections go over `Bun.connect` and Bun's TLS upgrade.
  *
- * @example
+ * @example Not run by `deno test --doc`: it needs Bun
  * ```ts ignore
- * import { createPool } from "jsr:@x/pgpool/bun";
- * await using pool = await createPool("postgres://postgres@localhost/postgres", { maxSize: 10 });
- * console.log(await pool.fetchVal("SELECT 1"));
+ * import assert from "node:assert/strict";
+ * import { createPool } from "@x/pgpool/bun";
+ * // Connects where DATABASE_URL or PGHOST, PGPORT, PGUSER, ... point; a DSN can come
+ * // first instead: createPool("postgres://user@host/db", { maxSize: 10 }).
+ * await using pool = await createPool({ maxSize: 10 });
+ * assert.equal(await pool.fetchVal("SELECT 1"), 1);
  * ```
  * @module
  */

@@ -2,10 +2,14 @@
  * The Deno entry point: connections go over `Deno.connect` / `Deno.startTls`.
  *
  * @example
- * ```ts ignore
- * import { createPool } from "jsr:@x/pgpool/deno";
- * await using pool = await createPool("postgres://postgres@localhost/postgres", { maxSize: 10 });
- * console.log(await pool.fetchVal("SELECT 1"));
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { createPool, runtimeAdapter } from "@x/pgpool/deno";
+ * // Connects where DATABASE_URL or PGHOST, PGPORT, PGUSER, ... point; a DSN can come
+ * // first instead: createPool("postgres://user@host/db", { maxSize: 10 }).
+ * await using pool = await createPool({ maxSize: 10 });
+ * assert.equal(await pool.fetchVal("SELECT 1"), 1);
+ * assert.equal(runtimeAdapter, "deno");
  * ```
  * @module
  */

@@ -5,15 +5,17 @@
  * dependency of this package.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { Kysely, sql } from "kysely";
- * import { createPool } from "jsr:@x/pgpool";
- * import { PgpoolDialect } from "jsr:@x/pgpool/kysely";
+ * import { createPool } from "@x/pgpool";
+ * import { PgpoolDialect } from "@x/pgpool/kysely";
  *
- * const pool = await createPool("postgres://postgres@localhost/postgres");
+ * const pool = await createPool({ maxSize: 2 }); // from the environment, or createPool("postgres://...")
  * const db = new Kysely<Record<string, never>>({ dialect: new PgpoolDialect({ pool }) });
- * const { rows } = await sql`SELECT 1 AS one`.execute(db);
- * await db.destroy();
+ * const { rows } = await sql<{ one: number }>`SELECT 1 AS one`.execute(db);
+ * assert.deepEqual(rows, [{ one: 1 }]);
+ * await db.destroy(); // closes the pool
  * ```
  *
  * @module

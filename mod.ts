@@ -3,10 +3,13 @@
  * picks the runtime adapter it runs on: Deno's, Bun's, else `node:net`.
  *
  * @example
- * ```ts ignore
- * import { createPool } from "jsr:@x/pgpool";
- * await using pool = await createPool("postgres://postgres@localhost/postgres", { maxSize: 10 });
- * console.log(await pool.fetchVal("SELECT 1"));
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { createPool } from "@x/pgpool";
+ * // Connects where DATABASE_URL or PGHOST, PGPORT, PGUSER, ... point; a DSN can come
+ * // first instead: createPool("postgres://user@host/db", { maxSize: 10 }).
+ * await using pool = await createPool({ maxSize: 10 });
+ * assert.equal(await pool.fetchVal("SELECT 1"), 1);
  * ```
  * @module
  */

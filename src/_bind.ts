@@ -22,10 +22,13 @@ import type { Connector } from "./runtime/transport.ts";
  * Connection options come from the DSN, then `options`, then the libpq environment.
  *
  * @example
- * ```ts ignore
- * import { connect } from "jsr:@x/pgpool";
- * await using con = await connect("postgres://postgres@localhost/postgres");
- * console.log(await con.fetchVal("SELECT version()"));
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { connect } from "@x/pgpool";
+ * // Connects where DATABASE_URL or PGHOST, PGPORT, PGUSER, ... point;
+ * // connect("postgres://user@host/db") takes a DSN.
+ * await using con = await connect({ applicationName: "report" });
+ * assert.equal(await con.fetchVal("SHOW application_name"), "report");
  * ```
  */
 export type ConnectFunction = (
@@ -40,10 +43,14 @@ export type ConnectFunction = (
  * names, `RangeError` for out-of-range numbers.
  *
  * @example
- * ```ts ignore
- * import { createPool } from "jsr:@x/pgpool";
- * await using pool = await createPool("postgres://postgres@localhost/postgres", { maxSize: 5 });
- * console.log(await pool.fetchVal("SELECT 1"));
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { createPool } from "@x/pgpool";
+ * // Connects where DATABASE_URL or PGHOST, PGPORT, PGUSER, ... point; a DSN can come
+ * // first instead: createPool("postgres://user@host/db", { minSize: 1, maxSize: 5 }).
+ * await using pool = await createPool({ minSize: 1, maxSize: 5 });
+ * assert.equal(pool.getSize(), 1); // minSize connections are open already
+ * assert.equal(await pool.fetchVal("SELECT 1"), 1);
  * ```
  */
 export type CreatePoolFunction = (
@@ -57,10 +64,13 @@ export type CreatePoolFunction = (
  * builds a pool without connecting; `init()` (or `createPool()`) opens it.
  *
  * @example
- * ```ts ignore
- * import { Pool } from "jsr:@x/pgpool";
- * const pool = new Pool("postgres://postgres@localhost/postgres", { minSize: 1 });
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Pool } from "@x/pgpool";
+ * const pool = new Pool({ minSize: 1 }); // or new Pool("postgres://user@host/db", { minSize: 1 })
+ * assert.equal(pool.getSize(), 0); // nothing is opened yet
  * await pool.init();
+ * assert.equal(pool.getSize(), 1);
  * await pool.close();
  * ```
  */

@@ -258,10 +258,13 @@ async function runCopyOut(
  * pool's `connect` hook returns these.
  *
  * @example Query on a standalone connection
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { connect } from "@x/pgpool";
- * await using con = await connect("postgres://localhost/postgres");
- * console.log(await con.fetchVal("SELECT 1 + 1")); // 2
+ * // Connects where DATABASE_URL or PGHOST, PGPORT, PGUSER, ... point;
+ * // connect("postgres://user@host/db") takes a DSN.
+ * await using con = await connect();
+ * assert.equal(await con.fetchVal("SELECT 1 + 1"), 2);
  * ```
  */
 export class Connection {
@@ -307,8 +310,12 @@ export class Connection {
    * @param opts Timeout / abort signal for this query.
    * @returns The command status tag.
    * @example
-   * ```ts ignore
-   * const tag = await con.execute("UPDATE t SET x = $1", [1]); // "UPDATE 3"
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { connect } from "@x/pgpool";
+   * await using con = await connect();
+   * await con.execute("CREATE TEMP TABLE t AS SELECT generate_series(1, 3) AS x");
+   * assert.equal(await con.execute("UPDATE t SET x = $1", [1]), "UPDATE 3");
    * ```
    */
   async execute(sql: string, args?: readonly unknown[], opts?: QueryOptions): Promise<string> {
@@ -327,8 +334,13 @@ export class Connection {
    * @param argsList One argument array per execution.
    * @param opts Timeout / abort signal for the whole batch.
    * @example
-   * ```ts ignore
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { connect } from "@x/pgpool";
+   * await using con = await connect();
+   * await con.execute("CREATE TEMP TABLE t (x int)");
    * await con.executeMany("INSERT INTO t VALUES ($1)", [[1], [2], [3]]);
+   * assert.equal(await con.fetchVal("SELECT sum(x)::int FROM t"), 6);
    * ```
    */
   async executeMany(
@@ -347,8 +359,12 @@ export class Connection {
    * @param opts Timeout / abort signal.
    * @returns The rows as plain objects.
    * @example
-   * ```ts ignore
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { connect } from "@x/pgpool";
+   * await using con = await connect();
    * const rows = await con.fetch<{ n: number }>("SELECT generate_series(1, $1) AS n", [3]);
+   * assert.deepEqual(rows.map((r) => r.n), [1, 2, 3]);
    * ```
    */
   async fetch<T = Row>(sql: string, args?: readonly unknown[], opts?: QueryOptions): Promise<T[]> {
@@ -363,8 +379,13 @@ export class Connection {
    * @param opts Timeout / abort signal.
    * @returns The first row or `null`.
    * @example
-   * ```ts ignore
-   * const row = await con.fetchRow("SELECT 1 AS a, 2 AS b"); // { a: 1, b: 2 }
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { connect } from "@x/pgpool";
+   * await using con = await connect();
+   * const row = await con.fetchRow<{ a: number; b: number }>("SELECT 1 AS a, 2 AS b");
+   * assert.equal(row?.b, 2);
+   * assert.equal(await con.fetchRow("SELECT 1 WHERE false"), null);
    * ```
    */
   async fetchRow<T = Row>(sql: string, args?: readonly unknown[], opts?: QueryOptions): Promise<T | null> {
@@ -380,8 +401,13 @@ export class Connection {
    * @param opts Timeout / abort signal, and `column` by index (default 0) or name.
    * @returns The value or `null`.
    * @example
-   * ```ts ignore
-   * const n = await con.fetchVal<number>("SELECT count(*)::int FROM t");
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { connect } from "@x/pgpool";
+   * await using con = await connect();
+   * const n = await con.fetchVal<number>("SELECT count(*)::int FROM generate_series(1, 5)");
+   * assert.equal(n, 5);
+   * assert.equal(await con.fetchVal("SELECT 1 AS a, 2 AS b", [], { column: "b" }), 2);
    * ```
    */
   async fetchVal<T = unknown>(
@@ -402,8 +428,13 @@ export class Connection {
    * @param opts Timeout / abort signal for the whole batch.
    * @returns The rows, run after run.
    * @example
-   * ```ts ignore
-   * const rows = await con.fetchMany("INSERT INTO t VALUES ($1) RETURNING *", [[1], [2]]);
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { connect } from "@x/pgpool";
+   * await using con = await connect();
+   * await con.execute("CREATE TEMP TABLE t (x int)");
+   * const rows = await con.fetchMany<{ x: number }>("INSERT INTO t VALUES ($1) RETURNING x", [[1], [2]]);
+   * assert.deepEqual(rows.map((r) => r.x), [1, 2]);
    * ```
    */
   async fetchMany<T = Row>(
@@ -423,10 +454,19 @@ export class Connection {
    * @param opts Isolation level, read-only, deferrable.
    * @returns What `fn` resolved to.
    * @example
-   * ```ts ignore
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { connect } from "@x/pgpool";
+   * await using con = await connect();
+   * await con.execute("CREATE TEMP TABLE t (x int)");
    * await con.transaction(async (tx) => {
    *   await tx.execute("INSERT INTO t VALUES (1)");
-   * });
+   * }); // committed
+   * await assert.rejects(con.transaction(async (tx) => {
+   *   await tx.execute("INSERT INTO t VALUES (2)");
+   *   throw new Error("changed my mind");
+   * })); // rolled back
+   * assert.equal(await con.fetchVal("SELECT count(*)::int FROM t"), 1);
    * ```
    */
   transaction<T>(fn: (con: Connection) => Promise<T>, opts?: TransactionOptions): Promise<T> {
@@ -482,8 +522,14 @@ export class Connection {
    * @param channel The channel name (quoted as an identifier).
    * @param listener Called with payload, channel and the sender's pid.
    * @example
-   * ```ts ignore
-   * await con.addListener("jobs", (payload) => console.log(payload));
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { connect } from "@x/pgpool";
+   * await using con = await connect();
+   * const received = Promise.withResolvers<string>();
+   * await con.addListener("jobs", (payload) => received.resolve(payload));
+   * await con.execute("NOTIFY jobs, 'job 1'");
+   * assert.equal(await received.promise, "job 1");
    * ```
    */
   async addListener(channel: string, listener: NotificationListener): Promise<void> {
@@ -517,8 +563,14 @@ export class Connection {
    * @param channel The channel name.
    * @param listener The listener passed to `addListener`.
    * @example
-   * ```ts ignore
-   * await con.removeListener("jobs", onJob);
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { connect } from "@x/pgpool";
+   * await using con = await connect();
+   * const onJob = (payload: string): void => console.log(payload);
+   * await con.addListener("jobs", onJob);
+   * await con.removeListener("jobs", onJob); // the last one: UNLISTEN jobs
+   * assert.deepEqual(await con.fetch("SELECT pg_listening_channels()"), []);
    * ```
    */
   async removeListener(channel: string, listener: NotificationListener): Promise<void> {
@@ -538,9 +590,18 @@ export class Connection {
    * @param opts Output, columns, schema and COPY format options.
    * @returns The status tag, e.g. `"COPY 100"`.
    * @example
-   * ```ts ignore
-   * const chunks: Uint8Array[] = [];
-   * await con.copyFromTable("t", { output: (c) => chunks.push(c), format: "csv" });
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { connect } from "@x/pgpool";
+   * await using con = await connect();
+   * await con.execute("CREATE TEMP TABLE t AS SELECT 1 AS id, 'one' AS name");
+   * let csv = "";
+   * const decoder = new TextDecoder();
+   * const output = (chunk: Uint8Array): void => {
+   *   csv += decoder.decode(chunk, { stream: true });
+   * };
+   * assert.equal(await con.copyFromTable("t", { output, format: "csv" }), "COPY 1");
+   * assert.equal(csv, "1,one\n");
    * ```
    */
   copyFromTable(table: string, opts: CopyFromTableOptions): Promise<string> {
@@ -560,8 +621,18 @@ export class Connection {
    * @param opts Output and COPY format options.
    * @returns The status tag, e.g. `"COPY 3"`.
    * @example
-   * ```ts ignore
-   * await con.copyFromQuery("SELECT * FROM t WHERE x > $1", [10], { output: (c) => sink(c) });
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { connect } from "@x/pgpool";
+   * await using con = await connect();
+   * let text = "";
+   * const decoder = new TextDecoder();
+   * const output = (chunk: Uint8Array): void => {
+   *   text += decoder.decode(chunk, { stream: true });
+   * };
+   * const sql = "SELECT n FROM generate_series(1, 5) AS n WHERE n > $1";
+   * assert.equal(await con.copyFromQuery(sql, [3], { output }), "COPY 2");
+   * assert.equal(text, "4\n5\n");
    * ```
    */
   async copyFromQuery(
@@ -595,8 +666,13 @@ export class Connection {
    * @param opts Source, columns, schema and COPY format options.
    * @returns The status tag, e.g. `"COPY 100"`.
    * @example
-   * ```ts ignore
-   * await con.copyToTable("t", { source: "1\tone\n2\ttwo\n" });
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { connect } from "@x/pgpool";
+   * await using con = await connect();
+   * await con.execute("CREATE TEMP TABLE t (id int, name text)");
+   * assert.equal(await con.copyToTable("t", { source: "1\tone\n2\ttwo\n" }), "COPY 2");
+   * assert.equal(await con.fetchVal("SELECT name FROM t WHERE id = 2"), "two");
    * ```
    */
   copyToTable(table: string, opts: CopyToTableOptions): Promise<string> {
@@ -614,8 +690,13 @@ export class Connection {
    * @param opts Records, columns and schema.
    * @returns The status tag, e.g. `"COPY 2"`.
    * @example
-   * ```ts ignore
-   * await con.copyRecordsToTable("t", { records: [[1, "one"], [2, "two"]] });
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { connect } from "@x/pgpool";
+   * await using con = await connect();
+   * await con.execute("CREATE TEMP TABLE t (id int, name text)");
+   * assert.equal(await con.copyRecordsToTable("t", { records: [[1, "one"], [2, null]] }), "COPY 2");
+   * assert.equal(await con.fetchVal("SELECT count(*)::int FROM t WHERE name IS NULL"), 1);
    * ```
    */
   async copyRecordsToTable(table: string, opts: CopyRecordsOptions): Promise<string> {
@@ -629,8 +710,11 @@ export class Connection {
    *
    * @returns The pid.
    * @example
-   * ```ts ignore
-   * console.log(con.getServerPid());
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { connect } from "@x/pgpool";
+   * await using con = await connect();
+   * assert.equal(con.getServerPid(), await con.fetchVal("SELECT pg_backend_pid()"));
    * ```
    */
   getServerPid(): number {
@@ -642,8 +726,12 @@ export class Connection {
    *
    * @returns Major, minor, micro and the raw text.
    * @example
-   * ```ts ignore
-   * if (con.getServerVersion().major >= 15) console.log("MERGE is there");
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { connect } from "@x/pgpool";
+   * await using con = await connect();
+   * const { major } = con.getServerVersion();
+   * assert.equal(major, Math.floor(Number(await con.fetchVal("SHOW server_version_num")) / 10000));
    * ```
    */
   getServerVersion(): ServerVersion {
@@ -655,8 +743,13 @@ export class Connection {
    * transaction rolled back, then advisory locks, cursors, `LISTEN`s and settings reset.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { connect } from "@x/pgpool";
+   * await using con = await connect();
+   * await con.execute("SET search_path = pg_catalog");
    * await con.reset();
+   * assert.notEqual(await con.fetchVal("SHOW search_path"), "pg_catalog");
    * ```
    */
   async reset(): Promise<void> {
@@ -669,8 +762,12 @@ export class Connection {
    *
    * @param opts `timeout` in seconds, after which the connection is terminated.
    * @example
-   * ```ts ignore
-   * await con.close();
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { connect } from "@x/pgpool";
+   * const con = await connect();
+   * await con.close({ timeout: 10 });
+   * assert.equal(con.isClosed(), true);
    * ```
    */
   async close(opts?: { timeout?: number }): Promise<void> {
@@ -681,8 +778,12 @@ export class Connection {
    * Drops the connection now.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { connect } from "@x/pgpool";
+   * const con = await connect();
    * con.terminate();
+   * assert.equal(con.isClosed(), true);
    * ```
    */
   terminate(): void {
@@ -694,8 +795,13 @@ export class Connection {
    *
    * @returns True once closed.
    * @example
-   * ```ts ignore
-   * console.log(con.isClosed());
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { connect } from "@x/pgpool";
+   * const con = await connect();
+   * assert.equal(con.isClosed(), false);
+   * await con.close();
+   * assert.equal(con.isClosed(), true);
    * ```
    */
   isClosed(): boolean {

@@ -111,11 +111,14 @@ export function poolInternals(): PoolInternals {
  * `BasePool` needs a `connect` option (or the third constructor argument).
  *
  * @example Acquire, query, release
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { createPool } from "@x/pgpool";
- * await using pool = await createPool("postgres://localhost/postgres", { maxSize: 5 });
- * await using con = await pool.acquire();
- * console.log(await con.fetchVal("SELECT 42"));
+ * // Connects where DATABASE_URL or PGHOST, PGPORT, PGUSER, ... point; a DSN can come
+ * // first instead: createPool("postgres://user@host/db", { maxSize: 5 }).
+ * await using pool = await createPool({ maxSize: 5 });
+ * await using con = await pool.acquire(); // released before the pool closes
+ * assert.equal(await con.fetchVal("SELECT 42"), 42);
  * ```
  */
 export class BasePool {
@@ -159,9 +162,14 @@ export class BasePool {
    * @throws {TypeError} For options of the wrong type or unknown names.
    * @throws {RangeError} For out-of-range numbers.
    * @example
-   * ```ts ignore
-   * const pool = new Pool("postgres://localhost/postgres", { minSize: 2 });
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { Pool } from "@x/pgpool";
+   * const pool = new Pool({ minSize: 2 }); // or new Pool("postgres://user@host/db", { minSize: 2 })
+   * assert.equal(pool.getSize(), 0); // not connected yet
    * await pool.init();
+   * assert.equal(pool.getSize(), 2);
+   * await pool.close();
    * ```
    */
   constructor(dsnOrOptions?: string | PoolOptions, options?: PoolOptions, defaultConnect?: ConnectHook) {
@@ -199,9 +207,13 @@ export class BasePool {
    *
    * @throws {InterfaceError} `POOL_INITIALIZING` while another `init()` runs; `POOL_CLOSED` after close.
    * @example
-   * ```ts ignore
-   * const pool = new Pool({ minSize: 1 });
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { Pool } from "@x/pgpool";
+   * await using pool = new Pool({ minSize: 1 });
    * await pool.init();
+   * await pool.init(); // a no-op
+   * assert.equal(pool.getIdleSize(), 1);
    * ```
    */
   async init(): Promise<void> {
@@ -257,10 +269,13 @@ export class BasePool {
    * @throws {PoolTimeoutError} `ACQUIRE_TIMEOUT` when the timeout passes.
    * @throws {InterfaceError} `POOL_CLOSING`, `POOL_CLOSED`, `POOL_NOT_INITIALIZED`, `POOL_INITIALIZING`.
    * @example
-   * ```ts ignore
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { createPool } from "@x/pgpool";
+   * await using pool = await createPool({ maxSize: 2 });
    * const con = await pool.acquire({ timeout: 5 });
    * try {
-   *   await con.execute("SELECT 1");
+   *   assert.equal(await con.execute("SELECT 1"), "SELECT 1");
    * } finally {
    *   await pool.release(con);
    * }
@@ -580,10 +595,15 @@ export class BasePool {
    * @throws {InterfaceError} `RELEASE_IN_SETUP` when called from the `setup` hook on the connection being set up.
    * @throws {PoolTimeoutError} `RELEASE_TIMEOUT` when the reset takes too long.
    * @example
-   * ```ts ignore
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { createPool } from "@x/pgpool";
+   * await using pool = await createPool({ maxSize: 2 });
    * const con = await pool.acquire();
    * await pool.release(con);
    * await pool.release(con); // a no-op
+   * assert.equal(pool.getIdleSize(), 1);
+   * assert.throws(() => con.fetchVal("SELECT 1"), { code: "CONNECTION_RELEASED" }); // synchronously
    * ```
    */
   release(con: PoolConnection, options?: ReleaseOptions): Promise<void> {
@@ -699,8 +719,13 @@ export class BasePool {
    *
    * @param options `timeout` (seconds) and `signal` bound the wait.
    * @example
-   * ```ts ignore
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { createPool } from "@x/pgpool";
+   * const pool = await createPool({ minSize: 1 });
    * await pool.close({ timeout: 10 });
+   * assert.equal(pool.getSize(), 0);
+   * await assert.rejects(pool.fetchVal("SELECT 1"), { code: "POOL_CLOSED" });
    * ```
    */
   close(options?: CloseOptions): Promise<void> {
@@ -799,8 +824,14 @@ export class BasePool {
    * Queued acquires reject with `POOL_CLOSED`. A no-op on a closed pool.
    *
    * @example
-   * ```ts ignore
-   * pool.terminate();
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { createPool } from "@x/pgpool";
+   * const pool = await createPool({ minSize: 1 });
+   * const con = await pool.acquire();
+   * pool.terminate(); // checked out or not
+   * assert.equal(con.isClosed(), true);
+   * assert.equal(pool.getSize(), 0);
    * ```
    */
   terminate(): void {
@@ -841,9 +872,13 @@ export class BasePool {
    * next acquire, checked-out ones are closed at release.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { createPool } from "@x/pgpool";
+   * await using pool = await createPool({ minSize: 1, maxSize: 1 });
    * pool.setConnectArgs(undefined, { applicationName: "v2" });
-   * pool.expireConnections();
+   * pool.expireConnections(); // the open connection is replaced at its next acquire
+   * assert.equal(await pool.fetchVal("SHOW application_name"), "v2");
    * ```
    */
   expireConnections(): void {
@@ -857,8 +892,13 @@ export class BasePool {
    * @param options Connection options.
    * @throws {TypeError} For unknown option names.
    * @example
-   * ```ts ignore
-   * pool.setConnectArgs("postgres://localhost/other");
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { createPool } from "@x/pgpool";
+   * await using pool = await createPool({ maxSize: 2 });
+   * // For new connections; a DSN can come first: setConnectArgs("postgres://user@host/other").
+   * pool.setConnectArgs(undefined, { applicationName: "reports" });
+   * assert.equal(await pool.fetchVal("SHOW application_name"), "reports");
    * ```
    */
   setConnectArgs(dsn?: string, options?: ConnectOptions): void {

@@ -42,13 +42,16 @@ const txInternals = connectionInternals();
  * released. `await using` releases it at scope end.
  *
  * @example Check out, query, release
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { createPool } from "@x/pgpool";
- * await using pool = await createPool("postgres://localhost/postgres");
+ * await using pool = await createPool({ maxSize: 2 });
  * {
  *   await using con = await pool.acquire();
- *   console.log(await con.fetchVal("SELECT 1"));
+ *   assert.equal(await con.fetchVal("SELECT 1"), 1);
+ *   assert.equal(pool.getIdleSize(), 0);
  * } // released here
+ * assert.equal(pool.getIdleSize(), 1);
  * ```
  */
 export class PoolConnection {
@@ -98,8 +101,14 @@ export class PoolConnection {
    * @param opts Isolation level, read-only, deferrable.
    * @returns What `fn` resolved to.
    * @example
-   * ```ts ignore
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { createPool } from "@x/pgpool";
+   * await using pool = await createPool({ maxSize: 2 });
+   * await using con = await pool.acquire();
+   * await con.execute("CREATE TEMP TABLE t AS SELECT 1 AS x");
    * await con.transaction(async (tx) => tx.execute("UPDATE t SET x = x + 1"));
+   * assert.equal(await con.fetchVal("SELECT x FROM t"), 2);
    * ```
    */
   transaction<T>(fn: (con: PoolConnection) => Promise<T>, opts?: TransactionOptions): Promise<T> {

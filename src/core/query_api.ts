@@ -19,12 +19,15 @@ import type { Connection } from "./connection.ts";
  * bounding the whole call (the wait for a connection included).
  *
  * @example
- * ```ts ignore
- * import { createPool } from "jsr:@x/pgpool";
- * await using pool = await createPool("postgres://postgres@localhost/postgres");
- * const n = await pool.fetchVal<number>("SELECT $1::int", [7], { timeout: 2 }); // one-shot
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { createPool } from "@x/pgpool";
+ * await using pool = await createPool({ maxSize: 2 });
+ * assert.equal(await pool.fetchVal<number>("SELECT $1::int", [7], { timeout: 2 }), 7); // one-shot
  * await using con = await pool.acquire();
- * const rows = await con.fetch("SELECT * FROM pg_stat_activity"); // on the checked-out connection
+ * // On the checked-out connection:
+ * const rows = await con.fetch("SELECT pid FROM pg_stat_activity WHERE pid = pg_backend_pid()");
+ * assert.deepEqual(rows.map((r) => r.pid), [con.getServerPid()]);
  * ```
  */
 export type QueryApi = Pick<
@@ -46,11 +49,13 @@ export type QueryApi = Pick<
  * forwards too: listeners, server facts, reset, close, terminate.
  *
  * @example
- * ```ts ignore
- * import { createPool } from "jsr:@x/pgpool";
- * await using pool = await createPool("postgres://postgres@localhost/postgres");
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { createPool } from "@x/pgpool";
+ * await using pool = await createPool({ maxSize: 2 });
  * await using con = await pool.acquire();
- * console.log(con.getServerPid(), con.getServerVersion().major);
+ * assert.equal(con.getServerPid(), await con.fetchVal("SELECT pg_backend_pid()"));
+ * assert.equal(con.getServerVersion().text, await con.fetchVal("SHOW server_version"));
  * ```
  */
 export type SessionApi = Pick<

@@ -40,22 +40,30 @@ export interface PgpoolDialectConfig {
  * fetches the whole result first: the pool has no cursor yet.
  *
  * @example Selects, inserts and a transaction
- * ```ts ignore
- * import { Kysely, type Generated } from "kysely";
- * import { createPool } from "jsr:@x/pgpool";
- * import { PgpoolDialect } from "jsr:@x/pgpool/kysely";
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type Generated, Kysely, sql } from "kysely";
+ * import { createPool } from "@x/pgpool";
+ * import { PgpoolDialect } from "@x/pgpool/kysely";
  *
  * interface Database {
  *   person: { id: Generated<number>; name: string };
  * }
  *
- * const pool = await createPool("postgres://postgres@localhost/postgres", { maxSize: 10 });
+ * // Connects where DATABASE_URL or PGHOST, PGPORT, PGUSER, ... point, or createPool("postgres://...").
+ * const pool = await createPool({ maxSize: 10 });
  * const db = new Kysely<Database>({ dialect: new PgpoolDialect({ pool }) });
- * const { id } = await db.insertInto("person").values({ name: "Ada" }).returning("id").executeTakeFirstOrThrow();
- * await db.transaction().execute(async (trx) => {
- *   await trx.updateTable("person").set({ name: "Ada L." }).where("id", "=", id).execute();
+ * // A TEMP table lives in one session: db.connection() holds one checkout for all of it.
+ * await db.connection().execute(async (conn) => {
+ *   await sql`CREATE TEMP TABLE person (id int GENERATED ALWAYS AS IDENTITY, name text)`.execute(conn);
+ *   const { id } = await conn.insertInto("person").values({ name: "Ada" }).returning("id")
+ *     .executeTakeFirstOrThrow();
+ *   await conn.transaction().execute(async (trx) => {
+ *     await trx.updateTable("person").set({ name: "Ada L." }).where("id", "=", id).execute();
+ *   });
+ *   const people = await conn.selectFrom("person").selectAll().execute();
+ *   assert.deepEqual(people.map((p) => p.name), ["Ada L."]);
  * });
- * console.log(await db.selectFrom("person").selectAll().execute());
  * await db.destroy(); // closes the pool
  * ```
  */
@@ -68,8 +76,16 @@ export class PgpoolDialect implements Dialect {
    * @param config The pool (or a function resolving to it) and an optional acquire timeout.
    * @throws {InterfaceError} `INVALID_ARGUMENT` when `pool` is neither a pool nor a function.
    * @example
-   * ```ts ignore
-   * const dialect = new PgpoolDialect({ pool: () => createPool(Deno.env.get("DATABASE_URL")), acquireTimeout: 5 });
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { Kysely, sql } from "kysely";
+   * import { createPool } from "@x/pgpool";
+   * import { PgpoolDialect } from "@x/pgpool/kysely";
+   * // The pool is created when Kysely first needs a connection.
+   * const dialect = new PgpoolDialect({ pool: () => createPool({ maxSize: 2 }), acquireTimeout: 5 });
+   * const db = new Kysely<Record<string, never>>({ dialect });
+   * assert.equal((await sql<{ n: number }>`SELECT 2 AS n`.execute(db)).rows[0]?.n, 2);
+   * await db.destroy();
    * ```
    */
   constructor(config: PgpoolDialectConfig) {

@@ -184,12 +184,15 @@ async function matches(con: NativeConnection, attrs: string, signal: AbortSignal
  * Creates the native driver over `connector`.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import process from "node:process";
  * import { createNativeDriver } from "./driver.ts";
  * import { nodeConnector } from "../../runtime/node.ts";
- * const driver = createNativeDriver(nodeConnector, { env: { PGUSER: "postgres" } });
- * const con = await driver.connect({ host: "127.0.0.1", sslmode: "disable" });
- * console.log((await con.query("SELECT 1 AS one", [])).rows); // [{ one: 1 }]
+ * // Where to connect comes from the libpq environment (PGHOST, PGPORT, PGUSER, ... or DATABASE_URL).
+ * const driver = createNativeDriver(nodeConnector, { env: process.env });
+ * const con = await driver.connect({ sslmode: "disable" });
+ * assert.deepEqual((await con.query("SELECT 1 AS one", [])).rows, [{ one: 1 }]);
  * await con.close();
  * ```
  */

@@ -15,8 +15,15 @@ const PROTOCOL_VERSION = 196608;
  * Writes the StartupMessage.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { writeStartup } from "./messages.ts";
+ * import { WireWriter } from "./wire_writer.ts";
+ * const writer = new WireWriter();
  * writeStartup(writer, { user: "postgres", database: "postgres" });
+ * const bytes = writer.take();
+ * assert.equal(new DataView(bytes.buffer, bytes.byteOffset).getInt32(0), bytes.length); // no type byte
+ * assert.equal(new DataView(bytes.buffer, bytes.byteOffset).getInt32(4), 196608); // protocol 3.0
  * ```
  */
 export function writeStartup(w: WireWriter, params: Record<string, string>): void {
@@ -63,8 +70,13 @@ export function writeQuery(w: WireWriter, sql: string): void {
  * Decodes the fields of an ErrorResponse or NoticeResponse body.
  *
  * @example
- * ```ts ignore
- * const fields = parseFields(body, start, end);
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseFields } from "./messages.ts";
+ * const body = new TextEncoder().encode("SERROR\0C42P01\0Mrelation \"t\" does not exist\0\0");
+ * const fields = parseFields(body, 0, body.length);
+ * assert.equal(fields.code, "42P01");
+ * assert.equal(fields.message, 'relation "t" does not exist');
  * ```
  */
 export function parseFields(b: Uint8Array, start: number, end: number): PostgresErrorFields {

@@ -84,9 +84,16 @@ function parseVersion(text: string): ServerVersion {
  * {@linkcode NativeConnection.startup} resolved.
  *
  * @example
- * ```ts ignore
- * const con = await createNativeDriver(nodeConnector).connect({ dsn });
- * console.log((await con.query("SELECT $1::int AS n", [1])).rows); // [{ n: 1 }]
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import process from "node:process";
+ * import { createNativeDriver } from "./driver.ts";
+ * import { nodeConnector } from "../../runtime/node.ts";
+ * // A DSN, or the libpq environment (PGHOST, PGPORT, PGUSER, ...) when there is none.
+ * const driver = createNativeDriver(nodeConnector, { env: process.env });
+ * const con = await driver.connect({ dsn: process.env.DATABASE_URL });
+ * assert.deepEqual((await con.query("SELECT $1::int AS n", [1])).rows, [{ n: 1 }]);
+ * await con.close();
  * ```
  */
 export class NativeConnection implements DriverConnection {

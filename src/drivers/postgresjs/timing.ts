@@ -87,9 +87,23 @@ export interface CancelChannel {
  * finished within `limitMs` (a channel that opens later is destroyed).
  *
  * @example
- * ```ts ignore
- * import { deliverCancel } from "./timing.ts";
- * await deliverCancel(watchdog, (onClose) => connector(target, { data, drain, close: onClose }, {}), message, 30_000, 1000);
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { systemClock } from "../../core/clock.ts";
+ * import { Watchdog } from "../../core/watchdog.ts";
+ * import { type CancelChannel, deliverCancel } from "./timing.ts";
+ * // A stand-in for the socket the driver opens: its "server" closes it once the request came.
+ * const sent: Uint8Array[] = [];
+ * const open = (onClose: () => void): Promise<CancelChannel> =>
+ *   Promise.resolve({
+ *     write(chunk: Uint8Array): void {
+ *       sent.push(chunk);
+ *       queueMicrotask(onClose);
+ *     },
+ *     destroy(): void {},
+ *   });
+ * await deliverCancel(Watchdog.of(systemClock), open, new Uint8Array(16), 30_000, 1000);
+ * assert.equal(sent.length, 1);
  * ```
  */
 export function deliverCancel(
