@@ -212,7 +212,10 @@ describe("serializeParam()", () => {
   it("serializeParam() writes an array with its first element's declared type like postgres.js does", () => {
     assert.deepEqual(serializeParam([true, false]), { oid: 16, text: "f" });
     assert.deepEqual(serializeParam([new Date(0)]), { oid: 1184, text: "1970-01-01T00:00:00.000Z" });
-    assert.throws(() => serializeParam([new Date(0), new Date(1)]), RangeError);
+    // Two Dates make no Date: the text goes to the server, which refuses it (as with postgres.js, whose
+    // date serializer is guarded the same way: src/drivers/postgresjs/safe_serializers.ts).
+    const two = [new Date(0), new Date(1)];
+    assert.deepEqual(serializeParam(two), { oid: 1184, text: String(two) });
   });
 
   it("serializeParam() rejects undefined with INVALID_ARGUMENT", () => {

@@ -38,6 +38,7 @@ import {
 import { type Alarm, Watchdog } from "../../core/watchdog.ts";
 import type { Connector, Transport, TransportHandlers, TransportTarget } from "../../runtime/transport.ts";
 import type { HostAddress, ResolvedConnectOptions } from "../dsn.ts";
+import { guardSerializers } from "./safe_serializers.ts";
 import { installArrayTypes, type TypeTables } from "./arrays.ts";
 import { PgSocket } from "./pg_socket.ts";
 import { fixQueryOrigin } from "./query_origin.ts";
@@ -656,6 +657,7 @@ export class PostgresConnection implements DriverConnection {
       })
     );
     installArrayTypes(sql.options);
+    guardSerializers(sql.options.serializers);
     // A query that is never executed, only to reach postgres.js's query prototype.
     fixQueryOrigin(sql.unsafe(""));
     return sql;

@@ -21,7 +21,8 @@ export function parseDate(text: string): Date {
 
 /**
  * Writes a date/timestamp parameter as ISO 8601 UTC; a value that is not a
- * Date goes through `new Date(value)` first (an invalid one throws RangeError).
+ * Date goes through `new Date(value)` first; one that is no valid Date is sent as
+ * its text, for the server to read or refuse (SQLSTATE 22007).
  *
  * @example
  * ```ts
@@ -30,5 +31,7 @@ export function parseDate(text: string): Date {
  * ```
  */
 export function serializeDate(value: unknown): string {
-  return (value instanceof Date ? value : new Date(value as string)).toISOString();
+  const date = value instanceof Date ? value : new Date(value as string);
+  // Not a valid Date: the server reads the text itself (an invalid one fails with 22007, `infinity` is kept).
+  return Number.isNaN(date.getTime()) ? String(value) : date.toISOString();
 }
