@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import type { DriverConnection } from "../../src/core/driver.ts";
 import { nodeConnector } from "../../src/runtime/node.ts";
 import { DRIVERS } from "../support/drivers.ts";
+import { codeOf } from "../support/ledger.ts";
 import { getTestServer, type TestServer } from "../support/pg_server.ts";
 
 /** Rejects when `p` has not settled within 5 s: a hang fails the test instead of stalling the run. */
@@ -17,10 +18,6 @@ function within<T>(p: Promise<T>, what: string): Promise<T> {
     timer = setTimeout(() => reject(new Error(`${what} did not settle within 5 s`)), 5000);
   });
   return Promise.race([p, bound]).finally(() => clearTimeout(timer));
-}
-
-function codeOf(e: unknown): string | undefined {
-  return (e as { code?: string }).code;
 }
 
 for (const { name, create } of DRIVERS) {

@@ -25,6 +25,8 @@ const DATE_TYPES: ReadonlySet<number> = new Set([1082, 1114, 1184]);
 /** The text sent for a value its serializer refused: the server rejects the NUL byte before running anything. */
 export const REFUSED_PARAMETER = "\u0000";
 
+const refused = (): string => REFUSED_PARAMETER;
+
 /**
  * Wraps every serializer of `serializers` so that it never throws (see the module documentation).
  *
@@ -49,20 +51,13 @@ export function guardSerializers(serializers: Record<number, Serializer | undefi
     const oid = Number(key);
     const serialize = serializers[oid];
     if (serialize === undefined) continue;
-    serializers[oid] = DATE_TYPES.has(oid)
-      ? (value: unknown): string => {
-        try {
-          return serialize(value);
-        } catch {
-          return String(value);
-        }
+    const fallback = DATE_TYPES.has(oid) ? String : refused;
+    serializers[oid] = (value: unknown): string => {
+      try {
+        return serialize(value);
+      } catch {
+        return fallback(value);
       }
-      : (value: unknown): string => {
-        try {
-          return serialize(value);
-        } catch {
-          return REFUSED_PARAMETER;
-        }
-      };
+    };
   }
 }
