@@ -7,10 +7,11 @@
  */
 
 import { Connection } from "./core/connection.ts";
-import type { ConnectOptions } from "./core/driver.ts";
+import type { ConnectOptions, Driver, DriverName } from "./core/driver.ts";
 import { checkConnectOptions, type ConnectHook, type PoolOptions } from "./core/options.ts";
 import { BasePool } from "./core/pool.ts";
 export type { BasePool };
+import { createNativeDriver } from "./drivers/native/driver.ts";
 import { createPostgresDriver } from "./drivers/postgresjs/driver.ts";
 import type { Env } from "./drivers/dsn.ts";
 import { readEnv } from "./runtime/env.ts";
@@ -114,14 +115,28 @@ export function connectArgs(
   return opts;
 }
 
+/** The driver a connection uses: the `driver` option, else `PGPOOL_DRIVER`, else postgres.js. */
+export function driverName(options: ConnectOptions, env: Env): DriverName {
+  if (options.driver !== undefined) return options.driver;
+  const fromEnv = env.PGPOOL_DRIVER;
+  if (fromEnv === undefined || fromEnv === "") return "postgres";
+  if (fromEnv === "native" || fromEnv === "postgres") return fromEnv;
+  throw new TypeError(`Cannot connect as PGPOOL_DRIVER must be native or postgres: got '${fromEnv}'`);
+}
+
 /** Binds `connect()` to a connector and an environment reader. */
 export function bindConnect(
   connector: Connector,
   env: () => Env,
 ): { connect: ConnectFunction; hook: ConnectHook } {
-  let driver: ReturnType<typeof createPostgresDriver> | undefined;
+  let environment: Env | undefined;
+  const drivers: Partial<Record<DriverName, Driver>> = {};
   const hook: ConnectHook = async (options: ConnectOptions): Promise<Connection> => {
-    driver ??= createPostgresDriver(connector, { env: env() });
+    environment ??= env();
+    const name = driverName(options, environment);
+    const driver = drivers[name] ??= name === "native"
+      ? createNativeDriver(connector, { env: environment })
+      : createPostgresDriver(connector, { env: environment });
     return new Connection(await driver.connect(options));
   };
   const connect: ConnectFunction = async (dsnOrOptions, options) =>

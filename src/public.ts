@@ -21,6 +21,7 @@ export type {
   ConnectOptions,
   Driver,
   DriverConnection,
+  DriverName,
   NotificationListener,
   QueryOptions,
   QueryResult,

@@ -87,7 +87,16 @@ export interface ConnectOptions {
   statementCacheSize?: number;
   /** Aborts the connection attempt; the attempt rejects with `signal.reason`. */
   signal?: AbortSignal;
+  /**
+   * Which driver speaks to the server: `"native"` (this package's own wire engine) or
+   * `"postgres"` (npm `postgres`, postgres.js). Default: the `PGPOOL_DRIVER` environment
+   * variable, else `"postgres"`. A pool uses one driver for all its connections.
+   */
+  driver?: DriverName;
 }
+
+/** The drivers an entry point can use: see {@linkcode ConnectOptions.driver}. */
+export type DriverName = "native" | "postgres";
 
 /** Names a {@linkcode ConnectOptions} object may have. */
 export const CONNECT_OPTION_NAMES: ReadonlySet<string> = new Set([
@@ -106,6 +115,7 @@ export const CONNECT_OPTION_NAMES: ReadonlySet<string> = new Set([
   "prepare",
   "statementCacheSize",
   "signal",
+  "driver",
 ]);
 
 /** Receives a notification: its payload, its channel and the sending backend's pid. */

@@ -213,6 +213,9 @@ export function checkConnectOptions(options: ConnectOptions, where: string, allo
       `${where} as 'targetSessionAttrs' must be any, read-write, read-only, primary, standby or prefer-standby`,
     );
   }
+  if (options.driver !== undefined && options.driver !== "native" && options.driver !== "postgres") {
+    throw new TypeError(`${where} as 'driver' must be native or postgres: got ${describe(options.driver)}`);
+  }
   if (options.prepare !== undefined && typeof options.prepare !== "boolean") {
     throw new TypeError(`${where} as 'prepare' must be a boolean: got ${describe(options.prepare)}`);
   }
