@@ -1,7 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { type Cycle, ProtocolTap } from "../../src/drivers/postgresjs/protocol_tap.ts";
-import { parseServerVersion, resetQueryFor } from "../../src/drivers/postgresjs/pg_connection.ts";
+import { parseServerVersion, resetQueryFor } from "../../src/drivers/server_session.ts";
 import { parseArray, serializeArray } from "../../src/drivers/postgresjs/arrays.ts";
 
 const enc = new TextEncoder();

@@ -7,12 +7,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { PoolTimeoutError } from "../../src/core/errors.ts";
 import { Watchdog } from "../../src/core/watchdog.ts";
-import {
-  awaitCancelled,
-  type CancelChannel,
-  closeWithin,
-  deliverCancel,
-} from "../../src/drivers/postgresjs/timing.ts";
+import { awaitCancelled, type CancelChannel, closeWithin, deliverCancel } from "../../src/drivers/timing.ts";
 import { abortableConnect } from "../../src/runtime/adapter_support.ts";
 import { FakeClock, flush } from "../support/fake_clock.ts";
 

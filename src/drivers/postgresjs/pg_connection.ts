@@ -44,7 +44,9 @@ import { PgSocket } from "./pg_socket.ts";
 import { fixQueryOrigin } from "./query_origin.ts";
 import { StatementCache } from "../statement_cache.ts";
 import { type Cycle, ProtocolTap } from "./protocol_tap.ts";
-import { awaitCancelled, closeWithin, deliverCancel } from "./timing.ts";
+import { awaitCancelled, closeWithin, sendCancelRequest } from "../timing.ts";
+import { checkQueryOptions, describeHost, targetFor, toConnectionError } from "../hosts.ts";
+import { parseServerVersion, resetQueryFor } from "../server_session.ts";
 
 /** Settings of the driver that are not per-connection options. */
 export interface PostgresDriverSettings {
@@ -102,68 +104,8 @@ type PgFactory = (options: Record<string, unknown>) => PgSql;
 const noop = (): void => {};
 const RESOLVED: Promise<void> = Promise.resolve();
 
-/** The `CancelRequest` code (1234 << 16 | 5678). */
-/** How long to wait for the server to close a cancel request's socket after it was written. */
-const CANCEL_CLOSE_WAIT_MS = 1000;
-const CANCEL_CODE = 80877102;
 /** The `SSLRequest` message: length 8, code 80877103. */
 const SSL_REQUEST = new Uint8Array([0, 0, 0, 8, 4, 210, 22, 47]);
-
-const NETWORK_CODES: Record<string, string> = {
-  ConnectionRefused: "ECONNREFUSED",
-  ConnectionReset: "ECONNRESET",
-  ConnectionAborted: "ECONNABORTED",
-  NotConnected: "ENOTCONN",
-  AddrInUse: "EADDRINUSE",
-  AddrNotAvailable: "EADDRNOTAVAIL",
-  BrokenPipe: "EPIPE",
-  TimedOut: "ETIMEDOUT",
-  NotFound: "ENOENT",
-  PermissionDenied: "EACCES",
-};
-
-function describeHost(host: HostAddress): string {
-  if (host.host.startsWith("/")) return `${host.host}/.s.PGSQL.${host.port}`;
-  return host.host.includes(":") ? `[${host.host}]:${host.port}` : `${host.host}:${host.port}`;
-}
-
-/**
- * The transport target for a host entry: a directory means a unix socket.
- *
- * @example
- * ```ts
- * import { targetFor } from "./pg_connection.ts";
- * console.log(targetFor({ host: "/run/postgresql", port: 5432 })); // { kind: "unix", path: "/run/postgresql/.s.PGSQL.5432" }
- * ```
- */
-export function targetFor(host: HostAddress): TransportTarget {
-  return host.host.startsWith("/")
-    ? { kind: "unix", path: `${host.host.replace(/\/+$/, "")}/.s.PGSQL.${host.port}` }
-    : { kind: "tcp", hostname: host.host, port: host.port };
-}
-
-/**
- * Wraps a network failure in a {@linkcode ConnectionError}, keeping its code
- * (Node's `code`, or the Deno error class name mapped to the Node code).
- *
- * @example
- * ```ts
- * import { toConnectionError } from "./pg_connection.ts";
- * const e = toConnectionError(Object.assign(new Error("refused"), { code: "ECONNREFUSED" }), "db:5432");
- * console.log(e.code); // "ECONNREFUSED"
- * ```
- */
-export function toConnectionError(error: unknown, where: string): PoolError {
-  if (error instanceof PoolError) return error;
-  const e = error as { code?: unknown; name?: unknown; message?: unknown } | undefined;
-  const code = typeof e?.code === "string" && e.code !== ""
-    ? e.code
-    : typeof e?.name === "string" && e.name in NETWORK_CODES
-    ? NETWORK_CODES[e.name]!
-    : "CONNECTION_FAILED";
-  const detail = typeof e?.message === "string" && e.message !== "" ? `: ${e.message}` : "";
-  return new ConnectionError(code, `Connection to ${where} failed${detail}`, { cause: error });
-}
 
 interface PgJsError {
   name: string;
@@ -201,42 +143,6 @@ function fromPgJsError(e: PgJsError): PostgresError {
 
 function isPgJsPostgresError(e: unknown): e is PgJsError {
   return e instanceof Error && e.name === "PostgresError" && !(e instanceof PoolError);
-}
-
-/**
- * Parses `server_version` (e.g. `"15.4 (Debian 15.4-1)"`, `"9.6.3"`, `"16beta1"`).
- *
- * @example
- * ```ts
- * import { parseServerVersion } from "./pg_connection.ts";
- * console.log(parseServerVersion("9.6.3").minor); // 6
- * ```
- */
-export function parseServerVersion(text: string): ServerVersion {
-  const m = /^(\d+)(?:\.(\d+))?(?:\.(\d+))?/.exec(text.trim());
-  return {
-    major: m ? Number(m[1]) : 0,
-    minor: m && m[2] !== undefined ? Number(m[2]) : 0,
-    micro: m && m[3] !== undefined ? Number(m[3]) : 0,
-    text,
-  };
-}
-
-/**
- * The session reset statements the server supports, chosen from its reported
- * parameters like asyncpg does (CockroachDB, Redshift and CrateDB lack some).
- *
- * @example
- * ```ts
- * import { resetQueryFor } from "./pg_connection.ts";
- * console.log(resetQueryFor(new Map([["crdb_version", "v23.1"]]))); // "RESET ALL;"
- * ```
- */
-export function resetQueryFor(parameters: ReadonlyMap<string, string>): string {
-  if (parameters.has("crate_version")) return "";
-  if (parameters.has("crdb_version")) return "RESET ALL;";
-  if (parameters.has("padb_revision")) return "CLOSE ALL;\nRESET ALL;";
-  return "SELECT pg_advisory_unlock_all();\nCLOSE ALL;\nUNLISTEN *;\nRESET ALL;";
 }
 
 /**
@@ -327,18 +233,6 @@ function toQueryResult(value: unknown, cycle: Cycle | undefined): QueryResult {
     columns,
     command: cycle?.tags.at(-1) ?? commandTag(last),
   };
-}
-
-function checkQueryOptions(options: QueryOptions | undefined): void {
-  const timeout = options?.timeout;
-  if (
-    timeout !== undefined && (typeof timeout !== "number" || !(timeout >= 0) || !Number.isFinite(timeout))
-  ) {
-    throw new InterfaceError(
-      "INVALID_ARGUMENT",
-      "The query timeout must be a non-negative number of seconds",
-    );
-  }
 }
 
 /** What a passed deadline does to the running operation. */
@@ -1089,20 +983,13 @@ export class PostgresConnection implements DriverConnection {
 
   /** Sends a `CancelRequest` on a new transport and waits until the server closed it. */
   #sendCancel(): Promise<void> {
-    const message = new Uint8Array(16);
-    const view = new DataView(message.buffer);
-    view.setInt32(0, 16);
-    view.setInt32(4, CANCEL_CODE);
-    view.setInt32(8, this.#tap.pid);
-    view.setInt32(12, this.#tap.secret);
-    const limitMs = (this.#config.connectTimeout || 30) * 1000;
-    const target = targetFor(this.#host);
-    return deliverCancel(
+    return sendCancelRequest(
       this.#watchdog,
-      (onClose) => this.#connector(target, { data: noop, drain: noop, close: onClose }, {}),
-      message,
-      limitMs,
-      CANCEL_CLOSE_WAIT_MS,
+      this.#connector,
+      targetFor(this.#host),
+      this.#tap.pid,
+      this.#tap.secret,
+      (this.#config.connectTimeout || 30) * 1000,
     );
   }
 

@@ -1,14 +1,21 @@
 /**
- * The postgres.js driver's timing rules, as small functions on a
- * {@linkcode Watchdog} (so they run on the driver's injectable clock and are
- * unit-tested with a fake one): how long a cancelled query may take, how long
+ * The drivers' timing rules, as small functions on a {@linkcode Watchdog}
+ * (so they run on the driver's injectable clock and are unit-tested with a
+ * fake one): how long a cancelled query may take, how long
  * a graceful close may take, and how a `CancelRequest` is delivered.
  *
  * @module
  */
 
-import { PoolTimeoutError } from "../../core/errors.ts";
-import type { Watchdog } from "../../core/watchdog.ts";
+import { PoolTimeoutError } from "../core/errors.ts";
+import type { Watchdog } from "../core/watchdog.ts";
+import type { Connector, TransportTarget } from "../runtime/transport.ts";
+
+/** How long to wait for the server to close a cancel request's socket after it was written. */
+export const CANCEL_CLOSE_WAIT_MS = 1000;
+/** The `CancelRequest` code (1234 << 16 | 5678). */
+const CANCEL_CODE = 80877102;
+const noop = (): void => {};
 
 /** What ended the wait for a cancelled query. */
 export type CancelOutcome = "done" | "progress" | "stuck";
@@ -21,8 +28,8 @@ export type CancelOutcome = "done" | "progress" | "stuck";
  *
  * @example
  * ```ts
- * import { systemClock } from "../../core/clock.ts";
- * import { Watchdog } from "../../core/watchdog.ts";
+ * import { systemClock } from "../core/clock.ts";
+ * import { Watchdog } from "../core/watchdog.ts";
  * import { awaitCancelled } from "./timing.ts";
  * const outcome = await awaitCancelled(Watchdog.of(systemClock), 5000, Promise.resolve(), new Promise(() => {}));
  * console.log(outcome); // "done"
@@ -51,8 +58,8 @@ export function awaitCancelled(
  *
  * @example
  * ```ts
- * import { systemClock } from "../../core/clock.ts";
- * import { Watchdog } from "../../core/watchdog.ts";
+ * import { systemClock } from "../core/clock.ts";
+ * import { Watchdog } from "../core/watchdog.ts";
  * import { closeWithin } from "./timing.ts";
  * console.log(await closeWithin(Watchdog.of(systemClock), 10_000, [Promise.resolve()])); // "closed"
  * ```
@@ -89,8 +96,8 @@ export interface CancelChannel {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { systemClock } from "../../core/clock.ts";
- * import { Watchdog } from "../../core/watchdog.ts";
+ * import { systemClock } from "../core/clock.ts";
+ * import { Watchdog } from "../core/watchdog.ts";
  * import { type CancelChannel, deliverCancel } from "./timing.ts";
  * // A stand-in for the socket the driver opens: its "server" closes it once the request came.
  * const sent: Uint8Array[] = [];
@@ -150,4 +157,58 @@ export function deliverCancel(
       (error) => finish(error),
     );
   });
+}
+
+/**
+ * Sends a `CancelRequest` for backend `pid` (with its `secret`) to `target`
+ * over a new transport, and waits until the server closed it (see
+ * {@linkcode deliverCancel} for the bounds and the errors).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { systemClock } from "../core/clock.ts";
+ * import { Watchdog } from "../core/watchdog.ts";
+ * import type { Connector } from "../runtime/transport.ts";
+ * import { sendCancelRequest } from "./timing.ts";
+ * // A stand-in connector: its "server" reads the request, then closes the socket.
+ * const sent: Uint8Array[] = [];
+ * const connector: Connector = (_target, handlers) =>
+ *   Promise.resolve({
+ *     write(chunk: Uint8Array): boolean {
+ *       sent.push(chunk);
+ *       queueMicrotask(() => handlers.close());
+ *       return true;
+ *     },
+ *     pause(): void {},
+ *     resume(): void {},
+ *     end(): void {},
+ *     destroy(): void {},
+ *     startTls: () => Promise.resolve(),
+ *   });
+ * await sendCancelRequest(Watchdog.of(systemClock), connector, { kind: "tcp", hostname: "db", port: 5432 }, 42, 7, 30_000);
+ * assert.deepEqual([...sent[0]!.subarray(8)], [0, 0, 0, 42, 0, 0, 0, 7]);
+ * ```
+ */
+export function sendCancelRequest(
+  watchdog: Watchdog,
+  connector: Connector,
+  target: TransportTarget,
+  pid: number,
+  secret: number,
+  limitMs: number,
+): Promise<void> {
+  const message = new Uint8Array(16);
+  const view = new DataView(message.buffer);
+  view.setInt32(0, 16);
+  view.setInt32(4, CANCEL_CODE);
+  view.setInt32(8, pid);
+  view.setInt32(12, secret);
+  return deliverCancel(
+    watchdog,
+    (onClose) => connector(target, { data: noop, drain: noop, close: onClose }, {}),
+    message,
+    limitMs,
+    CANCEL_CLOSE_WAIT_MS,
+  );
 }
