@@ -8,10 +8,11 @@
  */
 
 import type { ConnectOptions, Driver, DriverConnection } from "../../core/driver.ts";
-import { ConnectionError, PoolError, PoolTimeoutError } from "../../core/errors.ts";
+import { ConnectionError, PoolTimeoutError, type PostgresErrorFields } from "../../core/errors.ts";
 import { type Clock, systemClock } from "../../core/clock.ts";
 import { Watchdog } from "../../core/watchdog.ts";
-import type { Connector, Transport, TransportTarget } from "../../runtime/transport.ts";
+import type { Connector, Transport } from "../../runtime/transport.ts";
+import { describeHost, targetFor, toConnectionError } from "../hosts.ts";
 import { type Env, type HostAddress, resolveConnectOptions, type ResolvedConnectOptions } from "../dsn.ts";
 import { writeStartup } from "./messages.ts";
 import { NativeConnection } from "./native_connection.ts";
@@ -24,28 +25,16 @@ export interface NativeDriverOptions {
   env?: Env;
   /** The clock of the driver's deadlines. Default: the system clock. */
   clock?: Clock;
+  /**
+   * Seconds a cancelled statement may take to end once the server got the cancel request; past
+   * that the connection is closed (`QUERY_TIMEOUT`). Default 5.
+   */
+  cancelGrace?: number;
+  /** Receives server notices (`NoticeResponse`) with every field; notices are dropped by default. */
+  onNotice?: (notice: PostgresErrorFields) => void;
 }
 
 const SSL_REQUEST = new Uint8Array([0, 0, 0, 8, 4, 210, 22, 47]);
-
-function hostLabel(host: string, port: number): string {
-  if (host.startsWith("/")) return `${host}/.s.PGSQL.${port}`;
-  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
-}
-
-function toConnectionError(error: unknown, where: string): PoolError {
-  if (error instanceof PoolError) return error;
-  const e = error as { code?: unknown; message?: unknown } | undefined;
-  const code = typeof e?.code === "string" && e.code !== "" ? e.code : "CONNECTION_FAILED";
-  const detail = typeof e?.message === "string" && e.message !== "" ? `: ${e.message}` : "";
-  return new ConnectionError(code, `Connection to ${where} failed${detail}`, { cause: error });
-}
-
-function targetOf(host: HostAddress): TransportTarget {
-  return host.host.startsWith("/")
-    ? { kind: "unix", path: `${host.host}/.s.PGSQL.${host.port}` }
-    : { kind: "tcp", hostname: host.host, port: host.port };
-}
 
 /** Rejects with `signal.reason` once aborted. */
 function abortable<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
@@ -64,9 +53,11 @@ async function open(
   signal: AbortSignal,
   watchdog: Watchdog,
   types: TypeRegistry,
+  cancelGrace: number,
+  onNotice: ((notice: PostgresErrorFields) => void) | undefined,
 ): Promise<NativeConnection> {
-  const where = hostLabel(host.host, host.port);
-  const target = targetOf(host);
+  const where = describeHost(host);
+  const target = targetFor(host);
   const con = new NativeConnection({
     connector,
     target,
@@ -74,6 +65,10 @@ async function open(
     types,
     prepare: config.prepare,
     statementCacheSize: config.statementCacheSize,
+    where,
+    cancelGrace,
+    onNotice,
+    cancelLimitMs: (config.connectTimeout || 30) * 1000,
   });
   let waiter: ((chunk: Uint8Array | Error) => void) | undefined;
   let started = false;
@@ -198,7 +193,8 @@ async function matches(con: NativeConnection, attrs: string, signal: AbortSignal
  */
 export function createNativeDriver(connector: Connector, options: NativeDriverOptions = {}): Driver {
   const env = options.env ?? {};
-  const watchdog = new Watchdog(options.clock ?? systemClock);
+  const watchdog = Watchdog.of(options.clock ?? systemClock);
+  const cancelGrace = options.cancelGrace ?? 5;
   /** Array types per server and database, fetched once. */
   const typesByDb = new Map<string, Promise<TypeRegistry>>();
   return {
@@ -220,7 +216,7 @@ export function createNativeDriver(connector: Connector, options: NativeDriverOp
               attempt.abort(
                 new PoolTimeoutError(
                   "CONNECT_TIMEOUT",
-                  `Timed out after ${seconds}s connecting to ${hostLabel(host.host, host.port)}`,
+                  `Timed out after ${seconds}s connecting to ${describeHost(host)}`,
                 ),
               ))
             : undefined;
@@ -230,7 +226,16 @@ export function createNativeDriver(connector: Connector, options: NativeDriverOp
             let types = typesByDb.get(key);
             const fetchTypes = types === undefined;
             const registry = fetchTypes ? createTypeRegistry() : await types!;
-            con = await open(connector, config, host, attempt.signal, watchdog, registry);
+            con = await open(
+              connector,
+              config,
+              host,
+              attempt.signal,
+              watchdog,
+              registry,
+              cancelGrace,
+              options.onNotice,
+            );
             if (fetchTypes) {
               const { rows } = await abortable(con.query(registry.arrayTypeQuery, []), attempt.signal);
               registry.addArrayTypes(rows as { oid: number; elem: number; delim: string }[]);
@@ -241,7 +246,7 @@ export function createNativeDriver(connector: Connector, options: NativeDriverOp
             con.terminate();
             lastError = new ConnectionError(
               "SESSION_ATTRS_MISMATCH",
-              `The server at ${hostLabel(host.host, host.port)} does not match target_session_attrs=${attrs}`,
+              `The server at ${describeHost(host)} does not match target_session_attrs=${attrs}`,
             );
           } catch (error) {
             con?.terminate();

@@ -75,8 +75,32 @@ export class Operation {
   onCopyData: ((chunk: Uint8Array) => void) | undefined;
   /** Called on CopyInResponse (copy in). */
   onCopyIn: (() => void) | undefined;
+  /**
+   * Called when the caller gives up on a round that is on the wire; true when that handled it (a
+   * copy from the client ends itself with CopyFail), false when the server must be sent a cancel.
+   */
+  onGiveUp: (() => boolean) | undefined;
   /** Called when the round is over (before settle). */
   onDone: (() => void) | undefined;
+  /**
+   * Set on a describe-first round: called at its first ReadyForQuery with the described
+   * parameter types; true when it wrote the rest of the round (its Binds), false when the round
+   * ends there.
+   */
+  onFirstReady: ((paramOids: readonly number[]) => boolean) | undefined;
+  /** Receives the parameter types of a statement described in this round. */
+  onParams: ((paramOids: readonly number[]) => void) | undefined;
+  #paramOids: readonly number[] = [];
+  /** A session reset: its failure closes the connection before any later answer is read. */
+  reset = false;
+  /** The driver's own round (a reset, a throwaway statement after a cancel), not a caller's. */
+  own = false;
+  /** Set once the caller got its answer (or gave up: timeout, abort). */
+  settled = false;
+  /** The caller gave up before the answer came: the answer is consumed and dropped. */
+  abandoned = false;
+  #finished: (() => void) | undefined;
+  #ended = false;
   #fields: Fields | undefined;
   #rows: Row[] = [];
   #readies: number;
@@ -84,9 +108,9 @@ export class Operation {
   readonly #resolve: (results: QueryResult[]) => void;
   readonly #reject: (error: Error) => void;
   /** Row description known ahead (a cached named statement). */
-  readonly #known: Fields | undefined;
+  #known: Fields | undefined;
   /** Receives the row description of a statement described in this round. */
-  readonly #onDescribed: ((fields: Fields | undefined) => void) | undefined;
+  #onDescribed: ((fields: Fields | undefined) => void) | undefined;
 
   constructor(
     types: TypeRegistry,
@@ -108,16 +132,16 @@ export class Operation {
   /** Handles one message; true when the round is complete. */
   message(type: number, b: Uint8Array, start: number, end: number): boolean {
     switch (type) {
-      case 0x44: // DataRow
-        this.#rows.push(decodeRow(b, start, this.#fields!));
+      case 0x44: // DataRow (none is kept without a description: the driver's own statements)
+        if (this.#fields !== undefined) this.#rows.push(decodeRow(b, start, this.#fields));
         return false;
       case 0x54: // RowDescription
         this.#fields = decodeFields(b, start, this.#types);
-        this.#onDescribed?.(this.#fields);
+        this.#described(this.#fields);
         return false;
       case 0x6e: // NoData
         this.#fields = undefined;
-        this.#onDescribed?.(undefined);
+        this.#described(undefined);
         return false;
       case 0x43: { // CommandComplete
         const command = utf8(b, start, end - 1);
@@ -138,17 +162,39 @@ export class Operation {
       case 0x47: // CopyInResponse
         this.onCopyIn?.();
         return false;
-      case 0x5a: // ReadyForQuery
-        return --this.#readies === 0;
-      default: // ParseComplete, BindComplete, ParameterDescription, CloseComplete, CopyOut/Done, PortalSuspended
+      case 0x74: { // ParameterDescription
+        const n = int16(b, start);
+        const oids = new Array<number>(n);
+        for (let i = 0; i < n; i++) oids[i] = int32(b, start + 2 + 4 * i) >>> 0;
+        this.#paramOids = oids;
+        this.onParams?.(oids);
+        return false;
+      }
+      case 0x5a: { // ReadyForQuery
+        const next = this.onFirstReady;
+        if (next === undefined) return --this.#readies === 0;
+        this.onFirstReady = undefined;
+        return !next(this.#paramOids);
+      }
+      default: // ParseComplete, BindComplete, CloseComplete, CopyOut/Done, PortalSuspended
         return false;
     }
   }
 
-  /** Settles the round from what was collected. */
+  /** The statement described in this round: every execution of the round has these columns. */
+  #described(fields: Fields | undefined): void {
+    const onDescribed = this.#onDescribed;
+    if (onDescribed === undefined) return;
+    this.#onDescribed = undefined;
+    this.#known = fields;
+    onDescribed(fields);
+  }
+
+  /** Settles the round from what was collected (nothing, when the caller gave up already). */
   settle(): void {
-    this.alarm?.cancel();
-    this.onDone?.();
+    this.#end();
+    if (this.settled) return;
+    this.settled = true;
     if (this.error !== undefined) {
       this.#reject(
         this.cancelReason !== undefined && (this.error as { code?: string }).code === "57014"
@@ -160,8 +206,42 @@ export class Operation {
 
   /** Fails the round (connection lost). */
   fail(error: Error): void {
+    this.#end();
+    if (this.settled) return;
+    this.settled = true;
+    this.#reject(error);
+  }
+
+  /** The caller gives up now (timeout, abort); the round's answer, when it comes, is dropped. */
+  abandon(reason: Error): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.abandoned = true;
     this.alarm?.cancel();
     this.onDone?.();
-    this.#reject(error);
+    this.onDone = undefined;
+    this.#reject(reason);
+  }
+
+  /** Resolves once the round's answer is complete (or the connection lost); made only on the cancel path. */
+  finished(): Promise<void> {
+    if (this.#ended) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const prior = this.#finished;
+      this.#finished = prior === undefined ? resolve : () => {
+        prior();
+        resolve();
+      };
+    });
+  }
+
+  #end(): void {
+    this.#ended = true;
+    this.alarm?.cancel();
+    this.onDone?.();
+    this.onDone = undefined;
+    const finished = this.#finished;
+    this.#finished = undefined;
+    finished?.();
   }
 }
