@@ -1,7 +1,7 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { getTestServer } from "../support/pg_server.ts";
-import { createPostgresDriver } from "../../src/drivers/postgresjs/driver.ts";
+import { DRIVERS } from "../support/drivers.ts";
 import { nodeConnector } from "../../src/runtime/node.ts";
 import { runtimeConnector } from "../support/tls_wire.ts";
 import type { Driver } from "../../src/core/driver.ts";
@@ -15,8 +15,8 @@ async function* chunks(...parts: string[]): AsyncGenerator<Uint8Array> {
   for (const part of parts) yield enc.encode(part);
 }
 
-function suite(adapter: string, driver: Driver): void {
-  describe(`PostgresConnection copy (${adapter} adapter)`, () => {
+function suite(adapter: string, driver: Driver, name: string): void {
+  describe(`${name}: copy (${adapter} adapter)`, () => {
     let con: DriverConnection;
 
     before(async () => {
@@ -132,5 +132,7 @@ function suite(adapter: string, driver: Driver): void {
 }
 
 const runtime = await runtimeConnector();
-suite("node", createPostgresDriver(nodeConnector));
-if (runtime.name !== "node") suite(runtime.name, createPostgresDriver(runtime.connector));
+for (const under of DRIVERS) {
+  suite("node", under.create(nodeConnector), under.name);
+  if (runtime.name !== "node") suite(runtime.name, under.create(runtime.connector), under.name);
+}

@@ -7,7 +7,7 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import type { ConnectOptions, DriverConnection } from "../../src/core/driver.ts";
-import { createPostgresDriver } from "../../src/drivers/postgresjs/driver.ts";
+import { DRIVERS, type DriverUnderTest } from "../support/drivers.ts";
 import { nodeConnector } from "../../src/runtime/node.ts";
 import { MAX_CACHEABLE_LENGTH, StatementCache } from "../../src/drivers/statement_cache.ts";
 import { getTestServer, type TestServer } from "../support/pg_server.ts";
@@ -15,8 +15,8 @@ import { getTestServer, type TestServer } from "../support/pg_server.ts";
 let server: TestServer;
 const open: DriverConnection[] = [];
 
-async function connect(options: ConnectOptions = {}): Promise<DriverConnection> {
-  const con = await createPostgresDriver(nodeConnector).connect({
+async function connect(under: DriverUnderTest, options: ConnectOptions = {}): Promise<DriverConnection> {
+  const con = await under.create(nodeConnector).connect({
     dsn: server.dsn,
     sslmode: "disable",
     ...options,
@@ -41,58 +41,60 @@ async function runTexts(con: DriverConnection, count: number, times: number): Pr
   }
 }
 
-describe("PostgresConnection statement cache", () => {
-  before(async () => {
-    server = await getTestServer();
-  });
-  after(() => {
-    for (const con of open) con.terminate();
-  });
+for (const under of DRIVERS) {
+  describe(`${under.name}: statement cache`, () => {
+    before(async () => {
+      server = await getTestServer();
+    });
+    after(() => {
+      for (const con of open) con.terminate();
+    });
 
-  it("a text run once is not prepared; run again, it is", async () => {
-    const con = await connect();
-    await con.query("SELECT $1::int AS once", [1]);
-    assert.deepEqual(await prepared(con), []);
-    await con.query("SELECT $1::int AS twice", [1]);
-    await con.query("SELECT $1::int AS twice", [2]);
-    assert.deepEqual(await prepared(con), ["SELECT $1::int AS twice"]);
-  });
+    it("a text run once is not prepared; run again, it is", async () => {
+      const con = await connect(under);
+      await con.query("SELECT $1::int AS once", [1]);
+      assert.deepEqual(await prepared(con), []);
+      await con.query("SELECT $1::int AS twice", [1]);
+      await con.query("SELECT $1::int AS twice", [2]);
+      assert.deepEqual(await prepared(con), ["SELECT $1::int AS twice"]);
+    });
 
-  it("a connection prepares at most statementCacheSize texts; the others still run (regression)", async () => {
-    const con = await connect({ statementCacheSize: 5 });
-    await runTexts(con, 20, 3);
-    assert.equal((await prepared(con)).length, 5);
-  });
+    it("a connection prepares at most statementCacheSize texts; the others still run (regression)", async () => {
+      const con = await connect(under, { statementCacheSize: 5 });
+      await runTexts(con, 20, 3);
+      assert.equal((await prepared(con)).length, 5);
+    });
 
-  it("by default a connection prepares at most 100 texts (regression: postgres.js kept every one)", async () => {
-    const con = await connect();
-    await runTexts(con, 150, 2);
-    assert.equal((await prepared(con)).length, 100);
-  });
+    it("by default a connection prepares at most 100 texts (regression: postgres.js kept every one)", async () => {
+      const con = await connect(under);
+      await runTexts(con, 150, 2);
+      assert.equal((await prepared(con)).length, 100);
+    });
 
-  it("a batch prepares its text at once", async () => {
-    const con = await connect();
-    const results = await con.queryMany("SELECT $1::int AS batch", [[1], [2], [3]]);
-    assert.deepEqual(results.map((r) => r.rows), [[{ batch: 1 }], [{ batch: 2 }], [{ batch: 3 }]]);
-    assert.deepEqual(await prepared(con), ["SELECT $1::int AS batch"]);
-  });
+    it("a batch prepares its text at once", async () => {
+      const con = await connect(under);
+      const results = await con.queryMany("SELECT $1::int AS batch", [[1], [2], [3]]);
+      assert.deepEqual(results.map((r) => r.rows), [[{ batch: 1 }], [{ batch: 2 }], [{ batch: 3 }]]);
+      assert.deepEqual(await prepared(con), ["SELECT $1::int AS batch"]);
+    });
 
-  it("statementCacheSize 0 and prepare false prepare nothing", async () => {
-    for (const options of [{ statementCacheSize: 0 }, { prepare: false }]) {
-      const con = await connect(options);
-      await runTexts(con, 3, 3);
-      await con.queryMany("SELECT $1::int AS batch", [[1], [2]]);
-      assert.deepEqual(await prepared(con), [], JSON.stringify(options));
-    }
-  });
+    it("statementCacheSize 0 and prepare false prepare nothing", async () => {
+      for (const options of [{ statementCacheSize: 0 }, { prepare: false }]) {
+        const con = await connect(under, options);
+        await runTexts(con, 3, 3);
+        await con.queryMany("SELECT $1::int AS batch", [[1], [2]]);
+        assert.deepEqual(await prepared(con), [], JSON.stringify(options));
+      }
+    });
 
-  it("a text longer than 15 KiB is never prepared", async () => {
-    const con = await connect();
-    const long = `SELECT $1::int AS v -- ${"x".repeat(16 * 1024)}`;
-    for (let i = 0; i < 3; i++) assert.deepEqual((await con.query(long, [i])).rows, [{ v: i }]);
-    assert.deepEqual(await prepared(con), []);
+    it("a text longer than 15 KiB is never prepared", async () => {
+      const con = await connect(under);
+      const long = `SELECT $1::int AS v -- ${"x".repeat(16 * 1024)}`;
+      for (let i = 0; i < 3; i++) assert.deepEqual((await con.query(long, [i])).rows, [{ v: i }]);
+      assert.deepEqual(await prepared(con), []);
+    });
   });
-});
+}
 
 describe("StatementCache", () => {
   it("StatementCache.admit() prepares a text on its second sighting and keeps it", () => {

@@ -7,14 +7,22 @@
 
 import type { Driver } from "../../src/core/driver.ts";
 import type { Env } from "../../src/drivers/dsn.ts";
+import type { PostgresErrorFields } from "../../src/core/errors.ts";
 import { createNativeDriver } from "../../src/drivers/native/driver.ts";
 import { createPostgresDriver } from "../../src/drivers/postgresjs/driver.ts";
 import type { Connector } from "../../src/runtime/transport.ts";
 
+/** The driver options every driver takes. */
+export interface DriverTestOptions {
+  env?: Env;
+  cancelGrace?: number;
+  onNotice?: (notice: PostgresErrorFields) => void;
+}
+
 /** One driver under test: its name in test titles and its factory. */
 export interface DriverUnderTest {
   name: string;
-  create(connector: Connector, options?: { env?: Env }): Driver;
+  create(connector: Connector, options?: DriverTestOptions): Driver;
 }
 
 export const DRIVERS: readonly DriverUnderTest[] = [
