@@ -29,7 +29,7 @@ import { type ContenderKind, runtime } from "./harness/contender.ts";
 import { asyncpgUnavailable, asyncpgVersion, stopAsyncpg } from "./harness/contender_asyncpg.ts";
 import { bunSql } from "./harness/contender_bun_sql.ts";
 import { nodePg } from "./harness/contender_node_pg.ts";
-import { ours, oursNoReset } from "./harness/contender_ours.ts";
+import { ours, oursNoReset, oursPgjs } from "./harness/contender_ours.ts";
 import { pgbenchUnavailable } from "./harness/contender_pgbench.ts";
 import { postgresJs } from "./harness/contender_postgresjs.ts";
 import { writeResultsReadme } from "./harness/results_readme.ts";
@@ -43,7 +43,7 @@ import type { Sample } from "./harness/stats.ts";
 import type { Context, Scenario, Variant } from "./harness/variant.ts";
 
 const SCENARIOS: Scenario[] = [s1Checkout, s2OneShot, s3Transaction, s4Http, s5Scale];
-const KINDS: ContenderKind[] = [ours, oursNoReset, postgresJs, bunSql, nodePg];
+const KINDS: ContenderKind[] = [ours, oursNoReset, oursPgjs, postgresJs, bunSql, nodePg];
 
 function flag(name: string): string | undefined {
   const arg = process.argv.slice(2).find((a) => a === `--${name}` || a.startsWith(`--${name}=`));

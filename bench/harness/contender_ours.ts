@@ -1,7 +1,8 @@
 /**
- * This library, twice: with the default session reset on release, and with
- * `reset: async () => {}` (no reset statements are sent, but a connection
- * released inside a transaction is still rolled back).
+ * This library, three times: on its default driver with the default session
+ * reset on release, and with `reset: async () => {}` (no reset statements are
+ * sent, but a connection released inside a transaction is still rolled back);
+ * and on the postgres.js driver (`driver: "postgres"`) with the default reset.
  *
  * @module
  */
@@ -40,4 +41,14 @@ export const oursNoReset: ContenderKind = {
   oneShotApi: "pool.fetchVal()",
   unavailable: () => undefined,
   open: async (dsn, size) => wrap(await createPool(dsn, { maxSize: size, reset: async () => {} })),
+};
+
+/** Our pool on the postgres.js driver, default reset. */
+export const oursPgjs: ContenderKind = {
+  key: "ours-pgjs",
+  label: "ours (postgres.js driver)",
+  checkoutApi: "acquire()/release()",
+  oneShotApi: "pool.fetchVal()",
+  unavailable: () => undefined,
+  open: async (dsn, size) => wrap(await createPool(dsn, { maxSize: size, driver: "postgres" })),
 };

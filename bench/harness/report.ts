@@ -98,12 +98,17 @@ export function checkTargets(records: ResultRecord[], runtime: string): TargetCh
       met: Number.isNaN(value) ? null : value >= min,
     });
   };
-  ratio("S1", "ours (default reset) ÷ postgres.js reserve()/release()", "ours", "postgresjs", 0.9);
+  // The native engine (the default driver) against the postgres.js driver, and against postgres.js itself.
+  ratio("S1", "ours (default reset) ÷ ours on the postgres.js driver", "ours", "ours-pgjs", 1.0);
+  ratio("S2", "ours (default reset) ÷ ours on the postgres.js driver", "ours", "ours-pgjs", 1.0);
+  ratio("S4", "ours (default reset) ÷ ours on the postgres.js driver", "ours", "ours-pgjs", 1.0);
+  ratio("S1", "ours (default reset) ÷ postgres.js reserve()/release()", "ours", "postgresjs", 0.85);
   ratio("S1", "ours (default reset) ÷ asyncpg", "ours", "asyncpg", 3);
-  ratio("S1", "ours (reset disabled) ÷ postgres.js reserve()/release()", "ours-noreset", "postgresjs", 1.2);
+  ratio("S1", "ours (reset disabled) ÷ postgres.js reserve()/release()", "ours-noreset", "postgresjs", 1.5);
   if (runtime === "bun") {
     ratio("S1", "ours (reset disabled) ÷ Bun.sql reserve()", "ours-noreset", "bunsql", 1.0);
   }
+  ratio("S4", "ours (default reset) ÷ postgres.js reserve() handler", "ours", "postgresjs", 0.9);
   ratio("S2", "ours (default reset) ÷ postgres.js sql`` one-shots", "ours", "postgresjs", 1.0);
   ratio("S4", "ours (default reset) ÷ postgres.js sql`` server", "ours", "postgresjs-direct", 1.0);
   // postgres.js's pooled one-shots slow down the longer a saturated pool runs (its Queue.remove scans an
@@ -150,6 +155,16 @@ export function checkTargets(records: ResultRecord[], runtime: string): TargetCh
     value: mom,
     threshold: "≤ 3×",
     met: Number.isNaN(mom) ? null : mom <= 3,
+  });
+  const heapOurs = s5?.extra?.heapPerIdleConnection ?? Number.NaN;
+  const heapPgjs = find(records, "S5", "postgresjs")?.extra?.heapPerIdleConnection ?? Number.NaN;
+  const heapRatio = heapOurs / heapPgjs;
+  checks.push({
+    scenario: "S5",
+    target: "ours: heap per idle connection ÷ postgres.js's (same process)",
+    value: heapRatio,
+    threshold: "≤ 1×",
+    met: Number.isNaN(heapRatio) ? null : heapRatio <= 1,
   });
   const starved = s5?.extra?.starved ?? Number.NaN;
   checks.push({
