@@ -39,9 +39,10 @@ export const DEFAULT_STATEMENT_CACHE_SIZE = 100;
  */
 export class StatementCache {
   readonly #capacity: number;
-  readonly #prepared = new Set<string>();
+  /** The prepared texts (made at the first; an idle connection holds no empty sets). */
+  #prepared: Set<string> | undefined;
   /** Hashes of texts run unprepared; cleared when it holds {@linkcode SEEN_LIMIT} of them. */
-  #seen = new Set<number>();
+  #seen: Set<number> | undefined;
 
   /** @param capacity How many texts to prepare at most; 0 prepares none. */
   constructor(capacity: number) {
@@ -50,7 +51,7 @@ export class StatementCache {
 
   /** How many texts are prepared. */
   get size(): number {
-    return this.#prepared.size;
+    return this.#prepared?.size ?? 0;
   }
 
   /**
@@ -58,14 +59,14 @@ export class StatementCache {
    * times this call runs it (more than one: a batch, worth preparing at once).
    */
   admit(sql: string, runs: number): boolean {
-    if (this.#prepared.has(sql)) return true;
-    if (this.#prepared.size >= this.#capacity || sql.length > MAX_CACHEABLE_LENGTH) return false;
+    if (this.#prepared?.has(sql) === true) return true;
+    if (this.size >= this.#capacity || sql.length > MAX_CACHEABLE_LENGTH) return false;
     const hash = runs > 1 ? 0 : hashText(sql);
-    if (runs > 1 || this.#seen.delete(hash)) {
-      this.#prepared.add(sql);
+    if (runs > 1 || this.#seen?.delete(hash) === true) {
+      (this.#prepared ??= new Set()).add(sql);
       return true;
     }
-    if (this.#seen.size >= SEEN_LIMIT) this.#seen = new Set();
+    if (this.#seen === undefined || this.#seen.size >= SEEN_LIMIT) this.#seen = new Set();
     this.#seen.add(hash);
     return false;
   }

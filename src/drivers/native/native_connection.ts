@@ -55,6 +55,18 @@ interface Prepared {
 
 const EMPTY: readonly (string | null)[] = [];
 
+const WRITER = new WireWriter(1024);
+
+/** The reported parameters the engine uses (the reset query's choice, the version); the rest are not kept. */
+const KEPT_PARAMETERS: ReadonlySet<string> = new Set([
+  "server_version",
+  "crate_version",
+  "crdb_version",
+  "padb_revision",
+  "in_hot_standby",
+  "default_transaction_read_only",
+]);
+
 /** The statements of a reset query (`a;\nb;`), one per entry. */
 function splitStatements(sql: string): string[] {
   return sql.split(";").map((x) => x.trim()).filter((x) => x !== "");
@@ -147,14 +159,15 @@ export class NativeConnection implements DriverConnection {
   #state: State = { kind: "starting" };
   #transport: Transport | undefined;
   readonly #settings: NativeSettings;
-  readonly #writer = new WireWriter();
+  /** The one writer of every native connection: a round is written and taken in one synchronous step. */
+  readonly #writer = WRITER;
   readonly #reader: WireReader;
   readonly #ops: Operation[] = [];
   #opHead = 0;
   readonly #cache: StatementCache;
   readonly #prepared = new Map<string, Prepared>();
   /** Described parameter types of texts run unnamed (bounded). */
-  readonly #paramTypes = new Map<string, readonly number[]>();
+  #paramTypes: Map<string, readonly number[]> | undefined;
   #nextName = 0;
   #pid = 0;
   #secret = 0;
@@ -168,7 +181,8 @@ export class NativeConnection implements DriverConnection {
   /** Whether the reset statements are prepared on the server (as r0, r1, ...). */
   #resetPrepared = false;
   #onClose: ((error: Error | undefined) => void) | undefined;
-  #listeners = new Map<string, NotificationListener>();
+  /** LISTEN callbacks by channel (made at the first listen). */
+  #listeners: Map<string, NotificationListener> | undefined;
   /**
    * Rounds held back (undefined: writes go out at once) while something must come first: a cancel
    * request on its way, or the Binds of a describe-first round. `#blockers` counts those reasons.
@@ -367,6 +381,7 @@ export class NativeConnection implements DriverConnection {
       case 0x53: { // ParameterStatus
         const k = cstrEnd(b, start);
         const name = utf8(b, start, k);
+        if (!KEPT_PARAMETERS.has(name)) return;
         const value = utf8(b, k + 1, cstrEnd(b, k + 1));
         this.#parameters.set(name, value);
         if (name === "server_version") this.#version = parseServerVersion(value);
@@ -391,7 +406,7 @@ export class NativeConnection implements DriverConnection {
         const c = cstrEnd(b, start + 4);
         const channel = utf8(b, start + 4, c);
         const payload = utf8(b, c + 1, cstrEnd(b, c + 1));
-        this.#listeners.get(channel)?.(payload, channel, pid);
+        this.#listeners?.get(channel)?.(payload, channel, pid);
         return;
       }
     }
@@ -674,6 +689,7 @@ export class NativeConnection implements DriverConnection {
     map: (results: QueryResult[]) => T,
   ): Promise<T> {
     const w = this.#writer;
+    w.discard();
     const first = argsList[0]!;
     let prepared = this.#prepared.get(sql);
     let fresh = false;
@@ -682,7 +698,7 @@ export class NativeConnection implements DriverConnection {
       fresh = true;
     }
     const name = prepared?.name ?? "";
-    const types = prepared === undefined ? this.#paramTypes.get(sql) : prepared.params;
+    const types = prepared === undefined ? this.#paramTypes?.get(sql) : prepared.params;
     let promise: Promise<T>;
     if (types === undefined && argsList.some(typeDependent)) {
       // Describe first; the Binds are written when the parameter types are in.
@@ -761,8 +777,9 @@ export class NativeConnection implements DriverConnection {
     if (op.error === undefined && !op.abandoned && this.#state.kind === "open") {
       if (prepared !== undefined) prepared.params = paramOids;
       else {
-        if (this.#paramTypes.size >= PARAM_TYPES_LIMIT) this.#paramTypes.clear();
-        this.#paramTypes.set(sql, paramOids);
+        const known = this.#paramTypes ??= new Map();
+        if (known.size >= PARAM_TYPES_LIMIT) known.clear();
+        known.set(sql, paramOids);
       }
       try {
         const texts = argsList.map((args) => args.map((a, i) => serializeParam(a, paramOids[i]).text));
@@ -912,12 +929,12 @@ export class NativeConnection implements DriverConnection {
 
   async listen(channel: string, listener: NotificationListener): Promise<void> {
     await this.query(`LISTEN ${quoteIdent(channel)}`, []);
-    this.#listeners.set(channel, listener);
+    (this.#listeners ??= new Map()).set(channel, listener);
   }
 
   async unlisten(channel: string): Promise<void> {
     await this.query(`UNLISTEN ${quoteIdent(channel)}`, []);
-    this.#listeners.delete(channel);
+    this.#listeners?.delete(channel);
   }
 
   async reset(
@@ -954,7 +971,7 @@ export class NativeConnection implements DriverConnection {
       writeSync(w);
       readies++;
     }
-    if (options.query) this.#listeners.clear();
+    if (options.query) this.#listeners = undefined;
     if (readies === 0) return;
     const done = this.#submit(readies, undefined, () => undefined, undefined, undefined, (op) => {
       op.own = true;

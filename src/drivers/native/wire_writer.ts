@@ -113,10 +113,19 @@ export class WireWriter {
     return this.#pos === 0;
   }
 
-  /** Returns a copy of what was written and empties the buffer. */
+  /** Returns a copy of what was written and empties the buffer (a buffer grown past 64 KiB is let go). */
   take(): Uint8Array {
     const out = this.#buf.slice(0, this.#pos);
-    this.#pos = 0;
+    this.discard();
     return out;
+  }
+
+  /** Drops whatever was written and not taken. */
+  discard(): void {
+    this.#pos = 0;
+    if (this.#buf.length > 65536) {
+      this.#buf = new Uint8Array(1024);
+      this.#view = new DataView(this.#buf.buffer);
+    }
   }
 }
