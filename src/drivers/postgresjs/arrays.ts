@@ -9,6 +9,8 @@
  * @module
  */
 
+import { BUILTIN_ARRAYS } from "../type_oids.ts";
+
 type Parser = (text: string) => unknown;
 type Serializer = (value: unknown) => string;
 
@@ -19,39 +21,6 @@ export interface TypeTables {
   /** Parameter serializers by type oid. */
   serializers: Record<number, Serializer | undefined>;
 }
-
-/** Element type oid → array type oid, for the built-in types. */
-export const BUILTIN_ARRAY_TYPES: ReadonlyArray<readonly [number, number]> = [
-  [16, 1000], // bool
-  [17, 1001], // bytea
-  [18, 1002], // char
-  [19, 1003], // name
-  [20, 1016], // int8
-  [21, 1005], // int2
-  [23, 1007], // int4
-  [25, 1009], // text
-  [26, 1028], // oid
-  [114, 199], // json
-  [650, 651], // cidr
-  [700, 1021], // float4
-  [701, 1022], // float8
-  [790, 791], // money
-  [829, 1040], // macaddr
-  [869, 1041], // inet
-  [1042, 1014], // bpchar
-  [1043, 1015], // varchar
-  [1082, 1182], // date
-  [1083, 1183], // time
-  [1114, 1115], // timestamp
-  [1184, 1185], // timestamptz
-  [1186, 1187], // interval
-  [1266, 1270], // timetz
-  [1560, 1561], // bit
-  [1562, 1563], // varbit
-  [1700, 1231], // numeric
-  [2950, 2951], // uuid
-  [3802, 3807], // jsonb
-];
 
 /**
  * Parses a PostgreSQL array literal (`{1,2,NULL}`, `{{"a b","c\"d"}}`,
@@ -143,7 +112,7 @@ export function serializeArray(value: unknown, serialize?: Serializer): string {
  * ```
  */
 export function installArrayTypes(tables: TypeTables): void {
-  for (const [element, array] of BUILTIN_ARRAY_TYPES) {
+  for (const [element, array] of BUILTIN_ARRAYS) {
     const parse = tables.parsers[element];
     const serialize = tables.serializers[element];
     tables.parsers[array] ??= (text: string): unknown[] => parseArray(text, parse);

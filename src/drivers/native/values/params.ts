@@ -14,7 +14,7 @@ import { serializeArrayLiteral } from "./arrays.ts";
 import { serializeBytea } from "./bytea.ts";
 import { serializeDate } from "./dates.ts";
 import { serializeJson } from "./json.ts";
-import { BUILTIN_ARRAYS, OID } from "./oids.ts";
+import { BUILTIN_ARRAYS, OID } from "../../type_oids.ts";
 import { serializeBool, serializeText } from "./scalars.ts";
 
 type Serialize = (value: unknown) => string;

@@ -7,7 +7,7 @@ import { parseArrayLiteral } from "./arrays.ts";
 import { parseBytea } from "./bytea.ts";
 import { parseDate } from "./dates.ts";
 import { parseJson } from "./json.ts";
-import { BUILTIN_ARRAYS, OID } from "./oids.ts";
+import { BUILTIN_ARRAYS, OID } from "../../type_oids.ts";
 import { parseBool, parseNumber } from "./scalars.ts";
 
 /** A text-format value parser. */

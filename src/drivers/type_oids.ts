@@ -1,5 +1,6 @@
 /**
- * Type oids the value codecs know, and the built-in array types.
+ * Type oids the value codecs of both drivers know, and the built-in array
+ * types they both parse to JavaScript arrays (one list, so they cannot drift).
  *
  * @module
  */
@@ -30,7 +31,7 @@ export const OID = {
  *
  * @example
  * ```ts
- * import { BUILTIN_ARRAYS } from "./oids.ts";
+ * import { BUILTIN_ARRAYS } from "./type_oids.ts";
  * console.log(BUILTIN_ARRAYS.find(([element]) => element === 23)); // [23, 1007]
  * ```
  */
