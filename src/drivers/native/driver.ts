@@ -195,8 +195,8 @@ export function createNativeDriver(connector: Connector, options: NativeDriverOp
   const env = options.env ?? {};
   const watchdog = Watchdog.of(options.clock ?? systemClock);
   const cancelGrace = options.cancelGrace ?? 5;
-  /** Array types per server and database, fetched once. */
-  const typesByDb = new Map<string, Promise<TypeRegistry>>();
+  // Parsers by type oid, built-in arrays included: nothing to ask the server at connect.
+  const types = createTypeRegistry();
   return {
     async connect(connectOptions: ConnectOptions): Promise<DriverConnection> {
       const config = resolveConnectOptions(connectOptions, env);
@@ -222,26 +222,16 @@ export function createNativeDriver(connector: Connector, options: NativeDriverOp
             : undefined;
           let con: NativeConnection | undefined;
           try {
-            const key = `${host.host}:${host.port}/${config.database}`;
-            let types = typesByDb.get(key);
-            const fetchTypes = types === undefined;
-            const registry = fetchTypes ? createTypeRegistry() : await types!;
             con = await open(
               connector,
               config,
               host,
               attempt.signal,
               watchdog,
-              registry,
+              types,
               cancelGrace,
               options.onNotice,
             );
-            if (fetchTypes) {
-              const { rows } = await abortable(con.query(registry.arrayTypeQuery, []), attempt.signal);
-              registry.addArrayTypes(rows as { oid: number; elem: number; delim: string }[]);
-              types = Promise.resolve(registry);
-              typesByDb.set(key, types);
-            }
             if (await matches(con, pass!, attempt.signal)) return con;
             con.terminate();
             lastError = new ConnectionError(
