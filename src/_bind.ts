@@ -115,11 +115,11 @@ export function connectArgs(
   return opts;
 }
 
-/** The driver a connection uses: the `driver` option, else `PGPOOL_DRIVER`, else postgres.js. */
+/** The driver a connection uses: the `driver` option, else `PGPOOL_DRIVER`, else the native engine. */
 export function driverName(options: ConnectOptions, env: Env): DriverName {
   if (options.driver !== undefined) return options.driver;
   const fromEnv = env.PGPOOL_DRIVER;
-  if (fromEnv === undefined || fromEnv === "") return "postgres";
+  if (fromEnv === undefined || fromEnv === "") return "native";
   if (fromEnv === "native" || fromEnv === "postgres") return fromEnv;
   throw new TypeError(`Cannot connect as PGPOOL_DRIVER must be native or postgres: got '${fromEnv}'`);
 }

@@ -1,7 +1,7 @@
 /**
  * The driver interface: the only way the pool core talks to a PostgreSQL
- * connection. The default driver is built on postgres.js; the core's unit
- * tests use a scriptable fake. Nothing in here depends on a runtime.
+ * connection. The default driver is the native wire engine; the second is
+ * built on postgres.js; the core's unit tests use a scriptable fake. Nothing in here depends on a runtime.
  *
  * @module
  */
@@ -90,7 +90,7 @@ export interface ConnectOptions {
   /**
    * Which driver speaks to the server: `"native"` (this package's own wire engine) or
    * `"postgres"` (npm `postgres`, postgres.js). Default: the `PGPOOL_DRIVER` environment
-   * variable, else `"postgres"`. A pool uses one driver for all its connections.
+   * variable, else `"native"`. A pool uses one driver for all its connections.
    */
   driver?: DriverName;
 }
