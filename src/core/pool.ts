@@ -20,6 +20,7 @@ import {
   type PoolSettings,
 } from "./options.ts";
 import { PoolConnection, poolConnectionInternals } from "./pool_connection.ts";
+import { type CloseReason, PoolCounters, type PoolStats } from "./pool_stats.ts";
 import {
   type ByName,
   defineMethods,
@@ -42,6 +43,8 @@ type PoolStatus = "new" | "initializing" | "ready" | "closing" | "closed";
 interface Waiter {
   state: "waiting" | "granted" | "cancelled";
   direct: boolean;
+  /** When it was queued (clock ms). */
+  since: number;
   // deno-lint-ignore no-explicit-any
   resolve: (value: any) => void;
   reject: (error: unknown) => void;
@@ -144,10 +147,22 @@ export class BasePool {
   #watchdog: Watchdog;
   /** What every release tells the pool: made once. */
   #releaseHost: ReleaseHost;
-  /** Armed for the oldest idle connection's expiry while `maxInactiveConnectionLifetime` applies. */
-  #idleAlarm: Alarm | undefined;
+  /** The maintenance alarm (idle expiry, lifetimes, ping staleness), armed for the earliest due instant. */
+  #sweepAlarm: Alarm | undefined;
+  /** When `#sweepAlarm` fires (Infinity when none is armed). */
+  #sweepAt = Infinity;
+  /** The first instant after going idle at which a connection needs the sweep (Infinity: never). */
+  #idleDueMs: number;
+  /** `pingAfterIdle` is 0: every idle connection is pinged before hand-out. */
+  #pingAlways: boolean;
+  /** The jitter source. */
+  #random: () => number;
   #drained: (() => void) | undefined;
   #closing: Promise<void> | undefined;
+  /** What `stats()` reports: plain counters bumped in place. */
+  #counters = new PoolCounters();
+  /** Connection attempts under way. */
+  #connecting = 0;
 
   static {
     internals = { waiterQueueLength: (pool) => pool.#waiters.length };
@@ -196,6 +211,13 @@ export class BasePool {
       dropped: (checkout) => this.#dropped(checkout),
     };
     this.#warn = settings.onWarning ?? consoleWarning;
+    this.#random = this.#clock.random === undefined ? Math.random : () => this.#clock.random!();
+    const ping = settings.pingAfterIdleMs;
+    this.#pingAlways = ping === 0;
+    this.#idleDueMs = Math.min(
+      settings.maxInactiveMs > 0 ? settings.maxInactiveMs : Infinity,
+      ping !== undefined && ping > 0 ? ping : Infinity,
+    );
     this.#releaseBound = settings.releaseTimeoutMs / 1000 || undefined;
     this.#resetOptions = { query: settings.reset === undefined, pipeline: true, timeout: this.#releaseBound };
   }
@@ -301,6 +323,7 @@ export class BasePool {
     const timeoutMs = validTimeout(where, options?.timeout);
     const signal = validSignal(where, options?.signal);
     if (timeoutMs !== undefined && timeoutMs <= 0) {
+      this.#counters.acquireTimeoutCount++;
       throw new PoolTimeoutError(
         "ACQUIRE_TIMEOUT",
         `Timed out acquiring a connection: the timeout is ${timeoutMs / 1000}s`,
@@ -327,6 +350,13 @@ export class BasePool {
         !slot.driver!.isClosed()
       ) return this.#handOut(slot, timeoutMs);
       return await this.#checkout(slot, deadline, timeoutMs);
+    } catch (e) {
+      if (deadline?.fired && e === deadline.reason) {
+        if (e instanceof PoolTimeoutError && e.code === "ACQUIRE_TIMEOUT") {
+          this.#counters.acquireTimeoutCount++;
+        } else this.#counters.acquireAbortCount++;
+      }
+      throw e;
     } finally {
       deadline?.dispose();
     }
@@ -342,8 +372,9 @@ export class BasePool {
   /** Queues a waiter; see {@linkcode Waiter}. */
   #enqueue<T>(direct: boolean): Promise<T> {
     const { promise, resolve, reject } = Promise.withResolvers<T>();
-    this.#waiters.push({ state: "waiting", direct, resolve, reject });
+    this.#waiters.push({ state: "waiting", direct, since: this.#clock.now(), resolve, reject });
     this.#liveWaiters++;
+    this.#counters.acquireWaitCount++;
     return promise;
   }
 
@@ -355,6 +386,7 @@ export class BasePool {
     return deadline.race(promise, (slot) => this.#free(slot)).catch((e: unknown) => {
       if (waiter.state === "waiting") {
         waiter.state = "cancelled";
+        this.#counters.acquireWaitMs += this.#clock.now() - waiter.since;
         this.#liveWaiters--;
         this.#compactWaiters();
       }
@@ -368,6 +400,7 @@ export class BasePool {
     const proxy = checkout.proxy = proxyInternals.create(this, checkout, checkout.con);
     slot.holder = checkout;
     this.#move(slot, "busy");
+    this.#counters.acquireCount++;
     return proxy;
   }
 
@@ -392,7 +425,7 @@ export class BasePool {
     try {
       let con = slot.con;
       if (con !== undefined && (slot.driver!.isClosed() || slot.generation !== this.#generation)) {
-        this.#discard(slot);
+        this.#discard(slot, false, slot.driver!.isClosed() ? "broken" : "expired");
         con = undefined;
       }
       if (con === undefined) {
@@ -410,13 +443,14 @@ export class BasePool {
       checkout.to("held");
       slot.holder = checkout;
       this.#move(slot, "busy");
+      this.#counters.acquireCount++;
       return proxy;
     } catch (e) {
       if (checkout !== undefined) {
         checkout.to("over");
         proxyInternals.state(checkout.proxy).released = true;
       }
-      if (slot.con !== undefined) this.#discard(slot, true);
+      if (slot.con !== undefined) this.#discard(slot, true, "broken");
       this.#free(slot);
       throw e;
     }
@@ -427,12 +461,28 @@ export class BasePool {
     const options = deadline === undefined
       ? this.#connectOptions
       : { ...this.#connectOptions, signal: deadline.signal };
-    const connecting = this.#connect(options);
-    const result: unknown =
-      await (deadline === undefined ? connecting : deadline.race(connecting, (late: unknown) => {
+    let connecting: Promise<Connection>;
+    try {
+      connecting = this.#connect(options);
+    } catch (e) {
+      connecting = Promise.reject(e);
+    }
+    this.#connecting++;
+    const attempt = (): void => {
+      this.#connecting--;
+    };
+    connecting.then(attempt, attempt);
+    let result: unknown;
+    try {
+      result = await (deadline === undefined ? connecting : deadline.race(connecting, (late: unknown) => {
         if (late instanceof Connection) late.terminate();
       }));
+    } catch (e) {
+      this.#counters.connectErrorCount++;
+      throw e;
+    }
     if (!(result instanceof Connection)) {
+      this.#counters.connectErrorCount++;
       const got = result === null
         ? "null"
         : typeof result === "object"
@@ -448,7 +498,15 @@ export class BasePool {
       this.#stillOpen(slot, undefined);
     }
     const con = result;
+    this.#counters.connectCount++;
     slot.con = con;
+    const lifetime = this.#settings.maxLifetimeMs;
+    if (lifetime > 0) {
+      // Each connection draws its own lifetime, so connections opened together do not close together.
+      const at = slot.expiresAt = this.#clock.now() + lifetime -
+        this.#random() * this.#settings.maxLifetimeJitterMs;
+      if (at < this.#sweepAt) this.#armSweep(at);
+    }
     slot.driver = conInternals.driver(con);
     slot.generation = this.#generation;
     conInternals.onClose(con, () => this.#closedUnder(slot, con));
@@ -458,7 +516,7 @@ export class BasePool {
         const done = init(con);
         await (deadline === undefined ? done : deadline.race(done));
       } catch (e) {
-        if (slot.con === con) this.#discard(slot, true);
+        if (slot.con === con) this.#discard(slot, true, "broken");
         throw e;
       }
       this.#stillOpen(slot, con);
@@ -476,11 +534,21 @@ export class BasePool {
     }
   }
 
-  /** Drops a slot's connection: terminated now, or closed gracefully in the background. */
-  #discard(slot: Slot, now = false): void {
-    const con = slot.con!;
+  /** Forgets a slot's connection and counts its close (the reason decided earlier wins). */
+  #forget(slot: Slot, reason: CloseReason): void {
     slot.con = undefined;
     slot.driver = undefined;
+    slot.expiresAt = Infinity;
+    slot.lifeOver = false;
+    slot.stale = false;
+    this.#counters.closed(slot.closeReason ?? reason);
+    slot.closeReason = undefined;
+  }
+
+  /** Drops a slot's connection: terminated now, or closed gracefully in the background. */
+  #discard(slot: Slot, now: boolean, reason: CloseReason): void {
+    const con = slot.con!;
+    this.#forget(slot, reason);
     if (now || this.#status === "closed") con.terminate();
     else {
       con.close({ timeout: this.#releaseBound }).catch((e: unknown) => {
@@ -494,13 +562,11 @@ export class BasePool {
     if (slot.con !== con) return;
     switch (slot.state) {
       case "idle":
-        slot.con = undefined;
-        slot.driver = undefined;
+        this.#forget(slot, "broken");
         this.#free(slot);
         return;
       case "busy":
-        slot.con = undefined;
-        slot.driver = undefined;
+        this.#forget(slot, "broken");
         slot.holder!.to("over");
         slot.holder = undefined;
         this.#free(slot);
@@ -517,15 +583,17 @@ export class BasePool {
    */
   #free(slot: Slot): void {
     if (slot.con !== undefined && (this.#status === "closed" || slot.driver!.isClosed())) {
-      if (!slot.driver!.isClosed()) slot.con.terminate();
-      slot.con = undefined;
-      slot.driver = undefined;
-    }
+      const con = slot.con;
+      const open = !slot.driver!.isClosed();
+      this.#forget(slot, open ? "closed" : "broken");
+      if (open) con.terminate();
+    } else if (slot.lifeOver && slot.con !== undefined) this.#discard(slot, false, "maxLifetime");
     while (this.#liveWaiters > 0) {
       const waiter = this.#waiters[this.#waiterHead]!;
       this.#waiters[this.#waiterHead++] = undefined as unknown as Waiter;
       if (waiter.state !== "waiting") continue;
       waiter.state = "granted";
+      this.#counters.acquireWaitMs += this.#clock.now() - waiter.since;
       this.#liveWaiters--;
       this.#compactWaiters();
       this.#move(slot, "acquiring");
@@ -553,34 +621,63 @@ export class BasePool {
     slot.state = to;
     if (to === "idle") {
       this.#idle.push(slot);
-      if (this.#settings.maxInactiveMs > 0) {
-        slot.idleSince = this.#clock.now();
-        if (this.#idleAlarm === undefined) this.#armIdleAlarm(slot.idleSince + this.#settings.maxInactiveMs);
+      slot.stale = this.#pingAlways;
+      if (this.#idleDueMs !== Infinity) {
+        const due = (slot.idleSince = this.#clock.now()) + this.#idleDueMs;
+        if (due < this.#sweepAt) this.#armSweep(due);
       }
     } else if (to === "empty") this.#empty.push(slot);
     else this.#inUse++;
     if (this.#inUse === 0 && this.#drained !== undefined) this.#drained();
   }
 
-  #armIdleAlarm(at: number): void {
-    this.#idleAlarm = this.#watchdog.at(at, () => this.#expireIdle());
+  #armSweep(at: number): void {
+    this.#sweepAlarm?.cancel();
+    this.#sweepAt = at;
+    this.#sweepAlarm = this.#watchdog.at(at, () => this.#sweep());
   }
 
-  /** Closes connections idle for `maxInactiveConnectionLifetime`: the oldest sit at the bottom of the stack. */
-  #expireIdle(): void {
-    this.#idleAlarm = undefined;
-    const max = this.#settings.maxInactiveMs;
+  /**
+   * The maintenance pass, run when something falls due: closes idle connections
+   * past `maxInactiveConnectionLifetime` or their lifetime, marks checked-out ones
+   * past their lifetime (closed at release), marks idle ones past `pingAfterIdle`
+   * for a ping, and arms itself for the next instant anything falls due.
+   */
+  #sweep(): void {
+    this.#sweepAlarm = undefined;
+    this.#sweepAt = Infinity;
+    if (this.#status === "closed") return;
+    const { maxInactiveMs, pingAfterIdleMs, maxLifetimeMs } = this.#settings;
     const now = this.#clock.now();
-    for (;;) {
-      const oldest = this.#idle[0];
-      if (oldest === undefined) return;
-      if (now - oldest.idleSince < max) {
-        this.#armIdleAlarm(oldest.idleSince + max);
-        return;
+    let next = Infinity;
+    for (const slot of this.#slots) {
+      if (slot.con === undefined) continue;
+      if (maxLifetimeMs > 0 && !slot.lifeOver) {
+        if (now >= slot.expiresAt) slot.lifeOver = true;
+        else if (slot.expiresAt < next) next = slot.expiresAt;
       }
-      this.#discard(oldest, true);
-      this.#move(oldest, "empty");
+      if (slot.state !== "idle") continue;
+      if (slot.lifeOver) {
+        this.#discard(slot, false, "maxLifetime");
+        this.#move(slot, "empty");
+        continue;
+      }
+      if (maxInactiveMs > 0) {
+        const due = slot.idleSince + maxInactiveMs;
+        if (now >= due) {
+          this.#discard(slot, true, "idle");
+          this.#move(slot, "empty");
+          continue;
+        }
+        if (due < next) next = due;
+      }
+      if (pingAfterIdleMs !== undefined && pingAfterIdleMs > 0 && !slot.stale) {
+        const due = slot.idleSince + pingAfterIdleMs;
+        if (now >= due) slot.stale = true;
+        else if (due < next) next = due;
+      }
     }
+    if (next !== Infinity) this.#armSweep(next);
   }
 
   /**
@@ -669,15 +766,25 @@ export class BasePool {
     }
     let work: Promise<void>;
     try {
-      work = driver.queryCount >= this.#settings.maxQueries || slot.generation !== this.#generation
-        ? con.close({ timeout: timeoutMs === undefined ? undefined : timeoutMs / 1000 })
-        : this.#reset(con, driver);
+      const reason = this.#retire(slot, driver);
+      if (reason !== undefined) {
+        slot.closeReason = reason;
+        work = con.close({ timeout: timeoutMs === undefined ? undefined : timeoutMs / 1000 });
+      } else work = this.#reset(con, driver);
     } catch (e) {
       work = Promise.reject(e);
     }
     const release = new Release(this.#releaseHost, checkout, work, this.#watchdog, timeoutMs);
     checkout.release = release;
     return release.promise;
+  }
+
+  /** Why a released connection is closed instead of reused, or undefined to reuse it. */
+  #retire(slot: Slot, driver: DriverConnection): CloseReason | undefined {
+    if (slot.generation !== this.#generation) return "expired";
+    if (slot.lifeOver) return "maxLifetime";
+    if (driver.queryCount >= this.#settings.maxQueries) return "maxQueries";
+    return undefined;
   }
 
   /** A release succeeded: its slot goes back (called by that release only, once). */
@@ -691,7 +798,7 @@ export class BasePool {
   #dropped(checkout: Checkout): void {
     const slot = checkout.slot;
     slot.holder = undefined;
-    if (slot.con === checkout.con) this.#discard(slot, true);
+    if (slot.con === checkout.con) this.#discard(slot, true, "resetFailed");
     this.#free(slot);
   }
 
@@ -781,8 +888,7 @@ export class BasePool {
       for (const slot of this.#slots) {
         if (slot.con === undefined) continue;
         const con = slot.con;
-        slot.con = undefined;
-        slot.driver = undefined;
+        this.#forget(slot, "closed");
         if (slot.state === "idle") this.#move(slot, "empty");
         closing.push(con.close());
       }
@@ -802,16 +908,19 @@ export class BasePool {
   /** Closed: no release runs any more (close drained them; terminate abandoned them), so the timer goes. */
   #finish(): void {
     this.#status = "closed";
-    this.#idleAlarm = undefined;
+    this.#sweepAlarm = undefined;
+    this.#sweepAt = Infinity;
     this.#watchdog.stop();
   }
 
   #rejectWaiters(error: InterfaceError): void {
     const waiters = this.#waiters;
+    const now = this.#clock.now();
     for (let i = this.#waiterHead; i < waiters.length; i++) {
       const w = waiters[i]!;
       if (w.state !== "waiting") continue;
       w.state = "cancelled";
+      this.#counters.acquireWaitMs += now - w.since;
       w.reject(error);
     }
     this.#waiters = [];
@@ -843,8 +952,7 @@ export class BasePool {
     for (const slot of this.#slots) {
       const con = slot.con;
       if (con !== undefined) {
-        slot.con = undefined;
-        slot.driver = undefined;
+        this.#forget(slot, con.isClosed() ? "broken" : "closed");
         con.terminate();
       }
       if (slot.state === "idle") this.#move(slot, "empty");
@@ -932,6 +1040,49 @@ export class BasePool {
   /** The configured `maxSize`. @returns The value. */
   getMaxSize(): number {
     return this.#settings.maxSize;
+  }
+
+  /**
+   * A plain snapshot of the pool: gauges (`size`, `idle`, `busy`, `waiting`,
+   * `connecting`, `maxSize`, `minSize`) and counters since the pool was made,
+   * which only grow. Cheap: nothing on the acquire path allocates to feed it.
+   *
+   * @returns A new object, the caller's to keep.
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { createPool } from "@x/pgpool";
+   * await using pool = await createPool({ minSize: 1, maxSize: 2 });
+   * await pool.fetchVal("SELECT 1");
+   * const s = pool.stats();
+   * assert.equal(s.acquireCount, 1);
+   * assert.equal(s.connectCount, 1);
+   * assert.equal(s.size, s.idle + s.busy);
+   * ```
+   */
+  stats(): PoolStats {
+    const c = this.#counters;
+    const size = this.getSize();
+    const idle = this.getIdleSize();
+    return {
+      size,
+      idle,
+      busy: size - idle,
+      waiting: this.#liveWaiters,
+      connecting: this.#connecting,
+      maxSize: this.#settings.maxSize,
+      minSize: this.#settings.minSize,
+      acquireCount: c.acquireCount,
+      acquireWaitCount: c.acquireWaitCount,
+      acquireWaitTime: c.acquireWaitMs / 1000,
+      acquireTimeoutCount: c.acquireTimeoutCount,
+      acquireAbortCount: c.acquireAbortCount,
+      connectCount: c.connectCount,
+      connectErrorCount: c.connectErrorCount,
+      closeCount: c.closeCounts(),
+      pingFailCount: c.pingFailCount,
+      leakCount: c.leakCount,
+    };
   }
 
   /** Acquires waiting for a connection. @returns The count. */

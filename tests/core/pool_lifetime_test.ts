@@ -35,7 +35,12 @@ describe("Pool lifetimes and generations", () => {
   });
 
   it("Pool maxInactiveConnectionLifetime 0 disables idle expiry", async () => {
-    const h = await readyPool({ minSize: 1, maxInactiveConnectionLifetime: 0 });
+    const h = await readyPool({
+      minSize: 1,
+      maxInactiveConnectionLifetime: 0,
+      maxLifetime: 0,
+      pingAfterIdle: null,
+    });
     assert.equal(h.clock.pending, 0, "no timer armed");
     await h.clock.tick(10_000_000);
     assert.equal(h.pool.getSize(), 1);
