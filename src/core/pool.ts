@@ -76,6 +76,9 @@ const conInternals = connectionInternals();
 const proxyInternals = poolConnectionInternals();
 const noop = (): void => {};
 const RESOLVED: Promise<void> = Promise.resolve();
+/** The liveness round trip: the cheapest statement both drivers run as any other. */
+const PING_SQL = "SELECT 1";
+const NO_ARGS: readonly unknown[] = Object.freeze([]);
 
 function validTimeout(where: string, value: unknown): number | undefined {
   if (value === undefined) return undefined;
@@ -89,6 +92,16 @@ function validSignal(where: string, value: unknown): AbortSignal | undefined {
   if (value === undefined) return undefined;
   if (!(value instanceof AbortSignal)) throw new TypeError(`${where} as 'signal' must be an AbortSignal`);
   return value;
+}
+
+/** A DSN's `target_session_attrs` asking for a writable server (the drivers parse the DSN; this only looks). */
+const WRITABLE_DSN = /(?:^|[?&\s])target_session_attrs\s*=\s*'?(?:read-write|primary)\b/;
+
+/** True when the options ask for a writable server (`targetSessionAttrs` read-write or primary). */
+function wantsWritable(options: ConnectOptions): boolean {
+  const attrs = options.targetSessionAttrs;
+  if (attrs !== undefined) return attrs === "read-write" || attrs === "primary";
+  return options.dsn !== undefined && WRITABLE_DSN.test(options.dsn);
 }
 
 /** Internal access for tests. Not exported from `mod.ts`. */
@@ -157,6 +170,8 @@ export class BasePool {
   #pingAlways: boolean;
   /** The jitter source. */
   #random: () => number;
+  /** `targetSessionAttrs` asks for a writable server: a connection that answers 25006 is dropped at release. */
+  #watchReadOnly: boolean;
   #drained: (() => void) | undefined;
   #closing: Promise<void> | undefined;
   /** What `stats()` reports: plain counters bumped in place. */
@@ -203,6 +218,7 @@ export class BasePool {
     }
     this.#settings = settings;
     this.#connectOptions = connectOptions;
+    this.#watchReadOnly = wantsWritable(connectOptions);
     this.#connect = connect;
     this.#clock = settings.clock ?? systemClock;
     this.#watchdog = new Watchdog(this.#clock);
@@ -344,11 +360,8 @@ export class BasePool {
         if (slot !== undefined) this.#move(slot, "acquiring");
       }
       if (slot === undefined) slot = await this.#wait(deadline);
-      if (
-        slot.con !== undefined && this.#settings.setup === undefined &&
-        slot.generation === this.#generation &&
-        !slot.driver!.isClosed()
-      ) return this.#handOut(slot, timeoutMs);
+      if (slot.stale && slot.con !== undefined) await this.#pinged(slot, deadline);
+      if (this.#ready(slot)) return this.#handOut(slot, timeoutMs);
       return await this.#checkout(slot, deadline, timeoutMs);
     } catch (e) {
       if (deadline?.fired && e === deadline.reason) {
@@ -362,11 +375,55 @@ export class BasePool {
     }
   }
 
-  /** True when a slot can be checked out as it is: connected, current, and no `setup` to run. */
+  /** True when a slot can be checked out as it is: connected, current, no ping due and no `setup` to run. */
   #ready(slot: Slot): boolean {
-    return slot.con !== undefined && this.#settings.setup === undefined &&
+    return slot.con !== undefined && !slot.stale && this.#settings.setup === undefined &&
       slot.generation === this.#generation &&
       !slot.driver!.isClosed();
+  }
+
+  /**
+   * Pings a connection idle past `pingAfterIdle` (its acquire holds the slot).
+   * A dead one is dropped and the acquire goes on to open a new one in its slot.
+   * When the acquire's deadline fires first, the acquire rejects and the ping's
+   * outcome gives the slot back when it comes.
+   */
+  #pinged(slot: Slot, deadline: Deadline | undefined): Promise<void> {
+    slot.stale = false;
+    const ping = this.#ping(slot);
+    return deadline === undefined ? ping : deadline.race(ping, () => this.#free(slot));
+  }
+
+  /**
+   * One liveness round trip, bounded by the pool's `releaseTimeout`; never rejects.
+   * On failure the connection is terminated and counted (`pingFailCount`, `closeCount.broken`).
+   */
+  #ping(slot: Slot): Promise<void> {
+    const con = slot.con!;
+    const driver = slot.driver!;
+    return new Promise<void>((resolve) => {
+      let alarm: Alarm | undefined;
+      let settled = false;
+      const done = (alive: boolean): void => {
+        if (settled) return;
+        settled = true;
+        alarm?.cancel();
+        if (!alive && slot.con === con) {
+          this.#counters.pingFailCount++;
+          this.#discard(slot, true, "broken");
+        }
+        resolve();
+      };
+      const bound = this.#settings.releaseTimeoutMs;
+      if (bound > 0) alarm = this.#watchdog.after(bound, () => done(false));
+      let answer: Promise<unknown>;
+      try {
+        answer = driver.query(PING_SQL, NO_ARGS);
+      } catch (e) {
+        answer = Promise.reject(e);
+      }
+      answer.then(() => done(true), () => done(false));
+    });
   }
 
   /** Queues a waiter; see {@linkcode Waiter}. */
@@ -397,7 +454,7 @@ export class BasePool {
   /** Completes a checkout of a connected slot that needs no `setup`. */
   #handOut(slot: Slot, timeoutMs: number | undefined): PoolConnection {
     const checkout = new Checkout(slot, slot.con!, timeoutMs, "held");
-    const proxy = checkout.proxy = proxyInternals.create(this, checkout, checkout.con);
+    const proxy = checkout.proxy = proxyInternals.create(this, checkout, checkout.con, this.#watchReadOnly);
     slot.holder = checkout;
     this.#move(slot, "busy");
     this.#counters.acquireCount++;
@@ -433,7 +490,7 @@ export class BasePool {
         con = await this.#open(slot, deadline);
       }
       checkout = new Checkout(slot, con, timeoutMs, "setup");
-      const proxy = checkout.proxy = proxyInternals.create(this, checkout, con);
+      const proxy = checkout.proxy = proxyInternals.create(this, checkout, con, this.#watchReadOnly);
       const setup = this.#settings.setup;
       if (setup !== undefined) {
         const done = setup(proxy);
@@ -766,7 +823,7 @@ export class BasePool {
     }
     let work: Promise<void>;
     try {
-      const reason = this.#retire(slot, driver);
+      const reason = this.#retire(slot, driver, checkout);
       if (reason !== undefined) {
         slot.closeReason = reason;
         work = con.close({ timeout: timeoutMs === undefined ? undefined : timeoutMs / 1000 });
@@ -780,8 +837,9 @@ export class BasePool {
   }
 
   /** Why a released connection is closed instead of reused, or undefined to reuse it. */
-  #retire(slot: Slot, driver: DriverConnection): CloseReason | undefined {
+  #retire(slot: Slot, driver: DriverConnection, checkout: Checkout): CloseReason | undefined {
     if (slot.generation !== this.#generation) return "expired";
+    if (proxyInternals.state(checkout.proxy).readOnly) return "broken"; // a failover left it on a read-only server
     if (slot.lifeOver) return "maxLifetime";
     if (driver.queryCount >= this.#settings.maxQueries) return "maxQueries";
     return undefined;
@@ -1016,6 +1074,7 @@ export class BasePool {
     const next: ConnectOptions = dsn === undefined ? { ...options } : { ...options, dsn };
     checkConnectOptions(next, "Cannot set connect arguments");
     this.#connectOptions = next;
+    this.#watchReadOnly = wantsWritable(next);
   }
 
   /** Open connections (checked out or idle). @returns The count. */

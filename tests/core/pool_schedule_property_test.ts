@@ -27,7 +27,13 @@ import type { Connection } from "../../src/core/connection.ts";
 import type { ConnectOptions } from "../../src/core/driver.ts";
 import type { PoolStats } from "../../src/core/pool_stats.ts";
 import { FakeClock, flush } from "../support/fake_clock.ts";
-import { FakeDriver, type FakeDriverConnection, ScriptedError } from "../support/fake_driver.ts";
+import {
+  FakeDriver,
+  type FakeDriverConnection,
+  type Outcome,
+  type Script,
+  ScriptedError,
+} from "../support/fake_driver.ts";
 
 const RUNS =
   Number((globalThis as { process?: { env?: Record<string, string> } }).process?.env?.SCHEDULE_RUNS) ||
@@ -45,6 +51,10 @@ interface Shape {
   idleLifetime: number;
   /** Seconds (`maxLifetime`, jitter 30% of it); 0 = none. */
   lifetime: number;
+  /** `pingAfterIdle` in seconds (null = never). */
+  ping: number | null;
+  /** How the liveness pings answer, in turn (cycled): "never" ones end at the pool's release bound. */
+  pings: Outcome[];
   useInit: boolean;
   useSetup: boolean;
   /** How long a "slow" hook takes (ms): longer than most bounds. */
@@ -78,6 +88,16 @@ const shapeArb: fc.Arbitrary<Shape> = fc.record({
   releaseTimeout: fc.constantFrom(0.2, 0.5, 1),
   idleLifetime: fc.constantFrom(0, 0, 0.4),
   lifetime: fc.constantFrom(0, 0, 0.5, 1.5),
+  ping: fc.constantFrom(null, 0, 0.3),
+  pings: fc.array(
+    fc.oneof(
+      { arbitrary: fc.constant("ok" as const), weight: 6 },
+      { arbitrary: fc.constant("error" as const), weight: 2 },
+      { arbitrary: fc.constant("slow" as const), weight: 1 },
+      { arbitrary: fc.constant("never" as const), weight: 1 },
+    ),
+    { minLength: 1, maxLength: 4 },
+  ),
   useInit: fc.boolean(),
   useSetup: fc.boolean(),
   slowMs: fc.constantFrom(150, 600),
@@ -235,6 +255,11 @@ class Run {
     this.s = s;
     this.shape = shape;
     this.driver = new FakeDriver(this.clock);
+    // The only statements the test runs are the pool's pings: they answer as the shape says.
+    let ping = 0;
+    this.driver.query = {
+      next: (): Outcome => this.hooks.healthy ? "ok" : shape.pings[ping++ % shape.pings.length]!,
+    } as Script;
     const hooks = this.hooks = new Hooks(s, this.clock, shape);
     const driver = this.driver;
     this.pool = new Pool({
@@ -245,6 +270,7 @@ class Run {
       maxInactiveConnectionLifetime: shape.idleLifetime,
       maxLifetime: shape.lifetime,
       maxLifetimeJitter: shape.lifetime * 0.3,
+      pingAfterIdle: shape.ping,
       connect: async (options: ConnectOptions): Promise<Connection> => {
         await hooks.run("connect", options.signal);
         return driver.hook(options);
