@@ -50,6 +50,17 @@ interface Waiter {
   reject: (error: unknown) => void;
 }
 
+/** An acquire waiting for a connect permit. */
+interface PermitWaiter {
+  /** False once granted or given up. */
+  live: boolean;
+  grant: () => void;
+}
+
+/** The floor's first pause after a failed attempt; it doubles per failure up to the cap, jittered to 50–100%. */
+const FLOOR_BACKOFF_BASE_MS = 100;
+const FLOOR_BACKOFF_CAP_MS = 5000;
+
 /** Options of `acquire()`. */
 export interface AcquireOptions {
   /** Seconds to wait for a connection (queueing, connecting, `init`, `setup`); `<= 0` never takes one. */
@@ -170,6 +181,16 @@ export class BasePool {
   #pingAlways: boolean;
   /** The jitter source. */
   #random: () => number;
+  /** Acquires waiting for a connect permit, first come first served. */
+  #permits: PermitWaiter[] = [];
+  /** The floor's pause after a failed attempt (its backoff), while armed. */
+  #floorAlarm: Alarm | undefined;
+  /** Floor attempts failed in a row. */
+  #floorFailures = 0;
+  /** Floor attempts under way. */
+  #floorInFlight = 0;
+  /** A floor check is queued for the end of the current operation. */
+  #floorQueued = false;
   /** `targetSessionAttrs` asks for a writable server: a connection that answers 25006 is dropped at release. */
   #watchReadOnly: boolean;
   #drained: (() => void) | undefined;
@@ -283,7 +304,10 @@ export class BasePool {
         for (const r of results) if (r.status === "rejected") throw r.reason;
       }
     } finally {
-      if (this.#status === "initializing") this.#status = "ready";
+      if (this.#status === "initializing") {
+        this.#status = "ready";
+        if (this.#settings.minSize > 0) this.#keepFloor(); // whatever init could not open
+      }
     }
   }
 
@@ -515,6 +539,12 @@ export class BasePool {
 
   /** Connects a slot (and runs `init`); on failure the half-made connection is dropped. */
   async #open(slot: Slot, deadline: Deadline | undefined): Promise<Connection> {
+    if (this.#connecting < this.#settings.maxConcurrentConnects) this.#connecting++;
+    else await this.#permit(deadline);
+    if (this.#status === "closed") {
+      this.#connectDone();
+      this.#stillOpen(slot, undefined);
+    }
     const options = deadline === undefined
       ? this.#connectOptions
       : { ...this.#connectOptions, signal: deadline.signal };
@@ -524,10 +554,7 @@ export class BasePool {
     } catch (e) {
       connecting = Promise.reject(e);
     }
-    this.#connecting++;
-    const attempt = (): void => {
-      this.#connecting--;
-    };
+    const attempt = (): void => this.#connectDone();
     connecting.then(attempt, attempt);
     let result: unknown;
     try {
@@ -579,6 +606,90 @@ export class BasePool {
       this.#stillOpen(slot, con);
     }
     return con;
+  }
+
+  /**
+   * Waits for a connect permit (`maxConcurrentConnects` are in use), first come
+   * first served, bounded by the deadline. A permit handed over after the
+   * deadline fired is passed on.
+   */
+  #permit(deadline: Deadline | undefined): Promise<void> {
+    const { promise, resolve } = Promise.withResolvers<void>();
+    const entry: PermitWaiter = { live: true, grant: resolve };
+    this.#permits.push(entry);
+    if (deadline === undefined) return promise;
+    return deadline.race(promise, () => this.#connectDone()).catch((e: unknown) => {
+      entry.live = false;
+      throw e;
+    });
+  }
+
+  /** A connect attempt settled: its permit goes to the next waiting acquire, else back to the pool. */
+  #connectDone(): void {
+    const permits = this.#permits;
+    while (permits.length > 0) {
+      const next = permits.shift()!;
+      if (!next.live) continue;
+      next.live = false;
+      next.grant();
+      return;
+    }
+    this.#connecting--;
+    if (this.#settings.minSize > 0) this.#keepFloor();
+  }
+
+  /**
+   * Keeps `minSize` connections: opens connections in empty slots in the
+   * background while fewer slots than `minSize` hold (or are getting) one,
+   * within the free connect permits (acquires waiting for one go first). After
+   * a failure only one attempt runs at a time, each after a capped, jittered,
+   * exponentially growing pause.
+   */
+  #keepFloor(): void {
+    if (this.#status !== "ready" || this.#floorAlarm !== undefined) return;
+    const { minSize, maxSize, maxConcurrentConnects } = this.#settings;
+    while (
+      maxSize - this.#empty.length < minSize && this.#connecting < maxConcurrentConnects &&
+      (this.#floorFailures === 0 || this.#floorInFlight === 0)
+    ) {
+      const slot = this.#empty[this.#empty.length - 1]!;
+      this.#move(slot, "acquiring");
+      this.#floorInFlight++;
+      void this.#openFloor(slot);
+    }
+  }
+
+  async #openFloor(slot: Slot): Promise<void> {
+    try {
+      await this.#open(slot, undefined);
+      this.#floorFailures = 0;
+    } catch {
+      // Counted in connectErrorCount; the floor tries again after its pause.
+      if (slot.con !== undefined) this.#discard(slot, true, "broken");
+      this.#floorFailures++;
+      if (this.#status === "ready" && this.#floorAlarm === undefined) {
+        const pause = Math.min(FLOOR_BACKOFF_CAP_MS, FLOOR_BACKOFF_BASE_MS * 2 ** (this.#floorFailures - 1)) *
+          (0.5 + 0.5 * this.#random());
+        this.#floorAlarm = this.#watchdog.after(pause, () => {
+          this.#floorAlarm = undefined;
+          this.#keepFloor();
+        });
+      }
+    } finally {
+      this.#floorInFlight--;
+      this.#free(slot);
+    }
+    this.#keepFloor();
+  }
+
+  /** Asks for the floor to be checked once the current operation is over (a slot just emptied). */
+  #wantFloor(): void {
+    if (this.#floorQueued || this.#status !== "ready") return;
+    this.#floorQueued = true;
+    queueMicrotask(() => {
+      this.#floorQueued = false;
+      this.#keepFloor();
+    });
   }
 
   /**
@@ -683,8 +794,10 @@ export class BasePool {
         const due = (slot.idleSince = this.#clock.now()) + this.#idleDueMs;
         if (due < this.#sweepAt) this.#armSweep(due);
       }
-    } else if (to === "empty") this.#empty.push(slot);
-    else this.#inUse++;
+    } else if (to === "empty") {
+      this.#empty.push(slot);
+      if (this.#settings.minSize > 0) this.#wantFloor();
+    } else this.#inUse++;
     if (this.#inUse === 0 && this.#drained !== undefined) this.#drained();
   }
 
@@ -704,9 +817,11 @@ export class BasePool {
     this.#sweepAlarm = undefined;
     this.#sweepAt = Infinity;
     if (this.#status === "closed") return;
-    const { maxInactiveMs, pingAfterIdleMs, maxLifetimeMs } = this.#settings;
+    const { maxInactiveMs, pingAfterIdleMs, maxLifetimeMs, minSize, maxSize } = this.#settings;
     const now = this.#clock.now();
     let next = Infinity;
+    /** Slots holding (or getting) a connection: idleness never takes the pool below `minSize`. */
+    let held = maxSize - this.#empty.length;
     for (const slot of this.#slots) {
       if (slot.con === undefined) continue;
       if (maxLifetimeMs > 0 && !slot.lifeOver) {
@@ -717,16 +832,19 @@ export class BasePool {
       if (slot.lifeOver) {
         this.#discard(slot, false, "maxLifetime");
         this.#move(slot, "empty");
+        held--;
         continue;
       }
       if (maxInactiveMs > 0) {
         const due = slot.idleSince + maxInactiveMs;
-        if (now >= due) {
+        if (now < due) {
+          if (due < next) next = due;
+        } else if (held > minSize) {
           this.#discard(slot, true, "idle");
           this.#move(slot, "empty");
+          held--;
           continue;
         }
-        if (due < next) next = due;
       }
       if (pingAfterIdleMs !== undefined && pingAfterIdleMs > 0 && !slot.stale) {
         const due = slot.idleSince + pingAfterIdleMs;
@@ -914,6 +1032,8 @@ export class BasePool {
       return Promise.reject(e);
     }
     this.#status = "closing";
+    this.#floorAlarm?.cancel();
+    this.#floorAlarm = undefined;
     this.#rejectWaiters(
       new InterfaceError("POOL_CLOSING", "Cannot acquire a connection as the pool is closing"),
     );
@@ -968,6 +1088,7 @@ export class BasePool {
     this.#status = "closed";
     this.#sweepAlarm = undefined;
     this.#sweepAt = Infinity;
+    this.#floorAlarm = undefined;
     this.#watchdog.stop();
   }
 

@@ -14,6 +14,8 @@
  * - no operation touched another checkout: two live checkouts never share a
  *   connection, and a live checkout's connection is closed by nobody but the test
  *   (`maxLifetime` never cuts a checkout);
+ * - at most `maxConcurrentConnects` connection attempts run at once, and the kept
+ *   floor is back to `minSize` once the hooks work again;
  * - `stats()` adds up: its counters never go down, every closed connection was
  *   opened (Σ closeCount <= connectCount, and = after close), `acquireCount` is the
  *   checkouts the test got, and the pool opened no connection the driver did not make.
@@ -51,6 +53,8 @@ interface Shape {
   idleLifetime: number;
   /** Seconds (`maxLifetime`, jitter 30% of it); 0 = none. */
   lifetime: number;
+  /** `maxConcurrentConnects`. */
+  connects: number;
   /** `pingAfterIdle` in seconds (null = never). */
   ping: number | null;
   /** How the liveness pings answer, in turn (cycled): "never" ones end at the pool's release bound. */
@@ -84,11 +88,12 @@ const outcomesArb = fc.array(outcomeArb, { minLength: 1, maxLength: 5 });
 
 const shapeArb: fc.Arbitrary<Shape> = fc.record({
   maxSize: fc.integer({ min: 1, max: 3 }),
-  minSize: fc.integer({ min: 0, max: 1 }),
+  minSize: fc.integer({ min: 0, max: 2 }),
   releaseTimeout: fc.constantFrom(0.2, 0.5, 1),
   idleLifetime: fc.constantFrom(0, 0, 0.4),
   lifetime: fc.constantFrom(0, 0, 0.5, 1.5),
   ping: fc.constantFrom(null, 0, 0.3),
+  connects: fc.constantFrom(1, 2),
   pings: fc.array(
     fc.oneof(
       { arbitrary: fc.constant("ok" as const), weight: 6 },
@@ -102,7 +107,7 @@ const shapeArb: fc.Arbitrary<Shape> = fc.record({
   useSetup: fc.boolean(),
   slowMs: fc.constantFrom(150, 600),
   hooks: fc.record({ connect: outcomesArb, init: outcomesArb, setup: outcomesArb, reset: outcomesArb }),
-});
+}).map((shape) => ({ ...shape, minSize: Math.min(shape.minSize, shape.maxSize) }));
 
 const seconds = fc.constantFrom(0.1, 0.3, 0.8);
 const commandArb: fc.Arbitrary<Command> = fc.oneof(
@@ -245,6 +250,8 @@ class Run {
   readonly killed = new Set<number>();
   ended = false;
   #seq = 0;
+  /** Connect calls under way. */
+  connecting = 0;
   /** Checkouts the test got (recovery ones included). */
   got = 0;
   #lastStats: Record<string, number> | undefined;
@@ -271,9 +278,17 @@ class Run {
       maxLifetime: shape.lifetime,
       maxLifetimeJitter: shape.lifetime * 0.3,
       pingAfterIdle: shape.ping,
+      maxConcurrentConnects: shape.connects,
       connect: async (options: ConnectOptions): Promise<Connection> => {
-        await hooks.run("connect", options.signal);
-        return driver.hook(options);
+        if (++this.connecting > shape.connects) {
+          this.fail(`${this.connecting} connects at once, maxConcurrentConnects ${shape.connects}`);
+        }
+        try {
+          await hooks.run("connect", options.signal);
+          return await driver.hook(options);
+        } finally {
+          this.connecting--;
+        }
       },
       init: shape.useInit ? () => hooks.run("init") : undefined,
       setup: shape.useSetup ? () => hooks.run("setup") : undefined,
@@ -533,10 +548,17 @@ class Run {
       const agedBefore = aged();
       for (const p of ok) void pool.release(p);
       await this.drain(2);
-      // Each comes back idle, unless its lifetime (or idle lifetime) ended meanwhile.
+      // Each comes back idle, unless its lifetime (or idle lifetime) ended meanwhile; the floor may add some.
       const aging = aged() - agedBefore;
-      if (pool.getIdleSize() !== ok.length - aging) {
-        this.fail(`after recovery ${pool.getIdleSize()} idle of ${ok.length} (${aging} aged out)`);
+      if (pool.getIdleSize() !== pool.getSize() || pool.getSize() < ok.length - aging) {
+        this.fail(
+          `after recovery ${pool.getIdleSize()} idle, size ${pool.getSize()}, of ${ok.length} (${aging} aged out)`,
+        );
+      }
+      // The kept floor: minSize connections open again once the floor's backoff (at most 5 s) is over.
+      await this.drain(24);
+      if (pool.getSize() < this.shape.minSize) {
+        this.fail(`the floor was not restored: size ${pool.getSize()}, minSize ${this.shape.minSize}`);
       }
     }
     // Never await the pool itself: a broken pool must fail the run, not hang it.
