@@ -60,6 +60,11 @@ interface PermitWaiter {
 /** The floor's first pause after a failed attempt; it doubles per failure up to the cap, jittered to 50–100%. */
 const FLOOR_BACKOFF_BASE_MS = 100;
 const FLOOR_BACKOFF_CAP_MS = 5000;
+/** Why a floor attempt was given up: an acquire needed its slot. */
+const FLOOR_YIELD = new DOMException(
+  "The kept floor gave its connection attempt to an acquire",
+  "AbortError",
+);
 
 /** Options of `acquire()`. */
 export interface AcquireOptions {
@@ -189,6 +194,8 @@ export class BasePool {
   #floorFailures = 0;
   /** Floor attempts under way. */
   #floorInFlight = 0;
+  /** Aborts each floor attempt under way (it yields its slot to a queued acquire). */
+  #floorAttempts: AbortController[] = [];
   /** A floor check is queued for the end of the current operation. */
   #floorQueued = false;
   /** `targetSessionAttrs` asks for a writable server: a connection that answers 25006 is dropped at release. */
@@ -456,6 +463,8 @@ export class BasePool {
     this.#waiters.push({ state: "waiting", direct, since: this.#clock.now(), resolve, reject });
     this.#liveWaiters++;
     this.#counters.acquireWaitCount++;
+    // A floor attempt holds a slot this acquire could connect in itself, within its own deadline.
+    if (this.#floorAttempts.length > 0) this.#floorAttempts.pop()!.abort(FLOOR_YIELD);
     return promise;
   }
 
@@ -659,15 +668,30 @@ export class BasePool {
     }
   }
 
+  /**
+   * One floor attempt. It yields to acquires: when an acquire has to queue, the
+   * newest floor attempt is given up and its slot goes to that acquire, which
+   * connects within its own deadline (a floor attempt stuck on a dead network
+   * never holds a caller hostage).
+   */
   async #openFloor(slot: Slot): Promise<void> {
+    const yielding = new AbortController();
+    this.#floorAttempts.push(yielding);
+    const deadline = new Deadline(
+      this.#watchdog,
+      undefined,
+      yielding.signal,
+      "CONNECT_TIMEOUT",
+      "The kept floor gave its attempt up to an acquire",
+    );
     try {
-      await this.#open(slot, undefined);
+      await this.#open(slot, deadline);
       this.#floorFailures = 0;
     } catch {
-      // Counted in connectErrorCount; the floor tries again after its pause.
+      // Counted in connectErrorCount; the floor tries again after its pause (unless it yielded).
       if (slot.con !== undefined) this.#discard(slot, true, "broken");
-      this.#floorFailures++;
-      if (this.#status === "ready" && this.#floorAlarm === undefined) {
+      if (!yielding.signal.aborted) this.#floorFailures++;
+      if (!yielding.signal.aborted && this.#status === "ready" && this.#floorAlarm === undefined) {
         const pause = Math.min(FLOOR_BACKOFF_CAP_MS, FLOOR_BACKOFF_BASE_MS * 2 ** (this.#floorFailures - 1)) *
           (0.5 + 0.5 * this.#random());
         this.#floorAlarm = this.#watchdog.after(pause, () => {
@@ -676,6 +700,10 @@ export class BasePool {
         });
       }
     } finally {
+      deadline.dispose();
+      const attempts = this.#floorAttempts;
+      const i = attempts.indexOf(yielding);
+      if (i >= 0) attempts.splice(i, 1);
       this.#floorInFlight--;
       this.#free(slot);
     }
@@ -957,7 +985,7 @@ export class BasePool {
   /** Why a released connection is closed instead of reused, or undefined to reuse it. */
   #retire(slot: Slot, driver: DriverConnection, checkout: Checkout): CloseReason | undefined {
     if (slot.generation !== this.#generation) return "expired";
-    if (proxyInternals.state(checkout.proxy).readOnly) return "broken"; // a failover left it on a read-only server
+    if (this.#watchReadOnly && proxyInternals.state(checkout.proxy).readOnly) return "broken"; // a failover left it on a read-only server
     if (slot.lifeOver) return "maxLifetime";
     if (driver.queryCount >= this.#settings.maxQueries) return "maxQueries";
     return undefined;

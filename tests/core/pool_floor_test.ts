@@ -143,6 +143,24 @@ describe("Pool kept floor (minSize)", () => {
     assert.equal(checkInvariants(h), undefined);
   });
 
+  it("Pool floor attempt stuck on a dead network yields its slot to a queued acquire, which connects itself", async () => {
+    const h = await readyPool({ minSize: 1, maxSize: 1, ...QUIET });
+    h.driver.connect.push("never"); // the floor's attempt: settles only when aborted
+    h.driver.connections[0]!.kill();
+    await flush();
+    assert.equal(h.pool.stats().connecting, 1, "the floor is trying");
+    const con = await h.pool.acquire({ timeout: 1 });
+    assert.equal(h.driver.connects, 3, "the acquire made its own attempt");
+    assert.equal(h.pool.getSize(), 1);
+    assert.equal(h.pool.stats().connecting, 0);
+    await h.pool.release(con);
+    h.driver.connections[1]!.kill(); // the acquire's connection (the floor's attempt never made one)
+    await flush();
+    assert.equal(h.driver.connects, 4, "no backoff: the floor did not fail, it yielded");
+    assert.equal(h.pool.getSize(), 1);
+    assert.equal(checkInvariants(h), undefined);
+  });
+
   it("Pool.close() stops the floor: no attempt after close, no timer left", async () => {
     const h = await readyPool({ minSize: 2, maxSize: 2, ...QUIET });
     h.driver.connect.fallback = "error";
