@@ -28,6 +28,11 @@ export interface Clock {
   setTimeout(fn: () => void, ms: number): TimerHandle;
   /** Cancels a timer armed by {@linkcode Clock.setTimeout}; a no-op for one that already ran. */
   clearTimeout(handle: TimerHandle): void;
+  /**
+   * A number in `[0, 1)` for the pool's jitter (connection lifetimes, backoff).
+   * Optional: `Math.random` when absent; a test clock makes it repeatable.
+   */
+  random?(): number;
 }
 
 /**
@@ -46,4 +51,5 @@ export const systemClock: Clock = {
   now: (): number => performance.now(),
   setTimeout: (fn: () => void, ms: number): TimerHandle => setTimeout(fn, ms),
   clearTimeout: (handle: TimerHandle): void => clearTimeout(handle as number),
+  random: (): number => Math.random(),
 };

@@ -39,6 +39,30 @@ export interface PoolOptions extends ConnectOptions {
    */
   maxInactiveConnectionLifetime?: number;
   /**
+   * Seconds a connection may live: past its lifetime it is closed at release or
+   * while idle, never under a checkout. `0` disables.
+   * @default {3600}
+   */
+  maxLifetime?: number;
+  /**
+   * Seconds by which each connection's lifetime is shortened at random (drawn at
+   * connect), so connections opened together do not all close together. At most `maxLifetime`.
+   * @default {10% of maxLifetime}
+   */
+  maxLifetimeJitter?: number;
+  /**
+   * A connection idle longer than this many seconds is checked with a round trip
+   * before `acquire()` returns it; a dead one is replaced without the caller
+   * seeing its error. `0` checks every time, `null` never.
+   * @default {1}
+   */
+  pingAfterIdle?: number | null;
+  /**
+   * Connections being opened at once, by acquires and by the kept `minSize` floor together.
+   * @default {2}
+   */
+  maxConcurrentConnects?: number;
+  /**
    * Seconds a release may take when neither `release()` nor the acquire gave a
    * timeout; past it the connection is terminated. `0` means no bound.
    * @default {60}
@@ -69,6 +93,12 @@ export interface PoolSettings {
   maxSize: number;
   maxQueries: number;
   maxInactiveMs: number;
+  /** 0 = off. */
+  maxLifetimeMs: number;
+  maxLifetimeJitterMs: number;
+  /** Undefined = never. */
+  pingAfterIdleMs: number | undefined;
+  maxConcurrentConnects: number;
   releaseTimeoutMs: number;
   closeWarningMs: number;
   connect: ConnectHook | undefined;
@@ -84,6 +114,10 @@ const POOL_OPTION_NAMES: ReadonlySet<string> = new Set([
   "maxSize",
   "maxQueries",
   "maxInactiveConnectionLifetime",
+  "maxLifetime",
+  "maxLifetimeJitter",
+  "pingAfterIdle",
+  "maxConcurrentConnects",
   "releaseTimeout",
   "closeWarningAfter",
   "connect",
@@ -286,6 +320,21 @@ export function parsePoolOptions(
   ) {
     throw new TypeError(`${where} as 'clock' must have now(), setTimeout() and clearTimeout()`);
   }
+  if (clock?.random !== undefined && typeof clock.random !== "function") {
+    throw new TypeError(`${where} as 'clock.random' must be a function`);
+  }
+  const maxLifetimeMs = durationMs(where, "maxLifetime", o.maxLifetime, 3_600_000);
+  const maxLifetimeJitterMs = durationMs(where, "maxLifetimeJitter", o.maxLifetimeJitter, maxLifetimeMs / 10);
+  if (maxLifetimeJitterMs > maxLifetimeMs && maxLifetimeMs > 0) {
+    throw new RangeError(
+      `${where} as 'maxLifetimeJitter' (${maxLifetimeJitterMs / 1000}) is greater than 'maxLifetime' (${
+        maxLifetimeMs / 1000
+      })`,
+    );
+  }
+  const pingAfterIdleMs = o.pingAfterIdle === null
+    ? undefined
+    : durationMs(where, "pingAfterIdle", o.pingAfterIdle, 1000);
   const settings: PoolSettings = {
     minSize,
     maxSize,
@@ -296,6 +345,10 @@ export function parsePoolOptions(
       o.maxInactiveConnectionLifetime,
       300_000,
     ),
+    maxLifetimeMs,
+    maxLifetimeJitterMs,
+    pingAfterIdleMs,
+    maxConcurrentConnects: integer("maxConcurrentConnects", o.maxConcurrentConnects, 2, 1),
     releaseTimeoutMs: durationMs(where, "releaseTimeout", o.releaseTimeout, 60_000),
     closeWarningMs: durationMs(where, "closeWarningAfter", o.closeWarningAfter, 60_000),
     connect: hook("connect", o.connect),

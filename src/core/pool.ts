@@ -20,6 +20,7 @@ import {
   type PoolSettings,
 } from "./options.ts";
 import { PoolConnection, poolConnectionInternals } from "./pool_connection.ts";
+import { type CloseReason, PoolCounters, type PoolStats } from "./pool_stats.ts";
 import {
   type ByName,
   defineMethods,
@@ -42,10 +43,28 @@ type PoolStatus = "new" | "initializing" | "ready" | "closing" | "closed";
 interface Waiter {
   state: "waiting" | "granted" | "cancelled";
   direct: boolean;
+  /** When it was queued (clock ms). */
+  since: number;
   // deno-lint-ignore no-explicit-any
   resolve: (value: any) => void;
   reject: (error: unknown) => void;
 }
+
+/** An acquire waiting for a connect permit. */
+interface PermitWaiter {
+  /** False once granted or given up. */
+  live: boolean;
+  grant: () => void;
+}
+
+/** The floor's first pause after a failed attempt; it doubles per failure up to the cap, jittered to 50–100%. */
+const FLOOR_BACKOFF_BASE_MS = 100;
+const FLOOR_BACKOFF_CAP_MS = 5000;
+/** Why a floor attempt was given up: an acquire needed its slot. */
+const FLOOR_YIELD = new DOMException(
+  "The kept floor gave its connection attempt to an acquire",
+  "AbortError",
+);
 
 /** Options of `acquire()`. */
 export interface AcquireOptions {
@@ -73,6 +92,9 @@ const conInternals = connectionInternals();
 const proxyInternals = poolConnectionInternals();
 const noop = (): void => {};
 const RESOLVED: Promise<void> = Promise.resolve();
+/** The liveness round trip: the cheapest statement both drivers run as any other. */
+const PING_SQL = "SELECT 1";
+const NO_ARGS: readonly unknown[] = Object.freeze([]);
 
 function validTimeout(where: string, value: unknown): number | undefined {
   if (value === undefined) return undefined;
@@ -86,6 +108,16 @@ function validSignal(where: string, value: unknown): AbortSignal | undefined {
   if (value === undefined) return undefined;
   if (!(value instanceof AbortSignal)) throw new TypeError(`${where} as 'signal' must be an AbortSignal`);
   return value;
+}
+
+/** A DSN's `target_session_attrs` asking for a writable server (the drivers parse the DSN; this only looks). */
+const WRITABLE_DSN = /(?:^|[?&\s])target_session_attrs\s*=\s*'?(?:read-write|primary)\b/;
+
+/** True when the options ask for a writable server (`targetSessionAttrs` read-write or primary). */
+function wantsWritable(options: ConnectOptions): boolean {
+  const attrs = options.targetSessionAttrs;
+  if (attrs !== undefined) return attrs === "read-write" || attrs === "primary";
+  return options.dsn !== undefined && WRITABLE_DSN.test(options.dsn);
 }
 
 /** Internal access for tests. Not exported from `mod.ts`. */
@@ -144,10 +176,36 @@ export class BasePool {
   #watchdog: Watchdog;
   /** What every release tells the pool: made once. */
   #releaseHost: ReleaseHost;
-  /** Armed for the oldest idle connection's expiry while `maxInactiveConnectionLifetime` applies. */
-  #idleAlarm: Alarm | undefined;
+  /** The maintenance alarm (idle expiry, lifetimes, ping staleness), armed for the earliest due instant. */
+  #sweepAlarm: Alarm | undefined;
+  /** When `#sweepAlarm` fires (Infinity when none is armed). */
+  #sweepAt = Infinity;
+  /** The first instant after going idle at which a connection needs the sweep (Infinity: never). */
+  #idleDueMs: number;
+  /** `pingAfterIdle` is 0: every idle connection is pinged before hand-out. */
+  #pingAlways: boolean;
+  /** The jitter source. */
+  #random: () => number;
+  /** Acquires waiting for a connect permit, first come first served. */
+  #permits: PermitWaiter[] = [];
+  /** The floor's pause after a failed attempt (its backoff), while armed. */
+  #floorAlarm: Alarm | undefined;
+  /** Floor attempts failed in a row. */
+  #floorFailures = 0;
+  /** Floor attempts under way. */
+  #floorInFlight = 0;
+  /** Aborts each floor attempt under way (it yields its slot to a queued acquire). */
+  #floorAttempts: AbortController[] = [];
+  /** A floor check is queued for the end of the current operation. */
+  #floorQueued = false;
+  /** `targetSessionAttrs` asks for a writable server: a connection that answers 25006 is dropped at release. */
+  #watchReadOnly: boolean;
   #drained: (() => void) | undefined;
   #closing: Promise<void> | undefined;
+  /** What `stats()` reports: plain counters bumped in place. */
+  #counters = new PoolCounters();
+  /** Connection attempts under way. */
+  #connecting = 0;
 
   static {
     internals = { waiterQueueLength: (pool) => pool.#waiters.length };
@@ -188,6 +246,7 @@ export class BasePool {
     }
     this.#settings = settings;
     this.#connectOptions = connectOptions;
+    this.#watchReadOnly = wantsWritable(connectOptions);
     this.#connect = connect;
     this.#clock = settings.clock ?? systemClock;
     this.#watchdog = new Watchdog(this.#clock);
@@ -196,6 +255,13 @@ export class BasePool {
       dropped: (checkout) => this.#dropped(checkout),
     };
     this.#warn = settings.onWarning ?? consoleWarning;
+    this.#random = this.#clock.random === undefined ? Math.random : () => this.#clock.random!();
+    const ping = settings.pingAfterIdleMs;
+    this.#pingAlways = ping === 0;
+    this.#idleDueMs = Math.min(
+      settings.maxInactiveMs > 0 ? settings.maxInactiveMs : Infinity,
+      ping !== undefined && ping > 0 ? ping : Infinity,
+    );
     this.#releaseBound = settings.releaseTimeoutMs / 1000 || undefined;
     this.#resetOptions = { query: settings.reset === undefined, pipeline: true, timeout: this.#releaseBound };
   }
@@ -245,7 +311,10 @@ export class BasePool {
         for (const r of results) if (r.status === "rejected") throw r.reason;
       }
     } finally {
-      if (this.#status === "initializing") this.#status = "ready";
+      if (this.#status === "initializing") {
+        this.#status = "ready";
+        if (this.#settings.minSize > 0) this.#keepFloor(); // whatever init could not open
+      }
     }
   }
 
@@ -301,6 +370,7 @@ export class BasePool {
     const timeoutMs = validTimeout(where, options?.timeout);
     const signal = validSignal(where, options?.signal);
     if (timeoutMs !== undefined && timeoutMs <= 0) {
+      this.#counters.acquireTimeoutCount++;
       throw new PoolTimeoutError(
         "ACQUIRE_TIMEOUT",
         `Timed out acquiring a connection: the timeout is ${timeoutMs / 1000}s`,
@@ -321,29 +391,80 @@ export class BasePool {
         if (slot !== undefined) this.#move(slot, "acquiring");
       }
       if (slot === undefined) slot = await this.#wait(deadline);
-      if (
-        slot.con !== undefined && this.#settings.setup === undefined &&
-        slot.generation === this.#generation &&
-        !slot.driver!.isClosed()
-      ) return this.#handOut(slot, timeoutMs);
+      if (slot.stale && slot.con !== undefined) await this.#pinged(slot, deadline);
+      if (this.#ready(slot)) return this.#handOut(slot, timeoutMs);
       return await this.#checkout(slot, deadline, timeoutMs);
+    } catch (e) {
+      if (deadline?.fired && e === deadline.reason) {
+        if (e instanceof PoolTimeoutError && e.code === "ACQUIRE_TIMEOUT") {
+          this.#counters.acquireTimeoutCount++;
+        } else this.#counters.acquireAbortCount++;
+      }
+      throw e;
     } finally {
       deadline?.dispose();
     }
   }
 
-  /** True when a slot can be checked out as it is: connected, current, and no `setup` to run. */
+  /** True when a slot can be checked out as it is: connected, current, no ping due and no `setup` to run. */
   #ready(slot: Slot): boolean {
-    return slot.con !== undefined && this.#settings.setup === undefined &&
+    return slot.con !== undefined && !slot.stale && this.#settings.setup === undefined &&
       slot.generation === this.#generation &&
       !slot.driver!.isClosed();
+  }
+
+  /**
+   * Pings a connection idle past `pingAfterIdle` (its acquire holds the slot).
+   * A dead one is dropped and the acquire goes on to open a new one in its slot.
+   * When the acquire's deadline fires first, the acquire rejects and the ping's
+   * outcome gives the slot back when it comes.
+   */
+  #pinged(slot: Slot, deadline: Deadline | undefined): Promise<void> {
+    slot.stale = false;
+    const ping = this.#ping(slot);
+    return deadline === undefined ? ping : deadline.race(ping, () => this.#free(slot));
+  }
+
+  /**
+   * One liveness round trip, bounded by the pool's `releaseTimeout`; never rejects.
+   * On failure the connection is terminated and counted (`pingFailCount`, `closeCount.broken`).
+   */
+  #ping(slot: Slot): Promise<void> {
+    const con = slot.con!;
+    const driver = slot.driver!;
+    return new Promise<void>((resolve) => {
+      let alarm: Alarm | undefined;
+      let settled = false;
+      const done = (alive: boolean): void => {
+        if (settled) return;
+        settled = true;
+        alarm?.cancel();
+        if (!alive && slot.con === con) {
+          this.#counters.pingFailCount++;
+          this.#discard(slot, true, "broken");
+        }
+        resolve();
+      };
+      const bound = this.#settings.releaseTimeoutMs;
+      if (bound > 0) alarm = this.#watchdog.after(bound, () => done(false));
+      let answer: Promise<unknown>;
+      try {
+        answer = driver.query(PING_SQL, NO_ARGS);
+      } catch (e) {
+        answer = Promise.reject(e);
+      }
+      answer.then(() => done(true), () => done(false));
+    });
   }
 
   /** Queues a waiter; see {@linkcode Waiter}. */
   #enqueue<T>(direct: boolean): Promise<T> {
     const { promise, resolve, reject } = Promise.withResolvers<T>();
-    this.#waiters.push({ state: "waiting", direct, resolve, reject });
+    this.#waiters.push({ state: "waiting", direct, since: this.#clock.now(), resolve, reject });
     this.#liveWaiters++;
+    this.#counters.acquireWaitCount++;
+    // A floor attempt holds a slot this acquire could connect in itself, within its own deadline.
+    if (this.#floorAttempts.length > 0) this.#floorAttempts.pop()!.abort(FLOOR_YIELD);
     return promise;
   }
 
@@ -355,6 +476,7 @@ export class BasePool {
     return deadline.race(promise, (slot) => this.#free(slot)).catch((e: unknown) => {
       if (waiter.state === "waiting") {
         waiter.state = "cancelled";
+        this.#counters.acquireWaitMs += this.#clock.now() - waiter.since;
         this.#liveWaiters--;
         this.#compactWaiters();
       }
@@ -365,9 +487,10 @@ export class BasePool {
   /** Completes a checkout of a connected slot that needs no `setup`. */
   #handOut(slot: Slot, timeoutMs: number | undefined): PoolConnection {
     const checkout = new Checkout(slot, slot.con!, timeoutMs, "held");
-    const proxy = checkout.proxy = proxyInternals.create(this, checkout, checkout.con);
+    const proxy = checkout.proxy = proxyInternals.create(this, checkout, checkout.con, this.#watchReadOnly);
     slot.holder = checkout;
     this.#move(slot, "busy");
+    this.#counters.acquireCount++;
     return proxy;
   }
 
@@ -392,7 +515,7 @@ export class BasePool {
     try {
       let con = slot.con;
       if (con !== undefined && (slot.driver!.isClosed() || slot.generation !== this.#generation)) {
-        this.#discard(slot);
+        this.#discard(slot, false, slot.driver!.isClosed() ? "broken" : "expired");
         con = undefined;
       }
       if (con === undefined) {
@@ -400,7 +523,7 @@ export class BasePool {
         con = await this.#open(slot, deadline);
       }
       checkout = new Checkout(slot, con, timeoutMs, "setup");
-      const proxy = checkout.proxy = proxyInternals.create(this, checkout, con);
+      const proxy = checkout.proxy = proxyInternals.create(this, checkout, con, this.#watchReadOnly);
       const setup = this.#settings.setup;
       if (setup !== undefined) {
         const done = setup(proxy);
@@ -410,13 +533,14 @@ export class BasePool {
       checkout.to("held");
       slot.holder = checkout;
       this.#move(slot, "busy");
+      this.#counters.acquireCount++;
       return proxy;
     } catch (e) {
       if (checkout !== undefined) {
         checkout.to("over");
         proxyInternals.state(checkout.proxy).released = true;
       }
-      if (slot.con !== undefined) this.#discard(slot, true);
+      if (slot.con !== undefined) this.#discard(slot, true, "broken");
       this.#free(slot);
       throw e;
     }
@@ -424,15 +548,34 @@ export class BasePool {
 
   /** Connects a slot (and runs `init`); on failure the half-made connection is dropped. */
   async #open(slot: Slot, deadline: Deadline | undefined): Promise<Connection> {
+    if (this.#connecting < this.#settings.maxConcurrentConnects) this.#connecting++;
+    else await this.#permit(deadline);
+    if (this.#status === "closed") {
+      this.#connectDone();
+      this.#stillOpen(slot, undefined);
+    }
     const options = deadline === undefined
       ? this.#connectOptions
       : { ...this.#connectOptions, signal: deadline.signal };
-    const connecting = this.#connect(options);
-    const result: unknown =
-      await (deadline === undefined ? connecting : deadline.race(connecting, (late: unknown) => {
+    let connecting: Promise<Connection>;
+    try {
+      connecting = this.#connect(options);
+    } catch (e) {
+      connecting = Promise.reject(e);
+    }
+    const attempt = (): void => this.#connectDone();
+    connecting.then(attempt, attempt);
+    let result: unknown;
+    try {
+      result = await (deadline === undefined ? connecting : deadline.race(connecting, (late: unknown) => {
         if (late instanceof Connection) late.terminate();
       }));
+    } catch (e) {
+      this.#counters.connectErrorCount++;
+      throw e;
+    }
     if (!(result instanceof Connection)) {
+      this.#counters.connectErrorCount++;
       const got = result === null
         ? "null"
         : typeof result === "object"
@@ -448,7 +591,15 @@ export class BasePool {
       this.#stillOpen(slot, undefined);
     }
     const con = result;
+    this.#counters.connectCount++;
     slot.con = con;
+    const lifetime = this.#settings.maxLifetimeMs;
+    if (lifetime > 0) {
+      // Each connection draws its own lifetime, so connections opened together do not close together.
+      const at = slot.expiresAt = this.#clock.now() + lifetime -
+        this.#random() * this.#settings.maxLifetimeJitterMs;
+      if (at < this.#sweepAt) this.#armSweep(at);
+    }
     slot.driver = conInternals.driver(con);
     slot.generation = this.#generation;
     conInternals.onClose(con, () => this.#closedUnder(slot, con));
@@ -458,12 +609,115 @@ export class BasePool {
         const done = init(con);
         await (deadline === undefined ? done : deadline.race(done));
       } catch (e) {
-        if (slot.con === con) this.#discard(slot, true);
+        if (slot.con === con) this.#discard(slot, true, "broken");
         throw e;
       }
       this.#stillOpen(slot, con);
     }
     return con;
+  }
+
+  /**
+   * Waits for a connect permit (`maxConcurrentConnects` are in use), first come
+   * first served, bounded by the deadline. A permit handed over after the
+   * deadline fired is passed on.
+   */
+  #permit(deadline: Deadline | undefined): Promise<void> {
+    const { promise, resolve } = Promise.withResolvers<void>();
+    const entry: PermitWaiter = { live: true, grant: resolve };
+    this.#permits.push(entry);
+    if (deadline === undefined) return promise;
+    return deadline.race(promise, () => this.#connectDone()).catch((e: unknown) => {
+      entry.live = false;
+      throw e;
+    });
+  }
+
+  /** A connect attempt settled: its permit goes to the next waiting acquire, else back to the pool. */
+  #connectDone(): void {
+    const permits = this.#permits;
+    while (permits.length > 0) {
+      const next = permits.shift()!;
+      if (!next.live) continue;
+      next.live = false;
+      next.grant();
+      return;
+    }
+    this.#connecting--;
+    if (this.#settings.minSize > 0) this.#keepFloor();
+  }
+
+  /**
+   * Keeps `minSize` connections: opens connections in empty slots in the
+   * background while fewer slots than `minSize` hold (or are getting) one,
+   * within the free connect permits (acquires waiting for one go first). After
+   * a failure only one attempt runs at a time, each after a capped, jittered,
+   * exponentially growing pause.
+   */
+  #keepFloor(): void {
+    if (this.#status !== "ready" || this.#floorAlarm !== undefined) return;
+    const { minSize, maxSize, maxConcurrentConnects } = this.#settings;
+    while (
+      maxSize - this.#empty.length < minSize && this.#connecting < maxConcurrentConnects &&
+      (this.#floorFailures === 0 || this.#floorInFlight === 0)
+    ) {
+      const slot = this.#empty[this.#empty.length - 1]!;
+      this.#move(slot, "acquiring");
+      this.#floorInFlight++;
+      void this.#openFloor(slot);
+    }
+  }
+
+  /**
+   * One floor attempt. It yields to acquires: when an acquire has to queue, the
+   * newest floor attempt is given up and its slot goes to that acquire, which
+   * connects within its own deadline (a floor attempt stuck on a dead network
+   * never holds a caller hostage).
+   */
+  async #openFloor(slot: Slot): Promise<void> {
+    const yielding = new AbortController();
+    this.#floorAttempts.push(yielding);
+    const deadline = new Deadline(
+      this.#watchdog,
+      undefined,
+      yielding.signal,
+      "CONNECT_TIMEOUT",
+      "The kept floor gave its attempt up to an acquire",
+    );
+    try {
+      await this.#open(slot, deadline);
+      this.#floorFailures = 0;
+    } catch {
+      // Counted in connectErrorCount; the floor tries again after its pause (unless it yielded).
+      if (slot.con !== undefined) this.#discard(slot, true, "broken");
+      if (!yielding.signal.aborted) this.#floorFailures++;
+      if (!yielding.signal.aborted && this.#status === "ready" && this.#floorAlarm === undefined) {
+        const pause = Math.min(FLOOR_BACKOFF_CAP_MS, FLOOR_BACKOFF_BASE_MS * 2 ** (this.#floorFailures - 1)) *
+          (0.5 + 0.5 * this.#random());
+        this.#floorAlarm = this.#watchdog.after(pause, () => {
+          this.#floorAlarm = undefined;
+          this.#keepFloor();
+        });
+      }
+    } finally {
+      deadline.dispose();
+      const attempts = this.#floorAttempts;
+      const i = attempts.indexOf(yielding);
+      if (i >= 0) attempts.splice(i, 1);
+      this.#floorInFlight--;
+      this.#free(slot);
+    }
+    this.#keepFloor();
+  }
+
+  /** Asks for the floor to be checked once the current operation is over (a slot just emptied). */
+  #wantFloor(): void {
+    if (this.#floorQueued || this.#status !== "ready") return;
+    this.#floorQueued = true;
+    queueMicrotask(() => {
+      this.#floorQueued = false;
+      this.#keepFloor();
+    });
   }
 
   /**
@@ -476,11 +730,21 @@ export class BasePool {
     }
   }
 
-  /** Drops a slot's connection: terminated now, or closed gracefully in the background. */
-  #discard(slot: Slot, now = false): void {
-    const con = slot.con!;
+  /** Forgets a slot's connection and counts its close (the reason decided earlier wins). */
+  #forget(slot: Slot, reason: CloseReason): void {
     slot.con = undefined;
     slot.driver = undefined;
+    slot.expiresAt = Infinity;
+    slot.lifeOver = false;
+    slot.stale = false;
+    this.#counters.closed(slot.closeReason ?? reason);
+    slot.closeReason = undefined;
+  }
+
+  /** Drops a slot's connection: terminated now, or closed gracefully in the background. */
+  #discard(slot: Slot, now: boolean, reason: CloseReason): void {
+    const con = slot.con!;
+    this.#forget(slot, reason);
     if (now || this.#status === "closed") con.terminate();
     else {
       con.close({ timeout: this.#releaseBound }).catch((e: unknown) => {
@@ -494,13 +758,11 @@ export class BasePool {
     if (slot.con !== con) return;
     switch (slot.state) {
       case "idle":
-        slot.con = undefined;
-        slot.driver = undefined;
+        this.#forget(slot, "broken");
         this.#free(slot);
         return;
       case "busy":
-        slot.con = undefined;
-        slot.driver = undefined;
+        this.#forget(slot, "broken");
         slot.holder!.to("over");
         slot.holder = undefined;
         this.#free(slot);
@@ -517,15 +779,17 @@ export class BasePool {
    */
   #free(slot: Slot): void {
     if (slot.con !== undefined && (this.#status === "closed" || slot.driver!.isClosed())) {
-      if (!slot.driver!.isClosed()) slot.con.terminate();
-      slot.con = undefined;
-      slot.driver = undefined;
-    }
+      const con = slot.con;
+      const open = !slot.driver!.isClosed();
+      this.#forget(slot, open ? "closed" : "broken");
+      if (open) con.terminate();
+    } else if (slot.lifeOver && slot.con !== undefined) this.#discard(slot, false, "maxLifetime");
     while (this.#liveWaiters > 0) {
       const waiter = this.#waiters[this.#waiterHead]!;
       this.#waiters[this.#waiterHead++] = undefined as unknown as Waiter;
       if (waiter.state !== "waiting") continue;
       waiter.state = "granted";
+      this.#counters.acquireWaitMs += this.#clock.now() - waiter.since;
       this.#liveWaiters--;
       this.#compactWaiters();
       this.#move(slot, "acquiring");
@@ -553,34 +817,70 @@ export class BasePool {
     slot.state = to;
     if (to === "idle") {
       this.#idle.push(slot);
-      if (this.#settings.maxInactiveMs > 0) {
-        slot.idleSince = this.#clock.now();
-        if (this.#idleAlarm === undefined) this.#armIdleAlarm(slot.idleSince + this.#settings.maxInactiveMs);
+      slot.stale = this.#pingAlways;
+      if (this.#idleDueMs !== Infinity) {
+        const due = (slot.idleSince = this.#clock.now()) + this.#idleDueMs;
+        if (due < this.#sweepAt) this.#armSweep(due);
       }
-    } else if (to === "empty") this.#empty.push(slot);
-    else this.#inUse++;
+    } else if (to === "empty") {
+      this.#empty.push(slot);
+      if (this.#settings.minSize > 0) this.#wantFloor();
+    } else this.#inUse++;
     if (this.#inUse === 0 && this.#drained !== undefined) this.#drained();
   }
 
-  #armIdleAlarm(at: number): void {
-    this.#idleAlarm = this.#watchdog.at(at, () => this.#expireIdle());
+  #armSweep(at: number): void {
+    this.#sweepAlarm?.cancel();
+    this.#sweepAt = at;
+    this.#sweepAlarm = this.#watchdog.at(at, () => this.#sweep());
   }
 
-  /** Closes connections idle for `maxInactiveConnectionLifetime`: the oldest sit at the bottom of the stack. */
-  #expireIdle(): void {
-    this.#idleAlarm = undefined;
-    const max = this.#settings.maxInactiveMs;
+  /**
+   * The maintenance pass, run when something falls due: closes idle connections
+   * past `maxInactiveConnectionLifetime` or their lifetime, marks checked-out ones
+   * past their lifetime (closed at release), marks idle ones past `pingAfterIdle`
+   * for a ping, and arms itself for the next instant anything falls due.
+   */
+  #sweep(): void {
+    this.#sweepAlarm = undefined;
+    this.#sweepAt = Infinity;
+    if (this.#status === "closed") return;
+    const { maxInactiveMs, pingAfterIdleMs, maxLifetimeMs, minSize, maxSize } = this.#settings;
     const now = this.#clock.now();
-    for (;;) {
-      const oldest = this.#idle[0];
-      if (oldest === undefined) return;
-      if (now - oldest.idleSince < max) {
-        this.#armIdleAlarm(oldest.idleSince + max);
-        return;
+    let next = Infinity;
+    /** Slots holding (or getting) a connection: idleness never takes the pool below `minSize`. */
+    let held = maxSize - this.#empty.length;
+    for (const slot of this.#slots) {
+      if (slot.con === undefined) continue;
+      if (maxLifetimeMs > 0 && !slot.lifeOver) {
+        if (now >= slot.expiresAt) slot.lifeOver = true;
+        else if (slot.expiresAt < next) next = slot.expiresAt;
       }
-      this.#discard(oldest, true);
-      this.#move(oldest, "empty");
+      if (slot.state !== "idle") continue;
+      if (slot.lifeOver) {
+        this.#discard(slot, false, "maxLifetime");
+        this.#move(slot, "empty");
+        held--;
+        continue;
+      }
+      if (maxInactiveMs > 0) {
+        const due = slot.idleSince + maxInactiveMs;
+        if (now < due) {
+          if (due < next) next = due;
+        } else if (held > minSize) {
+          this.#discard(slot, true, "idle");
+          this.#move(slot, "empty");
+          held--;
+          continue;
+        }
+      }
+      if (pingAfterIdleMs !== undefined && pingAfterIdleMs > 0 && !slot.stale) {
+        const due = slot.idleSince + pingAfterIdleMs;
+        if (now >= due) slot.stale = true;
+        else if (due < next) next = due;
+      }
     }
+    if (next !== Infinity) this.#armSweep(next);
   }
 
   /**
@@ -669,15 +969,26 @@ export class BasePool {
     }
     let work: Promise<void>;
     try {
-      work = driver.queryCount >= this.#settings.maxQueries || slot.generation !== this.#generation
-        ? con.close({ timeout: timeoutMs === undefined ? undefined : timeoutMs / 1000 })
-        : this.#reset(con, driver);
+      const reason = this.#retire(slot, driver, checkout);
+      if (reason !== undefined) {
+        slot.closeReason = reason;
+        work = con.close({ timeout: timeoutMs === undefined ? undefined : timeoutMs / 1000 });
+      } else work = this.#reset(con, driver);
     } catch (e) {
       work = Promise.reject(e);
     }
     const release = new Release(this.#releaseHost, checkout, work, this.#watchdog, timeoutMs);
     checkout.release = release;
     return release.promise;
+  }
+
+  /** Why a released connection is closed instead of reused, or undefined to reuse it. */
+  #retire(slot: Slot, driver: DriverConnection, checkout: Checkout): CloseReason | undefined {
+    if (slot.generation !== this.#generation) return "expired";
+    if (this.#watchReadOnly && proxyInternals.state(checkout.proxy).readOnly) return "broken"; // a failover left it on a read-only server
+    if (slot.lifeOver) return "maxLifetime";
+    if (driver.queryCount >= this.#settings.maxQueries) return "maxQueries";
+    return undefined;
   }
 
   /** A release succeeded: its slot goes back (called by that release only, once). */
@@ -691,7 +1002,7 @@ export class BasePool {
   #dropped(checkout: Checkout): void {
     const slot = checkout.slot;
     slot.holder = undefined;
-    if (slot.con === checkout.con) this.#discard(slot, true);
+    if (slot.con === checkout.con) this.#discard(slot, true, "resetFailed");
     this.#free(slot);
   }
 
@@ -749,6 +1060,8 @@ export class BasePool {
       return Promise.reject(e);
     }
     this.#status = "closing";
+    this.#floorAlarm?.cancel();
+    this.#floorAlarm = undefined;
     this.#rejectWaiters(
       new InterfaceError("POOL_CLOSING", "Cannot acquire a connection as the pool is closing"),
     );
@@ -781,8 +1094,7 @@ export class BasePool {
       for (const slot of this.#slots) {
         if (slot.con === undefined) continue;
         const con = slot.con;
-        slot.con = undefined;
-        slot.driver = undefined;
+        this.#forget(slot, "closed");
         if (slot.state === "idle") this.#move(slot, "empty");
         closing.push(con.close());
       }
@@ -802,16 +1114,20 @@ export class BasePool {
   /** Closed: no release runs any more (close drained them; terminate abandoned them), so the timer goes. */
   #finish(): void {
     this.#status = "closed";
-    this.#idleAlarm = undefined;
+    this.#sweepAlarm = undefined;
+    this.#sweepAt = Infinity;
+    this.#floorAlarm = undefined;
     this.#watchdog.stop();
   }
 
   #rejectWaiters(error: InterfaceError): void {
     const waiters = this.#waiters;
+    const now = this.#clock.now();
     for (let i = this.#waiterHead; i < waiters.length; i++) {
       const w = waiters[i]!;
       if (w.state !== "waiting") continue;
       w.state = "cancelled";
+      this.#counters.acquireWaitMs += now - w.since;
       w.reject(error);
     }
     this.#waiters = [];
@@ -843,8 +1159,7 @@ export class BasePool {
     for (const slot of this.#slots) {
       const con = slot.con;
       if (con !== undefined) {
-        slot.con = undefined;
-        slot.driver = undefined;
+        this.#forget(slot, con.isClosed() ? "broken" : "closed");
         con.terminate();
       }
       if (slot.state === "idle") this.#move(slot, "empty");
@@ -908,6 +1223,7 @@ export class BasePool {
     const next: ConnectOptions = dsn === undefined ? { ...options } : { ...options, dsn };
     checkConnectOptions(next, "Cannot set connect arguments");
     this.#connectOptions = next;
+    this.#watchReadOnly = wantsWritable(next);
   }
 
   /** Open connections (checked out or idle). @returns The count. */
@@ -932,6 +1248,49 @@ export class BasePool {
   /** The configured `maxSize`. @returns The value. */
   getMaxSize(): number {
     return this.#settings.maxSize;
+  }
+
+  /**
+   * A plain snapshot of the pool: gauges (`size`, `idle`, `busy`, `waiting`,
+   * `connecting`, `maxSize`, `minSize`) and counters since the pool was made,
+   * which only grow. Cheap: nothing on the acquire path allocates to feed it.
+   *
+   * @returns A new object, the caller's to keep.
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { createPool } from "@x/pgpool";
+   * await using pool = await createPool({ minSize: 1, maxSize: 2 });
+   * await pool.fetchVal("SELECT 1");
+   * const s = pool.stats();
+   * assert.equal(s.acquireCount, 1);
+   * assert.equal(s.connectCount, 1);
+   * assert.equal(s.size, s.idle + s.busy);
+   * ```
+   */
+  stats(): PoolStats {
+    const c = this.#counters;
+    const size = this.getSize();
+    const idle = this.getIdleSize();
+    return {
+      size,
+      idle,
+      busy: size - idle,
+      waiting: this.#liveWaiters,
+      connecting: this.#connecting,
+      maxSize: this.#settings.maxSize,
+      minSize: this.#settings.minSize,
+      acquireCount: c.acquireCount,
+      acquireWaitCount: c.acquireWaitCount,
+      acquireWaitTime: c.acquireWaitMs / 1000,
+      acquireTimeoutCount: c.acquireTimeoutCount,
+      acquireAbortCount: c.acquireAbortCount,
+      connectCount: c.connectCount,
+      connectErrorCount: c.connectErrorCount,
+      closeCount: c.closeCounts(),
+      pingFailCount: c.pingFailCount,
+      leakCount: c.leakCount,
+    };
   }
 
   /** Acquires waiting for a connection. @returns The count. */

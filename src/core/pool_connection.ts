@@ -24,11 +24,15 @@ export interface ProxyState {
   con: Connection;
   released: boolean;
   releasing: Promise<void> | undefined;
+  /** Watch for SQLSTATE 25006 (the pool wants a writable server: `targetSessionAttrs`). */
+  watchReadOnly: boolean;
+  /** A statement failed with SQLSTATE 25006: the server is read-only; the pool drops the connection at release. */
+  readOnly: boolean;
 }
 
 /** Internal access for the pool. */
 export interface PoolConnectionInternals {
-  create(pool: ReleasingPool, slot: unknown, con: Connection): PoolConnection;
+  create(pool: ReleasingPool, slot: unknown, con: Connection, watchReadOnly: boolean): PoolConnection;
   state(proxy: PoolConnection): ProxyState;
 }
 
@@ -59,11 +63,19 @@ export class PoolConnection {
 
   static {
     internals = {
-      create(pool, slot, con) {
+      create(pool, slot, con, watchReadOnly) {
         creating = true;
         const proxy = new PoolConnection();
         creating = false;
-        proxy.#state = { pool, slot, con, released: false, releasing: undefined };
+        proxy.#state = {
+          pool,
+          slot,
+          con,
+          released: false,
+          releasing: undefined,
+          watchReadOnly,
+          readOnly: false,
+        };
         return proxy;
       },
       state: (proxy) => proxy.#state,
@@ -77,7 +89,8 @@ export class PoolConnection {
         function (this: PoolConnection, a: unknown, b: unknown, c: unknown): unknown {
           const s = this.#state;
           if (s.released) throw released(name);
-          return (s.con as unknown as ByName)[name](a, b, c);
+          const result = (s.con as unknown as ByName)[name](a, b, c);
+          return s.watchReadOnly ? watchReadOnly(s, result) : result;
         },
     );
   }
@@ -140,6 +153,15 @@ export class PoolConnection {
 
 /** The forwarded methods of {@linkcode PoolConnection}, typed as `Connection`'s; see {@linkcode QueryApi}. */
 export interface PoolConnection extends QueryApi, SessionApi {}
+
+/** Notes a SQLSTATE 25006 (read-only transaction) failure of `result` on the checkout; the error still reaches the caller. */
+function watchReadOnly(s: ProxyState, result: unknown): unknown {
+  if (!(result instanceof Promise)) return result;
+  return result.catch((e: unknown) => {
+    if ((e as { code?: unknown } | null)?.code === "25006") s.readOnly = true;
+    throw e;
+  });
+}
 
 function released(method: string): InterfaceError {
   return new InterfaceError(

@@ -9,6 +9,7 @@
 import type { Checkout } from "./checkout.ts";
 import type { Connection } from "./connection.ts";
 import type { DriverConnection } from "./driver.ts";
+import type { CloseReason } from "./pool_stats.ts";
 
 /**
  * - `empty`: no connection; free.
@@ -29,4 +30,12 @@ export class Slot {
   holder: Checkout | undefined = undefined;
   /** When it became idle (clock ms). */
   idleSince = 0;
+  /** When its connection's lifetime ends (clock ms; Infinity without `maxLifetime`). */
+  expiresAt = Infinity;
+  /** Its connection outlived its lifetime: closed at release, or at once when idle. */
+  lifeOver = false;
+  /** Idle past `pingAfterIdle`: pinged before it is handed out. */
+  stale = false;
+  /** Why the pool is closing its connection, once it decided to (counted when the connection goes). */
+  closeReason: CloseReason | undefined = undefined;
 }

@@ -21,6 +21,15 @@ describe("Pool options", () => {
         { maxInactiveConnectionLifetime: NaN },
         { releaseTimeout: Infinity },
         { maxSize: NaN },
+        { maxLifetime: -1 },
+        { maxLifetime: Infinity },
+        { maxLifetimeJitter: -1 },
+        { maxLifetime: 10, maxLifetimeJitter: 11 },
+        { maxLifetimeJitter: 3601 },
+        { pingAfterIdle: -1 },
+        { pingAfterIdle: NaN },
+        { maxConcurrentConnects: 0 },
+        { maxConcurrentConnects: 1.5 },
       ]
     ) assert.throws(make(bad), RangeError, JSON.stringify(bad));
   });
@@ -36,6 +45,11 @@ describe("Pool options", () => {
         { onWarning: true },
         { maxsize: 10 },
         { clock: {} },
+        { maxLifetime: "1h" },
+        { maxLifetimeJitter: null },
+        { pingAfterIdle: "1" },
+        { pingAfterIdle: false },
+        { maxConcurrentConnects: "2" },
         { signal: new AbortController().signal },
       ]
     ) assert.throws(make(bad), TypeError, JSON.stringify(bad));
@@ -46,6 +60,19 @@ describe("Pool options", () => {
     const pool = new Pool("postgres://localhost/db", { connect, host: "h", port: 1, applicationName: "a" });
     assert.equal(pool.getMaxSize(), 10);
     assert.equal(pool.getMinSize(), 0);
+  });
+
+  it("new Pool() accepts maxLifetime 0 with any jitter, pingAfterIdle 0 and null, and maxConcurrentConnects 1", () => {
+    for (
+      const good of [
+        { maxLifetime: 0, maxLifetimeJitter: 5 },
+        { maxLifetime: 10, maxLifetimeJitter: 10 },
+        { pingAfterIdle: 0 },
+        { pingAfterIdle: null },
+        { pingAfterIdle: 0.5 },
+        { maxConcurrentConnects: 1 },
+      ]
+    ) assert.equal(make(good)().getMaxSize(), 10, JSON.stringify(good));
   });
 
   it("new Pool() without a connect function or default driver throws TypeError", () => {

@@ -5,13 +5,22 @@ import { flush } from "../support/fake_clock.ts";
 import { checkInvariants, fakePool, readyPool, settle } from "../support/core_pool.ts";
 
 describe("Pool lifetimes and generations", () => {
-  it("Pool maxInactiveConnectionLifetime closes a connection idle that long, including one never acquired", async () => {
-    const h = await readyPool({ minSize: 2, maxSize: 2, maxInactiveConnectionLifetime: 10 });
+  it("Pool maxInactiveConnectionLifetime closes a connection idle that long, down to minSize", async () => {
+    const h = await readyPool({
+      minSize: 1,
+      maxSize: 3,
+      maxInactiveConnectionLifetime: 10,
+      pingAfterIdle: null,
+    });
+    const all = await Promise.all([h.pool.acquire(), h.pool.acquire(), h.pool.acquire()]);
+    for (const con of all) await h.pool.release(con);
     await h.clock.tick(9_999);
-    assert.equal(h.pool.getSize(), 2);
+    assert.equal(h.pool.getSize(), 3);
     await h.clock.tick(1);
-    assert.equal(h.pool.getSize(), 0, "never-acquired connections expire too");
+    assert.equal(h.pool.getSize(), 1, "the kept floor stays open");
     assert.equal(h.driver.terminates, 2);
+    assert.equal(h.driver.connects, 3, "nothing reopened");
+    assert.equal(h.pool.stats().closeCount.idle, 2);
     const con = await h.pool.acquire();
     await h.pool.release(con);
     assert.equal(checkInvariants(h), undefined);
@@ -35,7 +44,12 @@ describe("Pool lifetimes and generations", () => {
   });
 
   it("Pool maxInactiveConnectionLifetime 0 disables idle expiry", async () => {
-    const h = await readyPool({ minSize: 1, maxInactiveConnectionLifetime: 0 });
+    const h = await readyPool({
+      minSize: 1,
+      maxInactiveConnectionLifetime: 0,
+      maxLifetime: 0,
+      pingAfterIdle: null,
+    });
     assert.equal(h.clock.pending, 0, "no timer armed");
     await h.clock.tick(10_000_000);
     assert.equal(h.pool.getSize(), 1);

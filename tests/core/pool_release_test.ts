@@ -204,7 +204,7 @@ describe("Pool.release()", () => {
     // A timed-out release's reset kept running; when it finished it found the next release's
     // bookkeeping on the same slot, freed the slot under that release and left it never settling.
     const h = await readyPool({
-      minSize: 1,
+      minSize: 0,
       maxSize: 2,
       reset: () => new Promise<void>((resolve) => h.clock.setTimeout(resolve, 1000)),
     });

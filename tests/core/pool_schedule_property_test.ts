@@ -12,7 +12,13 @@
  * - no waiter left, and the pool still serves `maxSize` checkouts at once (no slot leaked);
  * - waiters were served in arrival order;
  * - no operation touched another checkout: two live checkouts never share a
- *   connection, and a live checkout's connection is closed by nobody but the test.
+ *   connection, and a live checkout's connection is closed by nobody but the test
+ *   (`maxLifetime` never cuts a checkout);
+ * - at most `maxConcurrentConnects` connection attempts run at once, and the kept
+ *   floor is back to `minSize` once the hooks work again;
+ * - `stats()` adds up: its counters never go down, every closed connection was
+ *   opened (Σ closeCount <= connectCount, and = after close), `acquireCount` is the
+ *   checkouts the test got, and the pool opened no connection the driver did not make.
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -21,8 +27,15 @@ import { BasePool as Pool } from "../../src/core/pool.ts";
 import type { PoolConnection } from "../../src/core/pool_connection.ts";
 import type { Connection } from "../../src/core/connection.ts";
 import type { ConnectOptions } from "../../src/core/driver.ts";
+import type { PoolStats } from "../../src/core/pool_stats.ts";
 import { FakeClock, flush } from "../support/fake_clock.ts";
-import { FakeDriver, type FakeDriverConnection, ScriptedError } from "../support/fake_driver.ts";
+import {
+  FakeDriver,
+  type FakeDriverConnection,
+  type Outcome,
+  type Script,
+  ScriptedError,
+} from "../support/fake_driver.ts";
 
 const RUNS =
   Number((globalThis as { process?: { env?: Record<string, string> } }).process?.env?.SCHEDULE_RUNS) ||
@@ -38,6 +51,14 @@ interface Shape {
   releaseTimeout: number;
   /** Seconds; 0 = none. */
   idleLifetime: number;
+  /** Seconds (`maxLifetime`, jitter 30% of it); 0 = none. */
+  lifetime: number;
+  /** `maxConcurrentConnects`. */
+  connects: number;
+  /** `pingAfterIdle` in seconds (null = never). */
+  ping: number | null;
+  /** How the liveness pings answer, in turn (cycled): "never" ones end at the pool's release bound. */
+  pings: Outcome[];
   useInit: boolean;
   useSetup: boolean;
   /** How long a "slow" hook takes (ms): longer than most bounds. */
@@ -67,14 +88,26 @@ const outcomesArb = fc.array(outcomeArb, { minLength: 1, maxLength: 5 });
 
 const shapeArb: fc.Arbitrary<Shape> = fc.record({
   maxSize: fc.integer({ min: 1, max: 3 }),
-  minSize: fc.integer({ min: 0, max: 1 }),
+  minSize: fc.integer({ min: 0, max: 2 }),
   releaseTimeout: fc.constantFrom(0.2, 0.5, 1),
   idleLifetime: fc.constantFrom(0, 0, 0.4),
+  lifetime: fc.constantFrom(0, 0, 0.5, 1.5),
+  ping: fc.constantFrom(null, 0, 0.3),
+  connects: fc.constantFrom(1, 2),
+  pings: fc.array(
+    fc.oneof(
+      { arbitrary: fc.constant("ok" as const), weight: 6 },
+      { arbitrary: fc.constant("error" as const), weight: 2 },
+      { arbitrary: fc.constant("slow" as const), weight: 1 },
+      { arbitrary: fc.constant("never" as const), weight: 1 },
+    ),
+    { minLength: 1, maxLength: 4 },
+  ),
   useInit: fc.boolean(),
   useSetup: fc.boolean(),
   slowMs: fc.constantFrom(150, 600),
   hooks: fc.record({ connect: outcomesArb, init: outcomesArb, setup: outcomesArb, reset: outcomesArb }),
-});
+}).map((shape) => ({ ...shape, minSize: Math.min(shape.minSize, shape.maxSize) }));
 
 const seconds = fc.constantFrom(0.1, 0.3, 0.8);
 const commandArb: fc.Arbitrary<Command> = fc.oneof(
@@ -217,6 +250,11 @@ class Run {
   readonly killed = new Set<number>();
   ended = false;
   #seq = 0;
+  /** Connect calls under way. */
+  connecting = 0;
+  /** Checkouts the test got (recovery ones included). */
+  got = 0;
+  #lastStats: Record<string, number> | undefined;
   /** The first broken rule, if any. */
   broken: string | undefined;
 
@@ -224,6 +262,11 @@ class Run {
     this.s = s;
     this.shape = shape;
     this.driver = new FakeDriver(this.clock);
+    // The only statements the test runs are the pool's pings: they answer as the shape says.
+    let ping = 0;
+    this.driver.query = {
+      next: (): Outcome => this.hooks.healthy ? "ok" : shape.pings[ping++ % shape.pings.length]!,
+    } as Script;
     const hooks = this.hooks = new Hooks(s, this.clock, shape);
     const driver = this.driver;
     this.pool = new Pool({
@@ -232,9 +275,20 @@ class Run {
       minSize: shape.minSize,
       releaseTimeout: shape.releaseTimeout,
       maxInactiveConnectionLifetime: shape.idleLifetime,
+      maxLifetime: shape.lifetime,
+      maxLifetimeJitter: shape.lifetime * 0.3,
+      pingAfterIdle: shape.ping,
+      maxConcurrentConnects: shape.connects,
       connect: async (options: ConnectOptions): Promise<Connection> => {
-        await hooks.run("connect", options.signal);
-        return driver.hook(options);
+        if (++this.connecting > shape.connects) {
+          this.fail(`${this.connecting} connects at once, maxConcurrentConnects ${shape.connects}`);
+        }
+        try {
+          await hooks.run("connect", options.signal);
+          return await driver.hook(options);
+        } finally {
+          this.connecting--;
+        }
       },
       init: shape.useInit ? () => hooks.run("init") : undefined,
       setup: shape.useSetup ? () => hooks.run("setup") : undefined,
@@ -299,6 +353,7 @@ class Run {
   }
 
   #got(a: Acquire, proxy: PoolConnection): void {
+    this.got++;
     // FIFO: once a queued acquire is served, every acquire still waiting must have come after it.
     if (a.queued) {
       let newer = 0;
@@ -387,9 +442,40 @@ class Run {
     return this.driver.connections.find((d) => d.pid === pid);
   }
 
+  /** What `stats()` says, checked against itself, its last snapshot and the test's own counts. */
+  checkStats(final: boolean): void {
+    const st = this.pool.stats();
+    const flat = flatStats(st);
+    const closes = Object.values(st.closeCount).reduce((x, y) => x + y, 0);
+    if (closes > st.connectCount) this.fail(`stats: ${closes} closes of ${st.connectCount} connections`);
+    if (st.size > st.connectCount - closes) {
+      this.fail(`stats: size ${st.size} but ${st.connectCount} opened and ${closes} closed`);
+    }
+    if (st.connectCount > this.driver.connections.length) {
+      this.fail(`stats: ${st.connectCount} connects but the driver made ${this.driver.connections.length}`);
+    }
+    if (st.waiting !== this.pool.getWaitingCount() || st.size !== st.idle + st.busy) {
+      this.fail(`stats: gauges disagree ${JSON.stringify(st)}`);
+    }
+    if (st.acquireCount < this.got || (final && st.acquireCount !== this.got)) {
+      this.fail(`stats: acquireCount ${st.acquireCount}, the test got ${this.got} checkouts`);
+    }
+    const last = this.#lastStats;
+    if (last !== undefined) {
+      for (const [k, v] of Object.entries(flat)) {
+        if (v < last[k]!) this.fail(`stats: ${k} went down from ${last[k]} to ${v}`);
+      }
+    }
+    this.#lastStats = flat;
+    if (final && this.pool.isClosing() && this.driver.open === 0 && closes !== st.connectCount) {
+      this.fail(`stats: closed pool counts ${closes} closes of ${st.connectCount} connections`);
+    }
+  }
+
   /** The rules that hold at every quiet point. */
   checkNow(): void {
     const { pool } = this;
+    this.checkStats(false);
     const size = pool.getSize();
     const idle = pool.getIdleSize();
     if (!(idle >= 0 && idle <= size && size <= pool.getMaxSize())) {
@@ -443,17 +529,36 @@ class Run {
       this.hooks.healthy = true;
       const all = Array.from({ length: this.shape.maxSize }, () => pool.acquire({ timeout: 1 }));
       const ok: PoolConnection[] = [];
-      for (const p of all) p.then((proxy) => ok.push(proxy), () => {});
+      for (const p of all) {
+        p.then((proxy) => {
+          this.got++;
+          ok.push(proxy);
+        }, () => {});
+      }
       await this.drain(6);
       if (ok.length !== this.shape.maxSize) {
         this.fail(`after the run only ${ok.length} of ${this.shape.maxSize} slots could be checked out`);
       }
       const pidsNow = new Set(ok.map((p) => p.getServerPid()));
       if (pidsNow.size !== ok.length) this.fail("the recovery checkouts share a connection");
+      const aged = (): number => {
+        const c = pool.stats().closeCount;
+        return c.maxLifetime + c.idle;
+      };
+      const agedBefore = aged();
       for (const p of ok) void pool.release(p);
       await this.drain(2);
-      if (pool.getIdleSize() !== ok.length) {
-        this.fail(`after recovery ${pool.getIdleSize()} idle of ${ok.length}`);
+      // Each comes back idle, unless its lifetime (or idle lifetime) ended meanwhile; the floor may add some.
+      const aging = aged() - agedBefore;
+      if (pool.getIdleSize() !== pool.getSize() || pool.getSize() < ok.length - aging) {
+        this.fail(
+          `after recovery ${pool.getIdleSize()} idle, size ${pool.getSize()}, of ${ok.length} (${aging} aged out)`,
+        );
+      }
+      // The kept floor: minSize connections open again once the floor's backoff (at most 5 s) is over.
+      await this.drain(24);
+      if (pool.getSize() < this.shape.minSize) {
+        this.fail(`the floor was not restored: size ${pool.getSize()}, minSize ${this.shape.minSize}`);
       }
     }
     // Never await the pool itself: a broken pool must fail the run, not hang it.
@@ -461,7 +566,25 @@ class Run {
     await this.drain(3);
     if (closing.settledAt === undefined) this.fail("the final close({ timeout: 0.5 }) never settled");
     if (driver.open !== 0) this.fail(`${driver.open} connection(s) left open after close`);
+    this.checkStats(true);
   }
+}
+
+/** The counters of a snapshot, flattened (gauges left out). */
+function flatStats(s: PoolStats): Record<string, number> {
+  const out: Record<string, number> = {
+    acquireCount: s.acquireCount,
+    acquireWaitCount: s.acquireWaitCount,
+    acquireWaitTime: s.acquireWaitTime,
+    acquireTimeoutCount: s.acquireTimeoutCount,
+    acquireAbortCount: s.acquireAbortCount,
+    connectCount: s.connectCount,
+    connectErrorCount: s.connectErrorCount,
+    pingFailCount: s.pingFailCount,
+    leakCount: s.leakCount,
+  };
+  for (const [k, v] of Object.entries(s.closeCount)) out[`closeCount.${k}`] = v;
+  return out;
 }
 
 describe("Pool scheduling", () => {

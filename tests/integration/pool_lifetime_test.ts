@@ -59,7 +59,7 @@ describe("Pool connection lifetimes on a real server", () => {
 
   it("an idle connection is closed once the idle lifetime passes, and the next acquire opens a new one", async () => {
     await using pool = await createTestPool(server.dsn, {
-      minSize: 1,
+      minSize: 0,
       maxSize: 1,
       maxInactiveConnectionLifetime: 0.2,
     });
@@ -85,20 +85,28 @@ describe("Pool connection lifetimes on a real server", () => {
     assert.equal(await pool.fetchVal("SELECT pg_backend_pid()"), pid);
   });
 
-  it("connections that were never acquired expire too", async () => {
-    const name = "lifetime never acquired";
+  it("idle connections above minSize expire; the minSize floor stays open, kept rather than reopened", async () => {
+    const name = "lifetime above the floor";
     await using pool = await createTestPool(server.dsn, {
-      minSize: 2,
-      maxSize: 2,
+      minSize: 1,
+      maxSize: 3,
       maxInactiveConnectionLifetime: 0.2,
       applicationName: name,
     });
+    // Three checkouts at once that outlast the idle lifetime: the one init() opened and two more.
+    const all = await Promise.all([pool.acquire(), pool.acquire(), pool.acquire()]);
     const opened = await pidsNamed(name);
-    assert.equal(opened.length, 2);
-    assert.equal(pool.getSize(), 2);
-    await pool.execute("SELECT pg_sleep(0.3)");
-    await waitFor("both connections to expire", () => pool.getSize() === 0, 3000);
-    for (const pid of opened) await admin.waitGone(pid);
+    assert.equal(opened.length, 3);
+    await Promise.all(all.map((con) => con.execute("SELECT pg_sleep(0.3)")));
+    for (const con of all) await pool.release(con);
+    await waitFor("two connections to expire", () => pool.getSize() === 1, 3000);
+    const left = await waitFor("two backends to exit", async () => {
+      const now = await pidsNamed(name);
+      return now.length === 1 ? now : undefined;
+    }, 3000);
+    assert.ok(opened.includes(left![0]!), "the floor's connection is one of the three, not a new one");
+    assert.equal(pool.stats().closeCount.idle, 2);
+    assert.equal(pool.stats().connectCount, 3);
   });
 
   it("maxInactiveConnectionLifetime 0 keeps idle connections open", async () => {

@@ -19,6 +19,22 @@ export class FakeClock implements Clock {
   #now = 0;
   #next = 1;
   #timers: Timer[] = [];
+  #seed: number;
+
+  /** @param seed Seeds {@linkcode FakeClock.random}: every run with the same seed draws the same numbers. */
+  constructor(seed = 1) {
+    this.#seed = seed >>> 0 || 1;
+  }
+
+  /** Repeatable numbers in [0, 1) (xorshift32); a test may replace it with its own function. */
+  random(): number {
+    let x = this.#seed;
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    this.#seed = x >>> 0;
+    return this.#seed / 4294967296;
+  }
 
   now(): number {
     return this.#now;

@@ -129,7 +129,13 @@ export class FakeDriverConnection implements DriverConnection {
   async query(sql: string, args: readonly unknown[], opts?: QueryOptions): Promise<QueryResult> {
     this.queries.push(sql);
     this.args.push(args);
-    await this.#run(this.driver.query.next(), "query", opts);
+    try {
+      await this.#run(this.driver.query.next(), "query", opts);
+    } catch (e) {
+      const code = this.driver.queryErrorCode;
+      if (code !== undefined && e instanceof ScriptedError) Object.assign(e, { code });
+      throw e;
+    }
     const verb = sql.trim().split(/\s+/)[0]!.toUpperCase();
     if (verb === "BEGIN") this.transactionStatus = "transaction";
     if (verb === "COMMIT" || verb === "ROLLBACK") this.transactionStatus = "idle";
@@ -235,6 +241,8 @@ export class FakeDriver {
   query = new Script();
   reset = new Script();
   slowMs = 100;
+  /** When set, a scripted query error carries this `code` (an SQLSTATE such as 25006). */
+  queryErrorCode: string | undefined = undefined;
   connects = 0;
   closes = 0;
   terminates = 0;
