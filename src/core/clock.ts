@@ -28,6 +28,36 @@ export interface Clock {
   setTimeout(fn: () => void, ms: number): TimerHandle;
   /** Cancels a timer armed by {@linkcode Clock.setTimeout}; a no-op for one that already ran. */
   clearTimeout(handle: TimerHandle): void;
+  /**
+   * Optional: lets a timer armed by {@linkcode Clock.setTimeout} not keep the
+   * process alive (the pool's own timers use it, so an idle pool never holds a
+   * process open). A clock without it keeps its timers as they are.
+   */
+  unref?(handle: TimerHandle): void;
+}
+
+/**
+ * How the runtime lets a timer handle not keep the process alive. Timers that
+ * are objects with `unref()` need nothing more; a runtime whose timers are
+ * numbers installs its own (the entry points do, through {@linkcode installTimerUnref}).
+ */
+let unrefTimer = (handle: TimerHandle): void => {
+  if (typeof handle === "object" && handle !== null) (handle as { unref?: () => void }).unref?.();
+};
+
+/**
+ * Sets how {@linkcode systemClock} unrefs its timers on this runtime. Internal:
+ * called by an entry point with its runtime adapter's function.
+ *
+ * @param fn Unrefs one timer handle of the global `setTimeout`.
+ * @example
+ * ```ts
+ * import { installTimerUnref } from "./clock.ts";
+ * installTimerUnref((handle) => (handle as { unref?: () => void }).unref?.());
+ * ```
+ */
+export function installTimerUnref(fn: (handle: TimerHandle) => void): void {
+  unrefTimer = fn;
 }
 
 /**
@@ -46,4 +76,5 @@ export const systemClock: Clock = {
   now: (): number => performance.now(),
   setTimeout: (fn: () => void, ms: number): TimerHandle => setTimeout(fn, ms),
   clearTimeout: (handle: TimerHandle): void => clearTimeout(handle as number),
+  unref: (handle: TimerHandle): void => unrefTimer(handle),
 };

@@ -201,7 +201,9 @@ export class BasePool {
     this.#connectOptions = connectOptions;
     this.#connect = connect;
     this.#clock = settings.clock ?? systemClock;
-    this.#watchdog = new Watchdog(this.#clock);
+    // Its alarms (idle lifetime, leak detection, release bounds, the close warning) never keep the process
+    // alive on their own: a connection in use does, through its socket.
+    this.#watchdog = new Watchdog(this.#clock, { unref: true });
     this.#releaseHost = {
       returned: (checkout) => this.#returned(checkout),
       dropped: (checkout) => this.#dropped(checkout),
@@ -636,6 +638,7 @@ export class BasePool {
       const idle = this.#idle;
       if (idle[idle.length - 1] === slot) idle.pop();
       else idle.splice(idle.indexOf(slot), 1);
+      slot.driver?.ref(); // in use again: it keeps the process alive until it is idle again
     } else if (from === "empty") {
       const empty = this.#empty;
       if (empty[empty.length - 1] === slot) empty.pop();
@@ -644,6 +647,7 @@ export class BasePool {
     slot.state = to;
     if (to === "idle") {
       this.#idle.push(slot);
+      slot.driver!.unref(); // an idle pool never keeps the process alive
       if (this.#settings.maxInactiveMs > 0) {
         slot.idleSince = this.#clock.now();
         if (this.#idleAlarm === undefined) this.#armIdleAlarm(slot.idleSince + this.#settings.maxInactiveMs);
