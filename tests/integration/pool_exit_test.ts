@@ -26,38 +26,91 @@ interface ChildRun {
   afterDone: number;
   /** Milliseconds from its "QUERY" line to its exit. */
   afterQuery: number;
+  /** Milliseconds from the signal sent to its exit. */
+  afterSignal: number;
 }
 
-/** Runs the child; kills it (and fails) when it is still alive 20 s after it started. */
-function runChild(env: Record<string, string>): Promise<ChildRun> {
+/** A running child: its output as it comes, a way to signal it, and its exit. */
+interface Spawned {
+  kill(signal: "SIGINT" | "SIGTERM" | "SIGKILL"): void;
+  /** The exit code, or null when a signal ended it. */
+  exited: Promise<number | null>;
+}
+
+/**
+ * Spawns `execPath args`. On Deno through `Deno.Command`: Deno's `node:child_process` reports a child
+ * it sent a signal to as killed by that signal even when the child handled it and exited by itself.
+ */
+function spawnRuntime(
+  args: string[],
+  env: Record<string, string>,
+  onOutput: (text: string) => void,
+): Spawned {
+  const decoder = new TextDecoder();
+  const deno = (globalThis as { Deno?: typeof Deno }).Deno;
+  if (deno !== undefined) {
+    const child = new deno.Command(deno.execPath(), { args, env, stdout: "piped", stderr: "piped" }).spawn();
+    const pump = async (stream: ReadableStream<Uint8Array>): Promise<void> => {
+      for await (const chunk of stream) onOutput(decoder.decode(chunk));
+    };
+    const streams = Promise.all([pump(child.stdout), pump(child.stderr)]);
+    return {
+      kill: (signal) => child.kill(signal),
+      exited: Promise.all([child.status, streams]).then(([status]) =>
+        status.signal === null ? status.code : null
+      ),
+    };
+  }
+  const p = spawn(process.execPath, args, { env, stdio: ["ignore", "pipe", "pipe"] });
+  p.stdout!.on("data", (d: Uint8Array) => onOutput(decoder.decode(d)));
+  p.stderr!.on("data", (d: Uint8Array) => onOutput(decoder.decode(d)));
+  return {
+    kill: (signal) => p.kill(signal),
+    exited: new Promise((resolve, reject) => {
+      p.on("error", reject);
+      p.on("close", (code) => resolve(code));
+    }),
+  };
+}
+
+/**
+ * Runs the child; kills it (and fails) when it is still alive 20 s after it started. With `signal`,
+ * sends it that signal once it printed READY.
+ */
+async function runChild(env: Record<string, string>, signal?: "SIGINT" | "SIGTERM"): Promise<ChildRun> {
   const child = path.join(here, "pool_exit_child.ts");
   const args = "Deno" in globalThis ? ["run", "-A", child] : ["run", child];
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, args, {
-      env: { ...process.env, ...env, NO_COLOR: "1", FORCE_COLOR: "0" },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let output = "";
-    let doneAt = NaN;
-    let queryAt = NaN;
-    const decoder = new TextDecoder();
-    p.stdout!.on("data", (d: Uint8Array) => {
-      output += decoder.decode(d);
+  let output = "";
+  let doneAt = NaN;
+  let queryAt = NaN;
+  let signalAt = NaN;
+  const p: Spawned = spawnRuntime(
+    args,
+    { ...process.env as Record<string, string>, ...env, NO_COLOR: "1", FORCE_COLOR: "0" },
+    (text) => {
+      output += text;
       if (Number.isNaN(queryAt) && output.includes("QUERY")) queryAt = performance.now();
       if (Number.isNaN(doneAt) && output.includes("DONE")) doneAt = performance.now();
-    });
-    p.stderr!.on("data", (d: Uint8Array) => output += decoder.decode(d));
-    const timer = setTimeout(() => {
+      if (signal !== undefined && Number.isNaN(signalAt) && output.includes("READY")) {
+        signalAt = performance.now();
+        p.kill(signal);
+      }
+    },
+  );
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const limit = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
       p.kill("SIGKILL");
       reject(new Error(`the child was still running after 20 s; output so far:\n${output}`));
     }, 20_000);
-    p.on("error", reject);
-    p.on("close", (code) => {
-      clearTimeout(timer);
-      const now = performance.now();
-      resolve({ code, output, afterDone: now - doneAt, afterQuery: now - queryAt });
-    });
   });
+  try {
+    const code = await Promise.race([p.exited, limit]);
+    const now = performance.now();
+    return { code, output, afterDone: now - doneAt, afterQuery: now - queryAt, afterSignal: now - signalAt };
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 let server: TestServer;
@@ -115,4 +168,25 @@ describe("Pool serverless manners", { timeout: 60_000 }, () => {
       },
     );
   }
+
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    it(`The README's shutdown line closes the pool on ${signal} within 5 s, letting a running query finish`, {
+      timeout: 30_000,
+    }, async () => {
+      const run = await runChild({ EXIT_DSN: server.dsn, EXIT_MODE: "signal" }, signal);
+      assert.equal(run.code, 0, `close() drained the pool: ${JSON.stringify(run)}`);
+      assert.match(run.output, /READY[\s\S]*QUERY slept/, "the checkout's query finished before the exit");
+      assert.ok(run.afterSignal < 5_000, `exited ${run.afterSignal.toFixed(0)} ms after ${signal}`);
+    });
+  }
+
+  it("The README's shutdown line still exits within 5 s when a checkout is never released", {
+    timeout: 30_000,
+  }, async () => {
+    const run = await runChild({ EXIT_DSN: server.dsn, EXIT_MODE: "signal", EXIT_SLEEP: "8" }, "SIGTERM");
+    assert.equal(run.code, 1, `close() timed out after 4 s and terminated the pool: ${JSON.stringify(run)}`);
+    assert.doesNotMatch(run.output, /QUERY/);
+    assert.ok(run.afterSignal >= 3_900, `exited ${run.afterSignal.toFixed(0)} ms after SIGTERM`);
+    assert.ok(run.afterSignal < 5_000, `exited ${run.afterSignal.toFixed(0)} ms after SIGTERM`);
+  });
 });
