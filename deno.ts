@@ -15,12 +15,12 @@
  */
 import { type BasePool, bindEntry, type ConnectFunction } from "./src/_bind.ts";
 import type { CreatePoolFunction, PoolClass } from "./src/_bind.ts";
-import { denoConnector } from "./src/runtime/deno.ts";
+import { denoConnector, denoTimerUnref } from "./src/runtime/deno.ts";
 export * from "./src/public.ts";
 
 /** This entry point's runtime adapter: `"deno"`. */
 export const runtimeAdapter: "deno" | "bun" | "node" = "deno";
-const bound = bindEntry(denoConnector);
+const bound = bindEntry(denoConnector, denoTimerUnref);
 /** Opens a standalone connection over `Deno.connect`; see {@linkcode ConnectFunction}. */
 export const connect: ConnectFunction = bound.connect;
 /** The pool class over `Deno.connect` (`new Pool(dsn, options)`, then `init()`); see {@linkcode PoolClass}. */

@@ -16,13 +16,15 @@
 import { type BasePool, bindEntry, type ConnectFunction, detectRuntime } from "./src/_bind.ts";
 import type { CreatePoolFunction, PoolClass } from "./src/_bind.ts";
 import { bunConnector } from "./src/runtime/bun.ts";
-import { denoConnector } from "./src/runtime/deno.ts";
+import { denoConnector, denoTimerUnref } from "./src/runtime/deno.ts";
 import { nodeConnector } from "./src/runtime/node.ts";
 export * from "./src/public.ts";
 
 /** This entry point's runtime adapter: `"deno"`, `"bun"` or `"node"`, as detected. */
 export const runtimeAdapter: "deno" | "bun" | "node" = detectRuntime();
-const bound = bindEntry({ deno: denoConnector, bun: bunConnector, node: nodeConnector }[runtimeAdapter]);
+const bound = runtimeAdapter === "deno"
+  ? bindEntry(denoConnector, denoTimerUnref)
+  : bindEntry(runtimeAdapter === "bun" ? bunConnector : nodeConnector);
 /** Opens a standalone connection over the detected adapter; see {@linkcode ConnectFunction}. */
 export const connect: ConnectFunction = bound.connect;
 /** The pool class over the detected adapter (`new Pool(dsn, options)`, then `init()`); see {@linkcode PoolClass}. */

@@ -47,6 +47,8 @@ class NoopConnection implements DriverConnection {
     this.#closed = true;
     this.#onClose?.(undefined);
   }
+  ref(): void {}
+  unref(): void {}
   onClose(listener: (e: Error | undefined) => void): void {
     this.#onClose = listener;
   }

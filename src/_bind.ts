@@ -6,6 +6,7 @@
  * @module
  */
 
+import { installTimerUnref, type TimerHandle } from "./core/clock.ts";
 import { Connection } from "./core/connection.ts";
 import type { ConnectOptions, Driver, DriverName } from "./core/driver.ts";
 import { checkConnectOptions, type ConnectHook, type PoolOptions } from "./core/options.ts";
@@ -144,8 +145,14 @@ export function bindConnect(
   return { connect, hook };
 }
 
-/** Binds `connect()`, a `Pool` class and `createPool()` to a connector (the environment is the process's). */
-export function bindEntry(connector: Connector): Binding {
+/**
+ * Binds `connect()`, a `Pool` class and `createPool()` to a connector (the
+ * environment is the process's). `timerUnref` is the runtime's way to let a
+ * timer not keep the process alive, when its timers are not objects with
+ * `unref()` (Deno's); it applies to the system clock.
+ */
+export function bindEntry(connector: Connector, timerUnref?: (handle: TimerHandle) => void): Binding {
+  if (timerUnref !== undefined) installTimerUnref(timerUnref);
   const { connect, hook } = bindConnect(connector, readEnv);
   class Pool extends BasePool {
     constructor(dsnOrOptions?: string | PoolOptions, options?: PoolOptions) {

@@ -4,6 +4,10 @@
  * holds it; a proxy points at its own checkout, so a stale proxy (of an earlier
  * checkout of the same slot) can never match the slot's current holder.
  *
+ * A checkout never holds its proxy strongly: the pool's `FinalizationRegistry`
+ * keeps the checkout (through the slot), and a forgotten proxy must stay
+ * collectable so the pool can notice the leak and take the slot back.
+ *
  * @module
  */
 
@@ -11,6 +15,7 @@ import type { Connection } from "./connection.ts";
 import type { PoolConnection } from "./pool_connection.ts";
 import type { Release } from "./release.ts";
 import type { Slot } from "./slot.ts";
+import type { Alarm } from "./watchdog.ts";
 
 /**
  * - `setup`: the proxy exists and `setup` runs on it; not yet handed out.
@@ -28,8 +33,14 @@ export class Checkout {
   readonly con: Connection;
   /** The acquire's timeout (ms): the default bound of its release. */
   readonly timeoutMs: number | undefined;
-  /** The caller's proxy (set once, right after construction). */
-  proxy!: PoolConnection;
+  /** Where `acquire()` was called, while `leakDetectionThreshold` is on; else undefined (no stack captured). */
+  readonly site: Error | undefined;
+  /** The caller's proxy, weakly (only while `leakDetectionThreshold` is on: for the warning's `connection`). */
+  proxyRef: WeakRef<PoolConnection> | undefined = undefined;
+  /** The `leakDetectionThreshold` alarm while held. */
+  leakAlarm: Alarm | undefined = undefined;
+  /** A `CONNECTION_LEAK` was reported for it (counted once). */
+  leaked = false;
   /** Its release, once started. */
   release: Release | undefined = undefined;
   #state: CheckoutState;
@@ -39,12 +50,20 @@ export class Checkout {
    * @param con The slot's connection.
    * @param timeoutMs The acquire's timeout in ms, if any.
    * @param state `setup` when `setup` still has to run, else `held`.
+   * @param site The `acquire()` call's stack, when leak detection is on.
    */
-  constructor(slot: Slot, con: Connection, timeoutMs: number | undefined, state: "setup" | "held") {
+  constructor(
+    slot: Slot,
+    con: Connection,
+    timeoutMs: number | undefined,
+    state: "setup" | "held",
+    site: Error | undefined,
+  ) {
     this.slot = slot;
     this.con = con;
     this.timeoutMs = timeoutMs;
     this.#state = state;
+    this.site = site;
   }
 
   /** Where it is. */

@@ -33,6 +33,36 @@ export interface Clock {
    * Optional: `Math.random` when absent; a test clock makes it repeatable.
    */
   random?(): number;
+  /**
+   * Optional: lets a timer armed by {@linkcode Clock.setTimeout} not keep the
+   * process alive (the pool's own timers use it, so an idle pool never holds a
+   * process open). A clock without it keeps its timers as they are.
+   */
+  unref?(handle: TimerHandle): void;
+}
+
+/**
+ * How the runtime lets a timer handle not keep the process alive. Timers that
+ * are objects with `unref()` need nothing more; a runtime whose timers are
+ * numbers installs its own (the entry points do, through {@linkcode installTimerUnref}).
+ */
+let unrefTimer = (handle: TimerHandle): void => {
+  if (typeof handle === "object" && handle !== null) (handle as { unref?: () => void }).unref?.();
+};
+
+/**
+ * Sets how {@linkcode systemClock} unrefs its timers on this runtime. Internal:
+ * called by an entry point with its runtime adapter's function.
+ *
+ * @param fn Unrefs one timer handle of the global `setTimeout`.
+ * @example
+ * ```ts
+ * import { installTimerUnref } from "./clock.ts";
+ * installTimerUnref((handle) => (handle as { unref?: () => void }).unref?.());
+ * ```
+ */
+export function installTimerUnref(fn: (handle: TimerHandle) => void): void {
+  unrefTimer = fn;
 }
 
 /**
@@ -52,4 +82,5 @@ export const systemClock: Clock = {
   setTimeout: (fn: () => void, ms: number): TimerHandle => setTimeout(fn, ms),
   clearTimeout: (handle: TimerHandle): void => clearTimeout(handle as number),
   random: (): number => Math.random(),
+  unref: (handle: TimerHandle): void => unrefTimer(handle),
 };

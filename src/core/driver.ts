@@ -176,6 +176,10 @@ export interface DriverConnection {
   close(options?: { timeout?: number }): Promise<void>;
   /** Drops the socket now. */
   terminate(): void;
+  /** Lets the socket keep the process alive again (the default; the pool calls it when it hands the connection out). */
+  ref(): void;
+  /** Lets the process exit while this connection is open and idle (the pool calls it for its idle connections). */
+  unref(): void;
   /**
    * Registers the listener called exactly once when the connection closes for
    * any reason (local close, server kill, network loss). `error` is set when it

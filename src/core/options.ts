@@ -73,6 +73,13 @@ export interface PoolOptions extends ConnectOptions {
    * @default {60}
    */
   closeWarningAfter?: number;
+  /**
+   * Seconds a checkout may be held before the pool warns once with
+   * `CONNECTION_LEAK`, carrying the stack of the `acquire()` call; `0` turns it
+   * off (and no stack is captured: no cost on `acquire()`).
+   * @default {0}
+   */
+  leakDetectionThreshold?: number;
   /** Opens each new connection instead of the default `connect`. */
   connect?: ConnectHook;
   /** Runs once per new physical connection, before any `setup`. */
@@ -101,6 +108,8 @@ export interface PoolSettings {
   maxConcurrentConnects: number;
   releaseTimeoutMs: number;
   closeWarningMs: number;
+  /** `leakDetectionThreshold` in ms; 0 = off. */
+  leakDetectionMs: number;
   connect: ConnectHook | undefined;
   init: ((con: Connection) => Promise<void>) | undefined;
   setup: ((con: PoolConnection) => Promise<void>) | undefined;
@@ -120,6 +129,7 @@ const POOL_OPTION_NAMES: ReadonlySet<string> = new Set([
   "maxConcurrentConnects",
   "releaseTimeout",
   "closeWarningAfter",
+  "leakDetectionThreshold",
   "connect",
   "init",
   "setup",
@@ -351,6 +361,7 @@ export function parsePoolOptions(
     maxConcurrentConnects: integer("maxConcurrentConnects", o.maxConcurrentConnects, 2, 1),
     releaseTimeoutMs: durationMs(where, "releaseTimeout", o.releaseTimeout, 60_000),
     closeWarningMs: durationMs(where, "closeWarningAfter", o.closeWarningAfter, 60_000),
+    leakDetectionMs: durationMs(where, "leakDetectionThreshold", o.leakDetectionThreshold, 0),
     connect: hook("connect", o.connect),
     init: hook("init", o.init),
     setup: hook("setup", o.setup),

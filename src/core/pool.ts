@@ -31,7 +31,7 @@ import {
 } from "./query_api.ts";
 import { Release, type ReleaseHost } from "./release.ts";
 import { Slot, type SlotState } from "./slot.ts";
-import { consoleWarning, type WarningCode, type WarningHandler } from "./warnings.ts";
+import { consoleWarning, type PoolWarning, type WarningCode, type WarningHandler } from "./warnings.ts";
 import { type Alarm, Watchdog } from "./watchdog.ts";
 
 type PoolStatus = "new" | "initializing" | "ready" | "closing" | "closed";
@@ -45,6 +45,8 @@ interface Waiter {
   direct: boolean;
   /** When it was queued (clock ms). */
   since: number;
+  /** The `acquire()` call's stack while leak detection is on (a direct waiter's checkout is made at hand-off). */
+  site: Error | undefined;
   // deno-lint-ignore no-explicit-any
   resolve: (value: any) => void;
   reject: (error: unknown) => void;
@@ -206,6 +208,13 @@ export class BasePool {
   #counters = new PoolCounters();
   /** Connection attempts under way. */
   #connecting = 0;
+  /** `leakDetectionThreshold` in ms; 0 = off (no stack captured, no alarm armed). */
+  #leakMs: number;
+  /**
+   * Notices a proxy collected while still checked out (the caller forgot to
+   * release it). It holds the checkout, never the proxy, so it cannot keep one alive.
+   */
+  #leaks: FinalizationRegistry<Checkout>;
 
   static {
     internals = { waiterQueueLength: (pool) => pool.#waiters.length };
@@ -249,7 +258,9 @@ export class BasePool {
     this.#watchReadOnly = wantsWritable(connectOptions);
     this.#connect = connect;
     this.#clock = settings.clock ?? systemClock;
-    this.#watchdog = new Watchdog(this.#clock);
+    // Its alarms (idle lifetime, leak detection, release bounds, the close warning) never keep the process
+    // alive on their own: a connection in use does, through its socket.
+    this.#watchdog = new Watchdog(this.#clock, { unref: true });
     this.#releaseHost = {
       returned: (checkout) => this.#returned(checkout),
       dropped: (checkout) => this.#dropped(checkout),
@@ -262,6 +273,8 @@ export class BasePool {
       settings.maxInactiveMs > 0 ? settings.maxInactiveMs : Infinity,
       ping !== undefined && ping > 0 ? ping : Infinity,
     );
+    this.#leakMs = settings.leakDetectionMs;
+    this.#leaks = new FinalizationRegistry((checkout: Checkout) => this.#collected(checkout));
     this.#releaseBound = settings.releaseTimeoutMs / 1000 || undefined;
     this.#resetOptions = { query: settings.reset === undefined, pipeline: true, timeout: this.#releaseBound };
   }
@@ -352,20 +365,23 @@ export class BasePool {
    */
   acquire(options?: AcquireOptions): Promise<PoolConnection> {
     if (this.#status !== "ready") return Promise.reject(this.#unusable("acquire a connection"));
+    // Only with leakDetectionThreshold on: where this call came from, for CONNECTION_LEAK
+    // (V8 and JavaScriptCore format the stack lazily, when the warning reads it).
+    const site = this.#leakMs > 0 ? new Error("The connection was acquired here") : undefined;
     if (options === undefined) {
-      if (this.#liveWaiters > 0) return this.#enqueue(true);
+      if (this.#liveWaiters > 0) return this.#enqueue(true, site);
       const slot = this.#idle[this.#idle.length - 1];
       if (slot === undefined) {
-        if (this.#empty.length === 0) return this.#enqueue(true);
+        if (this.#empty.length === 0) return this.#enqueue(true, site);
       } else if (this.#ready(slot)) {
         this.#move(slot, "acquiring");
-        return Promise.resolve(this.#handOut(slot, undefined));
+        return Promise.resolve(this.#handOut(slot, undefined, site));
       }
     }
-    return this.#acquireSlow(options);
+    return this.#acquireSlow(options, site);
   }
 
-  async #acquireSlow(options: AcquireOptions | undefined): Promise<PoolConnection> {
+  async #acquireSlow(options: AcquireOptions | undefined, site: Error | undefined): Promise<PoolConnection> {
     const where = "Cannot acquire a connection";
     const timeoutMs = validTimeout(where, options?.timeout);
     const signal = validSignal(where, options?.signal);
@@ -392,8 +408,8 @@ export class BasePool {
       }
       if (slot === undefined) slot = await this.#wait(deadline);
       if (slot.stale && slot.con !== undefined) await this.#pinged(slot, deadline);
-      if (this.#ready(slot)) return this.#handOut(slot, timeoutMs);
-      return await this.#checkout(slot, deadline, timeoutMs);
+      if (this.#ready(slot)) return this.#handOut(slot, timeoutMs, site);
+      return await this.#checkout(slot, deadline, timeoutMs, site);
     } catch (e) {
       if (deadline?.fired && e === deadline.reason) {
         if (e instanceof PoolTimeoutError && e.code === "ACQUIRE_TIMEOUT") {
@@ -458,9 +474,9 @@ export class BasePool {
   }
 
   /** Queues a waiter; see {@linkcode Waiter}. */
-  #enqueue<T>(direct: boolean): Promise<T> {
+  #enqueue<T>(direct: boolean, site: Error | undefined): Promise<T> {
     const { promise, resolve, reject } = Promise.withResolvers<T>();
-    this.#waiters.push({ state: "waiting", direct, since: this.#clock.now(), resolve, reject });
+    this.#waiters.push({ state: "waiting", direct, since: this.#clock.now(), site, resolve, reject });
     this.#liveWaiters++;
     this.#counters.acquireWaitCount++;
     // A floor attempt holds a slot this acquire could connect in itself, within its own deadline.
@@ -470,7 +486,7 @@ export class BasePool {
 
   /** Queues a waiter that resolves with a slot already moved to `acquiring` for it. */
   #wait(deadline: Deadline | undefined): Promise<Slot> {
-    const promise = this.#enqueue<Slot>(false);
+    const promise = this.#enqueue<Slot>(false, undefined);
     const waiter = this.#waiters[this.#waiters.length - 1]!;
     if (deadline === undefined) return promise;
     return deadline.race(promise, (slot) => this.#free(slot)).catch((e: unknown) => {
@@ -485,13 +501,86 @@ export class BasePool {
   }
 
   /** Completes a checkout of a connected slot that needs no `setup`. */
-  #handOut(slot: Slot, timeoutMs: number | undefined): PoolConnection {
-    const checkout = new Checkout(slot, slot.con!, timeoutMs, "held");
-    const proxy = checkout.proxy = proxyInternals.create(this, checkout, checkout.con, this.#watchReadOnly);
-    slot.holder = checkout;
+  #handOut(slot: Slot, timeoutMs: number | undefined, site: Error | undefined): PoolConnection {
+    const checkout = new Checkout(slot, slot.con!, timeoutMs, "held", site);
+    const proxy = proxyInternals.create(this, checkout, checkout.con, this.#watchReadOnly);
+    this.#hold(checkout, proxy);
     this.#move(slot, "busy");
     this.#counters.acquireCount++;
     return proxy;
+  }
+
+  /** A checkout is handed out: its slot points at it, and a forgotten proxy will be noticed. */
+  #hold(checkout: Checkout, proxy: PoolConnection): void {
+    checkout.slot.holder = checkout;
+    this.#leaks.register(proxy, checkout, checkout);
+    if (this.#leakMs > 0) {
+      checkout.proxyRef = new WeakRef(proxy);
+      checkout.leakAlarm = this.#watchdog.after(this.#leakMs, () => this.#heldTooLong(checkout));
+    }
+  }
+
+  /** The caller released its proxy: no leak to notice any more. */
+  #letGo(checkout: Checkout): void {
+    this.#leaks.unregister(checkout);
+    const alarm = checkout.leakAlarm;
+    if (alarm !== undefined) {
+      checkout.leakAlarm = undefined;
+      alarm.cancel();
+    }
+  }
+
+  /** `leakDetectionThreshold` passed with the checkout still held: one warning, with the acquire's stack. */
+  #heldTooLong(checkout: Checkout): void {
+    checkout.leakAlarm = undefined;
+    if (checkout.state !== "held" || checkout.slot.holder !== checkout) return;
+    this.#countLeak(checkout);
+    this.#emit(
+      "CONNECTION_LEAK",
+      `A connection has been checked out for more than ${this.#leakMs / 1000}s without being released ` +
+        "(leakDetectionThreshold); the stack shows where it was acquired",
+      checkout.proxyRef?.deref(),
+      checkout.site?.stack,
+    );
+  }
+
+  /**
+   * A proxy was garbage-collected while its checkout was still held: the caller
+   * forgot to release it. The slot comes back; the connection is terminated, not
+   * reset: the forgotten session is in an unknown state (an open transaction
+   * holding locks, a COPY or a query in flight whose result nobody reads, session
+   * state the reset does not cover), so none of it may reach the next caller, and
+   * closing the socket makes the server roll back and free its locks at once. A
+   * leak is a bug path: one reconnect is a small price for that certainty.
+   */
+  #collected(checkout: Checkout): void {
+    if (checkout.state !== "held" || checkout.slot.holder !== checkout) return; // released, lost or terminated
+    const alarm = checkout.leakAlarm;
+    checkout.leakAlarm = undefined;
+    alarm?.cancel();
+    this.#countLeak(checkout);
+    const slot = checkout.slot;
+    checkout.to("over");
+    slot.holder = undefined;
+    if (slot.con === checkout.con) this.#discard(slot, true, "broken");
+    this.#free(slot);
+    this.#emit(
+      "CONNECTION_LEAK",
+      "A connection was never released: its PoolConnection was garbage-collected while checked out; " +
+        "the connection was closed and its slot returned to the pool" +
+        (checkout.site === undefined
+          ? " (set leakDetectionThreshold to capture the stack of its acquire() call)"
+          : "; the stack shows where it was acquired"),
+      undefined,
+      checkout.site?.stack,
+    );
+  }
+
+  /** Counts a leaked checkout once, whichever way it was noticed first. */
+  #countLeak(checkout: Checkout): void {
+    if (checkout.leaked) return;
+    checkout.leaked = true;
+    this.#counters.leakCount++;
   }
 
   /** Drops served and cancelled waiters from the front of the queue (so it cannot grow without bound). */
@@ -510,8 +599,10 @@ export class BasePool {
     slot: Slot,
     deadline: Deadline | undefined,
     timeoutMs: number | undefined,
+    site: Error | undefined,
   ): Promise<PoolConnection> {
     let checkout: Checkout | undefined;
+    let proxy: PoolConnection | undefined;
     try {
       let con = slot.con;
       if (con !== undefined && (slot.driver!.isClosed() || slot.generation !== this.#generation)) {
@@ -522,8 +613,8 @@ export class BasePool {
         this.#stillOpen(slot, undefined);
         con = await this.#open(slot, deadline);
       }
-      checkout = new Checkout(slot, con, timeoutMs, "setup");
-      const proxy = checkout.proxy = proxyInternals.create(this, checkout, con, this.#watchReadOnly);
+      checkout = new Checkout(slot, con, timeoutMs, "setup", site);
+      proxy = proxyInternals.create(this, checkout, con, this.#watchReadOnly);
       const setup = this.#settings.setup;
       if (setup !== undefined) {
         const done = setup(proxy);
@@ -531,14 +622,14 @@ export class BasePool {
         this.#stillOpen(slot, con);
       }
       checkout.to("held");
-      slot.holder = checkout;
+      this.#hold(checkout, proxy);
       this.#move(slot, "busy");
       this.#counters.acquireCount++;
       return proxy;
     } catch (e) {
       if (checkout !== undefined) {
         checkout.to("over");
-        proxyInternals.state(checkout.proxy).released = true;
+        proxyInternals.state(proxy!).released = true;
       }
       if (slot.con !== undefined) this.#discard(slot, true, "broken");
       this.#free(slot);
@@ -794,8 +885,8 @@ export class BasePool {
       this.#compactWaiters();
       this.#move(slot, "acquiring");
       if (!waiter.direct) waiter.resolve(slot);
-      else if (this.#ready(slot)) waiter.resolve(this.#handOut(slot, undefined));
-      else waiter.resolve(this.#checkout(slot, undefined, undefined));
+      else if (this.#ready(slot)) waiter.resolve(this.#handOut(slot, undefined, waiter.site));
+      else waiter.resolve(this.#checkout(slot, undefined, undefined, waiter.site));
       return;
     }
     this.#move(slot, slot.con === undefined ? "empty" : "idle");
@@ -809,6 +900,7 @@ export class BasePool {
       const idle = this.#idle;
       if (idle[idle.length - 1] === slot) idle.pop();
       else idle.splice(idle.indexOf(slot), 1);
+      slot.driver?.ref(); // in use again: it keeps the process alive until it is idle again
     } else if (from === "empty") {
       const empty = this.#empty;
       if (empty[empty.length - 1] === slot) empty.pop();
@@ -817,6 +909,7 @@ export class BasePool {
     slot.state = to;
     if (to === "idle") {
       this.#idle.push(slot);
+      slot.driver!.unref(); // an idle pool never keeps the process alive
       slot.stale = this.#pingAlways;
       if (this.#idleDueMs !== Infinity) {
         const due = (slot.idleSince = this.#clock.now()) + this.#idleDueMs;
@@ -931,15 +1024,16 @@ export class BasePool {
       );
     }
     state.released = true;
+    this.#letGo(checkout);
     const slot = checkout.slot;
     if (slot.holder !== checkout || checkout.state !== "held") return state.releasing = RESOLVED;
     timeoutMs ??= checkout.timeoutMs ?? (this.#settings.releaseTimeoutMs || undefined);
     checkout.to("releasing");
     this.#move(slot, "releasing");
-    return state.releasing = this.#releaseSlot(checkout, timeoutMs);
+    return state.releasing = this.#releaseSlot(checkout, con, timeoutMs);
   }
 
-  #releaseSlot(checkout: Checkout, timeoutMs: number | undefined): Promise<void> {
+  #releaseSlot(checkout: Checkout, proxy: PoolConnection, timeoutMs: number | undefined): Promise<void> {
     const slot = checkout.slot;
     const con = checkout.con;
     const driver = slot.driver!;
@@ -957,19 +1051,19 @@ export class BasePool {
         `A connection was released with ${listeners} active listener${
           listeners === 1 ? "" : "s"
         }; they were removed`,
-        checkout.proxy,
+        proxy,
       );
     }
     if (driver.transactionStatus !== "idle") {
       this.#emit(
         "RELEASED_IN_TRANSACTION",
         "A connection was released with an open transaction; it was rolled back",
-        checkout.proxy,
+        proxy,
       );
     }
     let work: Promise<void>;
     try {
-      const reason = this.#retire(slot, driver, checkout);
+      const reason = this.#retire(slot, driver, proxy);
       if (reason !== undefined) {
         slot.closeReason = reason;
         work = con.close({ timeout: timeoutMs === undefined ? undefined : timeoutMs / 1000 });
@@ -983,9 +1077,9 @@ export class BasePool {
   }
 
   /** Why a released connection is closed instead of reused, or undefined to reuse it. */
-  #retire(slot: Slot, driver: DriverConnection, checkout: Checkout): CloseReason | undefined {
+  #retire(slot: Slot, driver: DriverConnection, proxy: PoolConnection): CloseReason | undefined {
     if (slot.generation !== this.#generation) return "expired";
-    if (this.#watchReadOnly && proxyInternals.state(checkout.proxy).readOnly) return "broken"; // a failover left it on a read-only server
+    if (this.#watchReadOnly && proxyInternals.state(proxy).readOnly) return "broken"; // a failover left it on a read-only server
     if (slot.lifeOver) return "maxLifetime";
     if (driver.queryCount >= this.#settings.maxQueries) return "maxQueries";
     return undefined;
@@ -1403,9 +1497,11 @@ export class BasePool {
     return this.toString();
   }
 
-  #emit(code: WarningCode, message: string, connection?: PoolConnection): void {
+  #emit(code: WarningCode, message: string, connection?: PoolConnection, stack?: string): void {
+    const warning: PoolWarning = connection === undefined ? { code, message } : { code, message, connection };
+    if (stack !== undefined) warning.stack = stack;
     try {
-      this.#warn(connection === undefined ? { code, message } : { code, message, connection });
+      this.#warn(warning);
     } catch {
       // a throwing warning handler must not break the pool
     }

@@ -12,7 +12,8 @@ export type WarningCode =
   | "RELEASED_WITH_LISTENERS"
   | "SLOW_CLOSE"
   | "BACKGROUND_CLOSE_FAILED"
-  | "RELEASE_FAILED";
+  | "RELEASE_FAILED"
+  | "CONNECTION_LEAK";
 
 /**
  * One warning, as passed to the `onWarning` option.
@@ -35,8 +36,13 @@ export interface PoolWarning {
   code: WarningCode;
   /** A sentence-case description. */
   message: string;
-  /** The checkout concerned, when there is one. */
+  /** The checkout concerned, when there is one (and still reachable). */
   connection?: PoolConnection;
+  /**
+   * For `CONNECTION_LEAK`: the stack of the `acquire()` call that checked the
+   * connection out (captured only while `leakDetectionThreshold` is set).
+   */
+  stack?: string;
 }
 
 /** Receives warnings. */
@@ -59,5 +65,5 @@ export type WarningHandler = (warning: PoolWarning) => void;
  * ```
  */
 export const consoleWarning: WarningHandler = (w: PoolWarning): void => {
-  console.warn(`@x/pgpool warning ${w.code}: ${w.message}`);
+  console.warn(`@x/pgpool warning ${w.code}: ${w.message}${w.stack === undefined ? "" : `\n${w.stack}`}`);
 };

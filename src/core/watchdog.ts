@@ -97,10 +97,16 @@ export class Watchdog {
     }
   };
   readonly #onTimer = (): void => this.#run();
+  readonly #unref: boolean;
 
-  /** @param clock Where time and the one timer come from. */
-  constructor(clock: Clock) {
+  /**
+   * @param clock Where time and the one timer come from.
+   * @param options `unref`: its timer does not keep the process alive (where the clock can say so,
+   *   see {@linkcode Clock.unref}).
+   */
+  constructor(clock: Clock, options?: { unref?: boolean }) {
     this.clock = clock;
+    this.#unref = options?.unref === true;
   }
 
   /**
@@ -167,6 +173,7 @@ export class Watchdog {
     // Whole milliseconds, rounded up: a runtime that truncates a fraction would wake before the
     // alarm is due and spin through re-arms until it is.
     this.#timer = this.clock.setTimeout(this.#onTimer, Math.max(0, Math.ceil(at - this.clock.now())));
+    if (this.#unref) this.clock.unref?.(this.#timer);
   }
 
   #run(): void {

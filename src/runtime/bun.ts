@@ -36,6 +36,8 @@ interface BunSocket {
   resume(): void;
   setNoDelay(noDelay?: boolean): boolean;
   setKeepAlive(enable?: boolean, initialDelayMs?: number): boolean;
+  ref(): void;
+  unref(): void;
   upgradeTLS(options: { tls: BunTlsOptions; socket: BunSocketHandler }): [BunSocket, BunSocket];
 }
 
@@ -75,6 +77,8 @@ class BunTransport implements Transport {
   #wantDrain = false;
   #state: "open" | "ending" | "closed" = "open";
   #paused = false;
+  /** Whether the socket keeps the process alive (`ref`); carried over to a TLS upgrade. */
+  #refd = true;
   /** Chunks that arrived while paused. */
   #pending: Uint8Array[] = [];
   #upgrading = false;
@@ -155,6 +159,18 @@ class BunTransport implements Transport {
     this.#close(undefined);
   }
 
+  ref(): void {
+    if (this.#refd) return;
+    this.#refd = true;
+    this.#socket?.ref();
+  }
+
+  unref(): void {
+    if (!this.#refd) return;
+    this.#refd = false;
+    this.#socket?.unref();
+  }
+
   startTls(options: TlsOptions): Promise<void> {
     const socket = this.#socket;
     if (this.#state !== "open" || socket === undefined) {
@@ -220,6 +236,7 @@ class BunTransport implements Transport {
         const [, upgraded] = socket.upgradeTLS({ tls, socket: handlers });
         this.#socket = upgraded;
         if (this.#paused) upgraded.pause();
+        if (!this.#refd) upgraded.unref();
       } catch (cause) {
         settle(tlsFailed(options.servername, cause instanceof Error ? cause.message : String(cause), cause));
       }

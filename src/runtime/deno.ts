@@ -58,6 +58,8 @@ class DenoTransport implements Transport {
   #wantDrain = false;
   #state: "open" | "ending" | "closed" = "open";
   #paused = false;
+  /** Whether the socket keeps the process alive (`ref`); carried over to a TLS upgrade. */
+  #refd = true;
   /** Reads are held after the answer to an `SSLRequest` arrived. */
   #held = false;
   /** An `SSLRequest` was written and its answer has not arrived yet. */
@@ -126,6 +128,18 @@ class DenoTransport implements Transport {
     this.#close(undefined);
   }
 
+  ref(): void {
+    if (this.#refd) return;
+    this.#refd = true;
+    this.#conn.ref();
+  }
+
+  unref(): void {
+    if (!this.#refd) return;
+    this.#refd = false;
+    this.#conn.unref(); // the pending read no longer keeps the event loop alive
+  }
+
   async startTls(options: TlsOptions): Promise<void> {
     if (this.#state !== "open") {
       throw new ConnectionError("CONNECTION_CLOSED", "Cannot start TLS on a closed connection");
@@ -159,6 +173,7 @@ class DenoTransport implements Transport {
         unsafelyDisableHostnameVerification: options.verify === "ca",
       });
       this.#conn = tls;
+      if (!this.#refd) tls.unref();
       await tls.handshake();
     } catch (cause) {
       const error = tlsFailed(
@@ -451,3 +466,16 @@ export const denoConnector: Connector = async (target, handlers, options) => {
   }
   return new DenoTransport(conn, target, handlers);
 };
+
+/**
+ * Lets a timer of Deno's global `setTimeout` not keep the process alive
+ * (`Deno.unrefTimer`); the entry points install it for the pool's timers.
+ *
+ * @example
+ * ```ts
+ * import { denoTimerUnref } from "./deno.ts";
+ * const id = setTimeout(() => console.log("never keeps the process alive"), 60_000);
+ * denoTimerUnref(id);
+ * ```
+ */
+export const denoTimerUnref = (handle: unknown): void => Deno.unrefTimer(handle as number);

@@ -26,6 +26,8 @@ class NodeTransport implements Transport {
   #handlers: TransportHandlers;
   #local = false;
   #closed = false;
+  /** Whether the socket keeps the process alive (`ref`); carried over to a TLS upgrade. */
+  #refd = true;
   #error: Error | undefined;
   #target: TransportTarget;
 
@@ -88,6 +90,16 @@ class NodeTransport implements Transport {
     this.#socket.destroy();
   }
 
+  ref(): void {
+    this.#refd = true;
+    this.#socket.ref();
+  }
+
+  unref(): void {
+    this.#refd = false;
+    this.#socket.unref();
+  }
+
   startTls(options: TlsOptions): Promise<void> {
     const raw = this.#socket;
     this.#detach(raw);
@@ -111,6 +123,7 @@ class NodeTransport implements Transport {
       const onSecure = (): void => {
         secure.off("error", onError);
         this.#socket = secure;
+        if (!this.#refd) secure.unref();
         this.#attach(secure);
         resolve();
       };

@@ -44,6 +44,13 @@ export interface Transport {
   end(): void;
   /** Closes now, dropping queued bytes. `close` follows. */
   destroy(): void;
+  /** Lets the open socket keep the process alive again (the default). Survives a TLS upgrade. */
+  ref(): void;
+  /**
+   * Lets the process exit while this socket is open and idle (the pool's idle
+   * connections). Survives a TLS upgrade.
+   */
+  unref(): void;
   /**
    * Upgrades this stream to TLS in place (after the server accepted an
    * `SSLRequest`). Handlers carry over. Rejects when the handshake or the

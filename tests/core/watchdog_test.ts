@@ -15,7 +15,27 @@ function random(seed: number): () => number {
   };
 }
 
+/** A fake clock that records which timers were unref'd. */
+class UnrefClock extends FakeClock {
+  unrefd: unknown[] = [];
+  unref(handle: unknown): void {
+    this.unrefd.push(handle);
+  }
+}
+
 describe("Watchdog", () => {
+  it("Watchdog with unref unrefs every timer it arms on the clock; by default it unrefs none", () => {
+    const background = new UnrefClock();
+    const dog = new Watchdog(background, { unref: true });
+    dog.after(1000, () => {});
+    dog.after(500, () => {}); // an earlier alarm re-arms the one timer
+    assert.equal(background.unrefd.length, 2);
+    assert.equal(background.pending, 1);
+    const plain = new UnrefClock();
+    new Watchdog(plain).after(1000, () => {});
+    assert.deepEqual(plain.unrefd, []);
+  });
+
   it("Watchdog fires alarms at their instant, earliest first, with one clock timer", async () => {
     const clock = new FakeClock();
     const dog = new Watchdog(clock);

@@ -90,6 +90,38 @@ describe("Session reset on release (real server)", () => {
     await admin.close();
   });
 
+  it("RESET ALL on release wipes a SET done in init, while a startup parameter (params) survives it", async () => {
+    await using pool = await createTestPool(server.dsn, {
+      minSize: 1,
+      maxSize: 1,
+      params: { statement_timeout: "4321" }, // sent in the startup message: the session's own default
+      init: async (con) => {
+        await con.execute("SET work_mem = '7777kB'"); // a session setting: the first reset wipes it
+      },
+    });
+    const settings =
+      "SELECT current_setting('work_mem') AS work_mem, current_setting('statement_timeout') AS st";
+    const first = await pool.acquire();
+    const pid = first.getServerPid();
+    assert.deepEqual(
+      await first.fetchRow(settings),
+      { work_mem: "7777kB", st: "4321ms" },
+      "both apply at first",
+    );
+    await pool.release(first);
+    await using again = await pool.acquire();
+    assert.equal(again.getServerPid(), pid, "the same connection");
+    const startupWorkMem = await again.fetchVal("SELECT reset_val FROM pg_settings WHERE name = 'work_mem'");
+    const row = await again.fetchRow<{ work_mem: string; st: string }>(settings);
+    assert.notEqual(row!.work_mem, "7777kB", "the SET from init is gone after release");
+    assert.equal(
+      await again.fetchVal("SELECT setting FROM pg_settings WHERE name = 'work_mem'"),
+      startupWorkMem,
+      "work_mem is back at the server's default",
+    );
+    assert.equal(row!.st, "4321ms", "the startup parameter survived RESET ALL");
+  });
+
   it("a SET, an advisory lock, a LISTEN and a WITH HOLD cursor do not survive into the next checkout", async () => {
     const log = warningLog();
     await using pool = await createTestPool(server.dsn, { minSize: 1, maxSize: 1, onWarning: log.onWarning });

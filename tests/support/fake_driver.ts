@@ -231,6 +231,17 @@ export class FakeDriverConnection implements DriverConnection {
     cb?.(error);
   }
 
+  /** Whether the connection would keep the process alive (the pool unrefs idle connections). */
+  refd = true;
+
+  ref(): void {
+    this.refd = true;
+  }
+
+  unref(): void {
+    this.refd = false;
+  }
+
   onClose(listener: (error: Error | undefined) => void): void {
     this.#onClose = listener;
   }

@@ -31,6 +31,8 @@ function silentServer(): { connector: Connector; opened: number; destroyed: numb
           handlers.close();
         },
         startTls: () => new Promise<void>(() => {}),
+        ref: () => {},
+        unref: () => {},
       };
       return Promise.resolve(transport);
     }) as Connector,

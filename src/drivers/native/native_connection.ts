@@ -1075,6 +1075,14 @@ export class NativeConnection implements DriverConnection {
     alarm?.cancel();
   }
 
+  ref(): void {
+    this.#transport?.ref();
+  }
+
+  unref(): void {
+    this.#transport?.unref();
+  }
+
   terminate(): void {
     if (this.#state.kind === "closed") return;
     this.#state = { kind: "closing" };

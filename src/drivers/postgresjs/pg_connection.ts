@@ -667,6 +667,14 @@ export class PostgresConnection implements DriverConnection {
     return this.#closing;
   }
 
+  ref(): void {
+    this.#transport?.ref();
+  }
+
+  unref(): void {
+    this.#transport?.unref();
+  }
+
   terminate(): void {
     if (this.#finalized) return;
     this.#closed = true;
@@ -689,6 +697,12 @@ export class PostgresConnection implements DriverConnection {
   /** A statement the driver wrote itself (the reset) was answered. */
   #onSwallowed(cycle: Cycle): void {
     const waiter = this.#ownWaiters.shift();
+    if (this.#ownWaiters.length === 0 && this.#ownAlarm !== undefined) {
+      // Nothing of ours is pending any more: the bound goes now, not when it would have fired
+      // (an armed alarm would keep the process alive for the whole reset bound after every release).
+      this.#ownAlarm.cancel();
+      this.#ownAlarm = undefined;
+    }
     if (cycle.error !== undefined && !waiter?.tolerate?.includes(cycle.error.code)) {
       this.#poisoned = true;
       const error = new PostgresError(cycle.error);
