@@ -41,6 +41,9 @@ import { inferParamOid, serializeParam, type TypeRegistry } from "./values/index
 import { cstrEnd, int32, utf8, WireReader } from "./wire_reader.ts";
 import { WireWriter } from "./wire_writer.ts";
 
+/** How long a cancel request's socket waits for the server to close it before closing it itself. */
+const CANCEL_CLOSE_WAIT_MS = 10_000;
+
 /** The statements that clear session state, in one simple query. */
 export const RESET_SQL =
   "SELECT pg_advisory_unlock_all();\nCLOSE ALL;\nUNLISTEN *;\nRESET ALL;\nDISCARD TEMP;";
@@ -396,8 +399,11 @@ export class NativeConnection implements DriverConnection {
       const closed = new Promise<void>((r) => (done = r));
       const t = await connector(target, { data: () => {}, drain: () => {}, close: () => done() }, {});
       t.write(message);
-      t.end();
+      // The server closes the socket once it handled the request, and only then do we (as libpq does):
+      // closing first makes PgBouncer drop the cancel, and before 1.20 crash (pgbouncer/pgbouncer#801).
+      const alarm = this.#settings.watchdog.after(CANCEL_CLOSE_WAIT_MS, () => t.destroy());
       await closed;
+      alarm.cancel();
     })().catch(() => {});
     this.#pendingCancel = sent;
     sent.then(() => {
