@@ -204,6 +204,49 @@ for (const driver of DRIVERS) {
       assert.equal(pool.getIdleSize(), pool.getSize());
     });
 
+    it("Pool in transaction mode runs executeMany, fetchMany and fetchRow through PgBouncer, all or nothing", async (t) => {
+      if (!pgBouncerAvailable()) return skipTest(t, "PgBouncer is not installed");
+      const b = await bouncer("transaction");
+      const a = await admin();
+      const name = `${table}_many`;
+      await a.execute(`DROP TABLE IF EXISTS ${name}`);
+      await a.execute(`CREATE TABLE ${name} (id int PRIMARY KEY)`);
+      await using pool = await createTestPool(b.dsn, { driver, poolMode: "transaction", maxSize: 4 });
+      await pool.executeMany(`INSERT INTO ${name} VALUES ($1)`, [[1], [2], [3]]);
+      const failed = await rejection(pool.executeMany(`INSERT INTO ${name} VALUES ($1)`, [[4], [1], [5]]));
+      assert.equal(codeOf(failed), "23505");
+      const rows = await pool.fetchMany<{ id: number }>(`INSERT INTO ${name} VALUES ($1) RETURNING id`, [
+        [6],
+        [7],
+      ]);
+      assert.deepEqual(rows.map((r) => r.id), [6, 7]);
+      assert.deepEqual(await pool.fetchRow(`SELECT count(*)::int AS n FROM ${name}`), { n: 5 });
+      assert.equal(await pool.fetchRow(`SELECT id FROM ${name} WHERE id = $1`, [4]), null);
+    });
+
+    it("Pool in transaction mode cancels a query past its timeout through PgBouncer; the pool stays usable", async (t) => {
+      if (!pgBouncerAvailable()) return skipTest(t, "PgBouncer is not installed");
+      const b = await bouncer("transaction");
+      await using pool = await createTestPool(b.dsn, { driver, poolMode: "transaction", maxSize: 2 });
+      const started = Date.now();
+      const err = await within(10_000, rejection(pool.execute("SELECT pg_sleep(30)", [], { timeout: 0.3 })));
+      assert.equal(codeOf(err), "QUERY_TIMEOUT");
+      assert.ok(Date.now() - started < 5000, "the cancel went through PgBouncer");
+      await using con = await pool.acquire();
+      const err2 = await within(10_000, rejection(con.execute("SELECT pg_sleep(30)", [], { timeout: 0.3 })));
+      assert.equal(codeOf(err2), "QUERY_TIMEOUT");
+      assert.equal(await con.fetchVal("SELECT $1::int", [5]), 5);
+      // No server session is left running the sleep.
+      const a = await admin();
+      await waitFor(
+        "the cancelled sleeps to end on the server",
+        async () =>
+          (await a.value<number>(
+            "SELECT count(*)::int FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(30)' AND state = 'active'",
+          )) === 0,
+      );
+    });
+
     it("Pool with pool_mode=transaction in the DSN behaves as poolMode transaction", async (t) => {
       if (!pgBouncerAvailable()) return skipTest(t, "PgBouncer is not installed");
       const b = await bouncer("transaction");
