@@ -14,7 +14,7 @@ import { BasePool } from "./core/pool.ts";
 export type { BasePool };
 import { createNativeDriver } from "./drivers/native/driver.ts";
 import { createPostgresDriver } from "./drivers/postgresjs/driver.ts";
-import type { Env } from "./drivers/dsn.ts";
+import { dsnPoolMode, type Env } from "./drivers/dsn.ts";
 import { readEnv } from "./runtime/env.ts";
 import type { Connector } from "./runtime/transport.ts";
 
@@ -146,6 +146,29 @@ export function bindConnect(
 }
 
 /**
+ * The pool arguments with `poolMode` taken from the DSN's `pool_mode` key (the DSN argument, else
+ * the `dsn` option, else `DATABASE_URL`) when the options do not set it. Arguments the pool will
+ * refuse are passed on unchanged for it to report.
+ */
+export function withDsnPoolMode(
+  dsnOrOptions: string | PoolOptions | undefined,
+  options: PoolOptions | undefined,
+  env: () => Env,
+): [string | PoolOptions | undefined, PoolOptions | undefined] {
+  const asIs: [string | PoolOptions | undefined, PoolOptions | undefined] = [dsnOrOptions, options];
+  const dsnFirst = typeof dsnOrOptions === "string";
+  const opts = dsnFirst ? options : dsnOrOptions;
+  if (opts !== undefined && (typeof opts !== "object" || opts === null)) return asIs;
+  if (!dsnFirst && options !== undefined) return asIs;
+  if (opts?.poolMode !== undefined) return asIs;
+  const dsn = dsnFirst ? dsnOrOptions : opts?.dsn ?? env().DATABASE_URL;
+  if (typeof dsn !== "string") return asIs;
+  const poolMode = dsnPoolMode(dsn);
+  if (poolMode === undefined) return asIs;
+  return dsnFirst ? [dsnOrOptions, { ...options, poolMode }] : [{ ...opts, poolMode }, undefined];
+}
+
+/**
  * Binds `connect()`, a `Pool` class and `createPool()` to a connector (the
  * environment is the process's). `timerUnref` is the runtime's way to let a
  * timer not keep the process alive, when its timers are not objects with
@@ -156,7 +179,7 @@ export function bindEntry(connector: Connector, timerUnref?: (handle: TimerHandl
   const { connect, hook } = bindConnect(connector, readEnv);
   class Pool extends BasePool {
     constructor(dsnOrOptions?: string | PoolOptions, options?: PoolOptions) {
-      super(dsnOrOptions, options, hook);
+      super(...withDsnPoolMode(dsnOrOptions, options, readEnv), hook);
     }
   }
   const createPool: CreatePoolFunction = async (dsnOrOptions, options) => {

@@ -40,7 +40,7 @@ export {
   type PostgresErrorFields,
   type TimeoutErrorCode,
 } from "./core/errors.ts";
-export type { ConnectHook, PoolOptions } from "./core/options.ts";
+export type { ConnectHook, PoolMode, PoolOptions } from "./core/options.ts";
 export { type AcquireOptions, BasePool, type CloseOptions, type ReleaseOptions } from "./core/pool.ts";
 export { PoolConnection } from "./core/pool_connection.ts";
 export type { CloseCounts, CloseReason, PoolStats } from "./core/pool_stats.ts";

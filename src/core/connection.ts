@@ -93,9 +93,27 @@ export interface ConnectionInternals {
     opts?: TransactionOptions,
   ): Promise<T>;
   onClose(con: Connection, listener: (error: Error | undefined) => void): void;
+  /**
+   * Marks a connection as reaching the server through a transaction pooler (the pool's
+   * `poolMode: "transaction"`): from then on listeners and COPY reject with `UNSUPPORTED`.
+   */
+  useTransactionPoolMode(con: Connection): void;
 }
 
 let internals!: ConnectionInternals;
+
+const LISTEN_REASON = "notifications go to the server session that ran LISTEN, which the pooler lends to " +
+  "other clients after each transaction";
+const COPY_REASON = "a transaction pooler does not promise to carry COPY's sub-protocol";
+
+/** The error of a session feature a transaction pooler cannot carry (`poolMode: "transaction"`). */
+function unsupportedInTransactionMode(method: string, reason: string): InterfaceError {
+  return new InterfaceError(
+    "UNSUPPORTED",
+    `Cannot call ${method}() in transaction pool mode as ${reason}; use a connection that does not ` +
+      "go through the transaction pooler",
+  );
+}
 
 const ISOLATION = new Set(["read committed", "repeatable read", "serializable"]);
 const encoder = new TextEncoder();
@@ -275,6 +293,8 @@ export class Connection {
   /** Bumped whenever the session is reset: a transaction() begun before cannot finish after. */
   #epoch = 0;
   #closeListeners: ((error: Error | undefined) => void)[] = [];
+  /** Set behind a transaction pooler: session features that cannot work there reject. */
+  #transactionPooled = false;
 
   static {
     internals = {
@@ -284,6 +304,9 @@ export class Connection {
       transaction: (con, self, fn, opts) => con.#transaction(self, fn, opts),
       onClose: (con, listener) => {
         con.#closeListeners.push(listener);
+      },
+      useTransactionPoolMode: (con) => {
+        con.#transactionPooled = true;
       },
     };
   }
@@ -533,6 +556,7 @@ export class Connection {
    * ```
    */
   async addListener(channel: string, listener: NotificationListener): Promise<void> {
+    if (this.#transactionPooled) throw unsupportedInTransactionMode("addListener", LISTEN_REASON);
     if (typeof listener !== "function") {
       throw new InterfaceError("INVALID_ARGUMENT", "Cannot add a listener that is not a function");
     }
@@ -605,6 +629,9 @@ export class Connection {
    * ```
    */
   copyFromTable(table: string, opts: CopyFromTableOptions): Promise<string> {
+    if (this.#transactionPooled) {
+      return Promise.reject(unsupportedInTransactionMode("copyFromTable", COPY_REASON));
+    }
     opts ??= NO_OPTIONS as CopyFromTableOptions; // then 'output' is reported missing (INVALID_ARGUMENT)
     const sql = `COPY ${qualifiedName(table, opts.schemaName)}${columnListSql(opts.columns)} TO STDOUT${
       copyOptionsSql(opts)
@@ -640,6 +667,7 @@ export class Connection {
     args: readonly unknown[] | undefined,
     opts: CopyFromQueryOptions,
   ): Promise<string> {
+    if (this.#transactionPooled) throw unsupportedInTransactionMode("copyFromQuery", COPY_REASON);
     opts ??= NO_OPTIONS as CopyFromQueryOptions;
     const list = argsOf(args);
     let text = sql;
@@ -676,6 +704,9 @@ export class Connection {
    * ```
    */
   copyToTable(table: string, opts: CopyToTableOptions): Promise<string> {
+    if (this.#transactionPooled) {
+      return Promise.reject(unsupportedInTransactionMode("copyToTable", COPY_REASON));
+    }
     opts ??= NO_OPTIONS as CopyToTableOptions;
     const sql = `COPY ${qualifiedName(table, opts.schemaName)}${columnListSql(opts.columns)} FROM STDIN${
       copyOptionsSql(opts)
@@ -700,6 +731,7 @@ export class Connection {
    * ```
    */
   async copyRecordsToTable(table: string, opts: CopyRecordsOptions): Promise<string> {
+    if (this.#transactionPooled) throw unsupportedInTransactionMode("copyRecordsToTable", COPY_REASON);
     checkRecords(opts?.records);
     const sql = `COPY ${qualifiedName(table, opts.schemaName)}${columnListSql(opts.columns)} FROM STDIN`;
     return await this.#driver.copyIn(sql, recordChunks(opts.records), opts);

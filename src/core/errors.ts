@@ -19,7 +19,8 @@ export type InterfaceErrorCode =
   | "TRANSACTION_OPEN"
   | "RELEASE_IN_SETUP"
   | "INVALID_ARGUMENT"
-  | "INVALID_DSN";
+  | "INVALID_DSN"
+  | "UNSUPPORTED";
 
 /** Codes of deadlines that passed. */
 export type TimeoutErrorCode =

@@ -92,7 +92,29 @@ export interface PoolOptions extends ConnectOptions {
   onWarning?: WarningHandler;
   /** Time source for every timer of the pool. Default: the system clock. */
   clock?: Clock;
+  /**
+   * How the server sessions behind the pool's connections are shared. `"session"`: each
+   * connection is a session of its own (a server, or a pooler in session mode), reset at release.
+   * `"transaction"`: a transaction pooler (PgBouncer or Supavisor in transaction mode) lends a
+   * server session per transaction, so there is no session reset at release (a connection
+   * released inside a transaction is rolled back, or dropped if that fails), statements are
+   * unnamed unless `poolerPreparedStatements` is set, and `addListener` and the copy methods
+   * reject with `UNSUPPORTED`. The DSN key `pool_mode` sets it too (this option wins).
+   * @default {"session"}
+   */
+  poolMode?: PoolMode;
+  /**
+   * In transaction pool mode, whether the pooler keeps protocol-level prepared statements
+   * across server sessions (PgBouncer 1.21 or later with `max_prepared_statements` above 0):
+   * then statements are prepared as usual (`prepare`, `statementCacheSize`); else every
+   * statement is unnamed. No effect in session mode.
+   * @default {false}
+   */
+  poolerPreparedStatements?: boolean;
 }
+
+/** How server sessions are shared behind a pool: see {@linkcode PoolOptions.poolMode}. */
+export type PoolMode = "session" | "transaction";
 
 /** The validated pool settings, times in milliseconds. */
 export interface PoolSettings {
@@ -116,6 +138,8 @@ export interface PoolSettings {
   reset: ((con: Connection) => Promise<void>) | undefined;
   onWarning: WarningHandler | undefined;
   clock: Clock | undefined;
+  poolMode: PoolMode;
+  poolerPreparedStatements: boolean;
 }
 
 const POOL_OPTION_NAMES: ReadonlySet<string> = new Set([
@@ -136,6 +160,8 @@ const POOL_OPTION_NAMES: ReadonlySet<string> = new Set([
   "reset",
   "onWarning",
   "clock",
+  "poolMode",
+  "poolerPreparedStatements",
 ]);
 
 function describe(value: unknown): string {
@@ -179,6 +205,26 @@ export function durationMs(where: string, name: string, value: unknown, fallback
     throw new RangeError(`${where} as '${name}' must be a finite number of seconds >= 0: got ${value}`);
   }
   return value * 1000;
+}
+
+function boolean(name: string, value: unknown, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== "boolean") {
+    throw new TypeError(`Cannot create pool as '${name}' must be a boolean: got ${describe(value)}`);
+  }
+  return value;
+}
+
+function poolMode(value: unknown): PoolMode {
+  if (value === undefined) return "session";
+  if (value !== "session" && value !== "transaction") {
+    throw new TypeError(
+      `Cannot create pool as 'poolMode' must be session or transaction: got ${
+        typeof value === "string" ? `'${value}'` : describe(value)
+      }`,
+    );
+  }
+  return value;
 }
 
 function hook<T>(name: string, value: unknown): T | undefined {
@@ -291,7 +337,8 @@ export function checkConnectOptions(options: ConnectOptions, where: string, allo
 }
 
 /**
- * Splits and validates pool options; connection options are returned unchanged.
+ * Splits and validates pool options. Connection options are returned unchanged, except in
+ * transaction pool mode without `poolerPreparedStatements`, where `prepare` is `false`.
  *
  * @example
  * ```ts
@@ -301,6 +348,8 @@ export function checkConnectOptions(options: ConnectOptions, where: string, allo
  * assert.equal(settings.maxSize, 4);
  * assert.deepEqual(connectOptions, { host: "db" });
  * assert.throws(() => parsePoolOptions({ minSize: 5, maxSize: 4 }), RangeError);
+ * const tx = parsePoolOptions({ poolMode: "transaction", host: "pgbouncer" });
+ * assert.deepEqual(tx.connectOptions, { host: "pgbouncer", prepare: false });
  * ```
  */
 export function parsePoolOptions(
@@ -368,7 +417,26 @@ export function parsePoolOptions(
     reset: hook("reset", o.reset),
     onWarning: hook("onWarning", o.onWarning),
     clock,
+    poolMode: poolMode(o.poolMode),
+    poolerPreparedStatements: boolean("poolerPreparedStatements", o.poolerPreparedStatements, false),
   };
   checkConnectOptions(connectOptions as ConnectOptions, where);
+  if (settings.poolMode === "transaction") {
+    if (settings.reset !== undefined) {
+      throw new TypeError(
+        `${where} as 'reset' cannot be used in transaction pool mode: there is no session to reset ` +
+          "(the pooler lends a server session per transaction)",
+      );
+    }
+    if (!settings.poolerPreparedStatements) {
+      if (connectOptions.prepare === true) {
+        throw new TypeError(
+          `${where} as 'prepare: true' needs 'poolerPreparedStatements: true' in transaction pool mode ` +
+            "(a named statement would be missing on the next transaction's server session)",
+        );
+      }
+      connectOptions.prepare = false;
+    }
+  }
   return { settings, connectOptions: connectOptions as ConnectOptions };
 }

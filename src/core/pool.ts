@@ -276,7 +276,12 @@ export class BasePool {
     this.#leakMs = settings.leakDetectionMs;
     this.#leaks = new FinalizationRegistry((checkout: Checkout) => this.#collected(checkout));
     this.#releaseBound = settings.releaseTimeoutMs / 1000 || undefined;
-    this.#resetOptions = { query: settings.reset === undefined, pipeline: true, timeout: this.#releaseBound };
+    // Behind a transaction pooler there is no session of ours to reset: only an open transaction is rolled back.
+    this.#resetOptions = {
+      query: settings.reset === undefined && settings.poolMode === "session",
+      pipeline: true,
+      timeout: this.#releaseBound,
+    };
   }
 
   /**
@@ -694,6 +699,7 @@ export class BasePool {
     slot.driver = conInternals.driver(con);
     slot.generation = this.#generation;
     conInternals.onClose(con, () => this.#closedUnder(slot, con));
+    if (this.#settings.poolMode === "transaction") conInternals.useTransactionPoolMode(con);
     const init = this.#settings.init;
     if (init !== undefined) {
       try {

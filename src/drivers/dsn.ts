@@ -110,6 +110,8 @@ const CLIENT_KEYWORDS = new Set([
   "keepalives_count",
   "tcp_user_timeout",
   "load_balance_hosts",
+  // The pool's `poolMode` (read by the entry points' Pool, see dsnPoolMode); never a server parameter.
+  "pool_mode",
 ]);
 
 function invalid(message: string): InterfaceError {
@@ -274,6 +276,32 @@ export function parseDsn(dsn: string): Map<string, string> {
     throw invalid("The connection string is neither a postgres:// URL nor libpq key=value pairs");
   }
   return parseKeywordValue(trimmed);
+}
+
+/**
+ * The `pool_mode` key of a connection string (`session` or `transaction`), or undefined when it
+ * has none. A string that does not parse gives undefined too: connecting reports that one. Throws
+ * an `InterfaceError` (`INVALID_DSN`) for another `pool_mode` value.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { dsnPoolMode } from "./dsn.ts";
+ * assert.equal(dsnPoolMode("postgres://app@pgbouncer:6432/app?pool_mode=transaction"), "transaction");
+ * assert.equal(dsnPoolMode("host=db pool_mode=session"), "session");
+ * assert.equal(dsnPoolMode("postgres://app@db/app"), undefined);
+ * ```
+ */
+export function dsnPoolMode(dsn: string): "session" | "transaction" | undefined {
+  let keywords: Map<string, string>;
+  try {
+    keywords = parseDsn(dsn);
+  } catch {
+    return undefined;
+  }
+  const mode = keywords.get("pool_mode");
+  if (mode === undefined || mode === "session" || mode === "transaction") return mode;
+  throw invalid(`Invalid pool_mode "${mode}": expected session or transaction`);
 }
 
 const ENV_KEYWORDS: ReadonlyArray<[string, string]> = [

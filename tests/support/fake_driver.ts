@@ -184,9 +184,13 @@ export class FakeDriverConnection implements DriverConnection {
     this.#listeners.get(channel)?.(payload, channel, 1);
   }
 
+  /** The `query` flag of each reset, in order. */
+  resetQueries: boolean[] = [];
+
   async reset(options: { query: boolean; signal?: AbortSignal }): Promise<void> {
     this.#guard();
     this.resets++;
+    this.resetQueries.push(options.query);
     this.driver.resets++;
     if (this.transactionStatus !== "idle") {
       this.queryCount++;

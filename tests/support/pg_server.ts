@@ -517,6 +517,10 @@ for f in "$r"/*/data/postmaster.pid; do
   [ -f "$f" ] || continue
   pid=$(head -n 1 "$f"); kill -QUIT "$pid" 2>/dev/null && pids="$pids $pid"
 done
+for f in "$r"/*/pgbouncer.pid; do
+  [ -f "$f" ] || continue
+  pid=$(head -n 1 "$f"); kill -TERM "$pid" 2>/dev/null && pids="$pids $pid"
+done
 i=0
 while [ $i -lt 100 ]; do
   alive=""
@@ -552,6 +556,28 @@ function processRoot(): string {
   process.env[rootEnvKey] = root;
   startWatchdog(root);
   return root;
+}
+
+/**
+ * A fresh directory for another server process of the harness (PgBouncer), inside this process's
+ * harness directory: owned by the user servers run as (see {@linkcode serverUser}), and its
+ * `pgbouncer.pid` is stopped by the watchdog with the rest once the test process is gone.
+ */
+export function harnessDirectory(prefix: string): string {
+  const { owner } = binaries();
+  const dir = fs.mkdtempSync(path.join(processRoot(), `${prefix}-`));
+  fs.chmodSync(dir, 0o700);
+  if (owner) fs.chownSync(dir, owner.uid, owner.gid);
+  return dir;
+}
+
+/**
+ * The user the harness runs servers as when this process is root (`postgres`, through `runuser`),
+ * with the uid/gid files must belong to; undefined when not root (servers run as this user).
+ */
+export function serverUser(): { name: string; uid: number; gid: number; runuser: string } | undefined {
+  const { owner } = binaries();
+  return owner ? { name: SUPERUSER, ...owner, runuser: adminTool("runuser") } : undefined;
 }
 
 // ----------------------------------------------------------------- template

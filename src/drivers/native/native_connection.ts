@@ -785,6 +785,9 @@ export class NativeConnection implements DriverConnection {
         const texts = argsList.map((args) => args.map((a, i) => serializeParam(a, paramOids[i]).text));
         const w = this.#writer;
         const name = prepared?.name ?? "";
+        // An unnamed statement is parsed again in this round: behind a transaction pooler the first round's
+        // server session may be lent to someone else once it ended, and this round may land on another.
+        if (prepared === undefined) writeParse(w, "", sql, paramOids);
         for (const t of texts) {
           writeBind(w, name, t);
           writeExecute(w);
