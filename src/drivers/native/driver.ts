@@ -72,6 +72,8 @@ async function open(
   });
   let waiter: ((chunk: Uint8Array | Error) => void) | undefined;
   let started = false;
+  /** The transport closed before the connection took it over (e.g. in the job that brought the TLS answer). */
+  let lost: Error | undefined;
   let transport: Transport;
   try {
     transport = await connector(target, {
@@ -79,7 +81,8 @@ async function open(
       drain: () => con.drain(),
       close: (error) => {
         if (started) return con.transportClosed(error);
-        waiter?.(toConnectionError(error ?? new Error("the server closed the connection"), where));
+        lost ??= toConnectionError(error ?? new Error("the server closed the connection"), where);
+        waiter?.(lost);
       },
     }, { signal, keepAlive: config.keepAlive });
   } catch (error) {
@@ -126,6 +129,8 @@ async function open(
         }
       }
     }
+    // A close already reported would never be reported to the connection again.
+    if (lost !== undefined) throw lost;
     started = true;
     con.attach(transport);
     const params: Record<string, string> = {
