@@ -10,13 +10,23 @@
  * no lost or doubled acknowledged write (the ledger), and COPY atomic: a copy
  * that resolved is in the table exactly once, a copy that failed is in it
  * whole or not at all, and only when the failure could not tell (a connection
- * lost after the copy's end was sent).
+ * lost after the copy's end was sent). TLS (sslmode=require and verify-full) with SCRAM is swept
+ * too, against a PostgreSQL of its own. `BYTECUT_DEBUG=1` prints the first error of each code,
+ * `BYTECUT_DEBUG=2` every cut's duration and outcome.
  */
 
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
+import process from "node:process";
 import { connect, type Connection, createPool, type Pool, PoolError, type PoolOptions } from "../../mod.ts";
-import { getTestServer, type RoleCredentials, type TestServer } from "../support/pg_server.ts";
+import {
+  getTestServer,
+  type PostgresInstance,
+  type RoleCredentials,
+  startPostgres,
+  type TestServer,
+} from "../support/pg_server.ts";
+import { makeTestCerts, type TestCerts } from "../support/tls_certs.ts";
 import { FaultProxy } from "../support/fault_proxy.ts";
 import {
   assertLedgerClean,
@@ -46,6 +56,8 @@ type DriverChoice = typeof DRIVERS[number];
 const FINE_BELOW = 200;
 /** The step between cut points elsewhere. */
 const COARSE_STEP = 6;
+/** The step between cut points of a TLS cycle (its handshake is most of its bytes). */
+const TLS_COARSE_STEP = 10;
 /** Bound of one cycle under a cut: far above a cycle's duration, far below the test's timeout. */
 const CYCLE_BOUND_MS = 8000;
 /** Cycles run uncut before the sweep: one warm-up, then the measured ones. */
@@ -54,7 +66,9 @@ const UNCUT_CYCLES = 3;
 const SLOW_CUT_MS = 1500;
 
 let server: TestServer;
-let proxy: FaultProxy;
+let plainProxy: FaultProxy;
+/** A PostgreSQL with TLS and its proxy, started by the TLS sweeps. */
+let tls: { certs: TestCerts; server: PostgresInstance; proxy: FaultProxy; admin: Connection } | undefined;
 let admin: Connection;
 
 /** What a sweep did, for the report line and the assertions. */
@@ -84,7 +98,7 @@ function poolFor(
       ? { host: "127.0.0.1" }
       : { host: "127.0.0.1", user: role.user, password: role.password },
   );
-  return createPool(proxy.dsnFrom(dsn), {
+  return createPool(plainProxy.dsnFrom(dsn), {
     driver,
     minSize: 0,
     maxSize: 2,
@@ -119,18 +133,18 @@ function assertTyped(e: unknown, where: string): void {
  * The cut points of a cycle of `cycle` bytes: every byte below {@linkcode FINE_BELOW} and in
  * `fine` (a byte range), every {@linkcode COARSE_STEP}th elsewhere, up to a little past the end.
  */
-function cutPoints(cycle: number, fine?: readonly [number, number]): number[] {
+function cutPoints(cycle: number, fine?: readonly [number, number], coarse = COARSE_STEP): number[] {
   const cuts: number[] = [];
   for (let n = 0; n < cycle + 40;) {
     cuts.push(n);
     if (n < FINE_BELOW || (fine !== undefined && n >= fine[0] && n < fine[1])) n++;
-    else n = fine !== undefined && n < fine[0] ? Math.min(n + COARSE_STEP, fine[0]) : n + COARSE_STEP;
+    else n = fine !== undefined && n < fine[0] ? Math.min(n + coarse, fine[0]) : n + coarse;
   }
   return cuts;
 }
 
-/** Bytes through the proxy, both ways, since `since`. */
-function bytesSince(since: { bytesUp: number; bytesDown: number }): number {
+/** Bytes through `proxy`, both ways, since `since`. */
+function bytesSince(proxy: FaultProxy, since: { bytesUp: number; bytesDown: number }): number {
   const s = proxy.stats();
   return s.bytesUp + s.bytesDown - since.bytesUp - since.bytesDown;
 }
@@ -144,8 +158,9 @@ async function sweep(
   pool: Pool,
   label: string,
   cycle: (n: number) => Promise<void>,
-  opts: { fine?: (cycle: number) => readonly [number, number] } = {},
+  opts: { fine?: (cycle: number) => readonly [number, number]; coarse?: number; via?: FaultProxy } = {},
 ): Promise<Sweep> {
+  const proxy = opts.via ?? plainProxy;
   // A first cycle warms up what a driver does once (e.g. fetching types); the next two are measured.
   let s0 = proxy.stats();
   for (let i = 0; i < UNCUT_CYCLES; i++) {
@@ -153,8 +168,8 @@ async function sweep(
     pool.expireConnections();
     await within(CYCLE_BOUND_MS, cycle(-1), `${label}: an uncut cycle`);
   }
-  const cycleBytes = Math.ceil(bytesSince(s0) / (UNCUT_CYCLES - 1));
-  const cuts = cutPoints(cycleBytes, opts.fine?.(cycleBytes));
+  const cycleBytes = Math.ceil(bytesSince(proxy, s0) / (UNCUT_CYCLES - 1));
+  const cuts = cutPoints(cycleBytes, opts.fine?.(cycleBytes), opts.coarse);
   const tally = new Tally();
   const slow: Sweep["slow"] = [];
   const firstByCode = new Map<string, number>();
@@ -164,6 +179,7 @@ async function sweep(
     pool.expireConnections();
     proxy.cutAfterBytes(n);
     const t0 = Date.now();
+
     let error: unknown;
     try {
       await within(CYCLE_BOUND_MS, cycle(n), `${label}, cut after ${n} bytes`);
@@ -171,10 +187,16 @@ async function sweep(
     } catch (e) {
       error = e;
       const code = tally.fail(e);
-      if (!firstByCode.has(code)) firstByCode.set(code, n);
+      if (!firstByCode.has(code)) {
+        firstByCode.set(code, n);
+        if (process.env.BYTECUT_DEBUG) console.log(`[debug] ${label} cut ${n}:`, e);
+      }
       assertTyped(e, `${label}, cut after ${n} bytes`);
     }
     const ms = Date.now() - t0;
+    if (process.env.BYTECUT_DEBUG === "2") {
+      console.log(`[debug] ${label}: cut ${n} ${ms} ms ${error === undefined ? "ok" : codeOfErr(error)}`);
+    }
     if (ms > slowest.ms) slowest = { n, ms };
     if (ms > SLOW_CUT_MS) slow.push({ n, ms, code: error === undefined ? "ok" : codeOfErr(error) });
     assert.ok(pool.getSize() <= pool.getMaxSize(), `${label}, cut after ${n} bytes: size within max`);
@@ -198,7 +220,7 @@ function describeSweep(s: Sweep): string {
 }
 
 /** Ends a scenario: the pool goes, the faults are cleared and the proxy carries nothing. */
-async function settle(pool: Pool | undefined): Promise<void> {
+async function settle(pool: Pool | undefined, proxy = plainProxy): Promise<void> {
   pool?.terminate();
   proxy.clearFaults();
   await waitFor("the proxy to be empty", () => proxy.connections === 0, 5000);
@@ -211,7 +233,7 @@ for (const driver of DRIVERS) {
   describe(`Faults: a connection cut after every byte count (${driver} driver)`, { timeout: 240_000 }, () => {
     before(async () => {
       server ??= await getTestServer();
-      proxy ??= await FaultProxy.start({ host: "127.0.0.1", port: server.port });
+      plainProxy ??= await FaultProxy.start({ host: "127.0.0.1", port: server.port });
       admin ??= await connect(server.dsn);
     });
 
@@ -224,7 +246,7 @@ for (const driver of DRIVERS) {
           if (role === undefined) {
             return skipTest(t, `the server has no ${method} role (DATABASE_URL in use)`);
           }
-          proxy.clearFaults();
+          plainProxy.clearFaults();
           const trap = trapUnhandledRejections();
           const ledger = await Ledger.create(admin, `ledger_cut_${method}_${driver}`);
           await admin.execute(`GRANT SELECT, INSERT ON ${ledger.table} TO ${role.user}`);
@@ -256,11 +278,74 @@ for (const driver of DRIVERS) {
       );
     }
 
+    for (const sslmode of ["require", "verify-full"] as const) {
+      it(
+        `${driver}: TLS (sslmode=${sslmode}) + scram auth + an INSERT, cut after every byte count: success or a typed error, no slot leak, no lost or doubled write`,
+        { timeout: 120_000 },
+        async () => {
+          if (tls === undefined) {
+            const certs = await makeTestCerts();
+            const server = await startPostgres({
+              ssl: { certFile: certs.server.certFile, keyFile: certs.server.keyFile },
+            });
+            const proxy = await FaultProxy.start({ host: "127.0.0.1", port: server.port });
+            tls = { certs, server, proxy, admin: await connect(server.dsn) };
+          }
+          const { proxy, server: tlsServer, admin: tlsAdmin, certs } = tls;
+          proxy.clearFaults();
+          const trap = trapUnhandledRejections();
+          const role = tlsServer.scram;
+          const ledger = await Ledger.create(
+            tlsAdmin,
+            `ledger_cut_tls_${sslmode.replace("-", "_")}_${driver}`,
+          );
+          await tlsAdmin.execute(`GRANT SELECT, INSERT ON ${ledger.table} TO ${role.user}`);
+          let pool: Pool | undefined;
+          try {
+            pool = await createPool(
+              proxy.dsnFrom(
+                tlsServer.dsnFor({ host: "127.0.0.1", user: role.user, password: role.password }),
+              ),
+              {
+                driver,
+                minSize: 0,
+                maxSize: 2,
+                connectTimeout: 3,
+                sslmode,
+                ...(sslmode === "verify-full" ? { sslrootcert: certs.ca.pem } : {}),
+                onWarning: () => {},
+              },
+            );
+            const p = pool;
+            const insert = (): Promise<void> =>
+              ledger.write((sql, args) => p.execute(sql, args, { timeout: 4 }), `tls ${sslmode} ${driver}`);
+            const s = await sweep(p, `${driver} tls ${sslmode} + scram + insert`, insert, {
+              coarse: TLS_COARSE_STEP,
+              via: proxy,
+            });
+            await assertPoolInvariants(p);
+            assert.equal(await p.fetchVal("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"), true);
+            const report = await ledger.verify(tlsAdmin);
+            note(
+              `cut (${driver}, tls ${sslmode} + scram + insert)`,
+              `${describeSweep(s)}; ledger ${describeReport(report)}`,
+            );
+            assert.ok(s.tally.failed > 0 && s.tally.ok > 0, `both outcomes seen (${s.tally})`);
+            assert.deepEqual(s.slow, [], "every cut is seen at once, none waits on a deadline");
+            assertLedgerClean(report, `${driver} tls ${sslmode}`);
+          } finally {
+            await settle(pool, proxy);
+            trap.check();
+          }
+        },
+      );
+    }
+
     it(
       `${driver}: COPY IN (copyRecordsToTable, copyToTable) on a fresh connection, cut after every byte count: a copy is in the table whole or not at all, exactly once when it resolved`,
       { timeout: 120_000 },
       async () => {
-        proxy.clearFaults();
+        plainProxy.clearFaults();
         const trap = trapUnhandledRejections();
         const table = `bytecut_copy_in_${driver}`;
         await admin.execute(`DROP TABLE IF EXISTS ${table}`);
@@ -352,7 +437,7 @@ for (const driver of DRIVERS) {
       `${driver}: COPY OUT (copyFromQuery, copyFromTable) on a fresh connection, cut after every byte count: the whole output on success, else a typed error`,
       { timeout: 120_000 },
       async () => {
-        proxy.clearFaults();
+        plainProxy.clearFaults();
         const trap = trapUnhandledRejections();
         const table = `bytecut_copy_out_${driver}`;
         await admin.execute(`DROP TABLE IF EXISTS ${table}`);
@@ -407,11 +492,15 @@ for (const driver of DRIVERS) {
 }
 
 /**
- * A connector whose "server" answers the `SSLRequest` with `N` and closes the stream in the same
- * job: at once (`sync`) or a microtask later, as the Bun adapter reports a close. The transport
- * contract allows a close right behind data; nothing more ever comes.
+ * Scripted "servers" that close the stream at a moment a real cut can pick: right behind the
+ * answer to the `SSLRequest` (`N`) in the same job — at once (`sync`) or a microtask later, as the
+ * Bun adapter reports a close — or in the middle of the TLS handshake (`S`, then a close while
+ * `startTls()` is pending and never settles, as the Deno adapter's `node:tls` path did). The
+ * transport contract allows a close at any of these moments; nothing more ever comes.
  */
-function closingAfterSslAnswer(when: "sync" | "microtask"): Connector {
+type ScriptedClose = "sync" | "microtask" | "during TLS";
+
+function scriptedServer(when: ScriptedClose): Connector {
   return (_target, handlers: TransportHandlers): Promise<Transport> => {
     let closed = false;
     const close = (error?: Error): void => {
@@ -419,14 +508,15 @@ function closingAfterSslAnswer(when: "sync" | "microtask"): Connector {
       closed = true;
       handlers.close(error);
     };
+    const reset = (): Error =>
+      Object.assign(new Error("The peer reset the connection"), { code: "ECONNRESET" });
     const transport: Transport = {
       write(chunk: Uint8Array): boolean {
         if (closed) return false;
         if (chunk.length === 8) {
-          handlers.data(new Uint8Array([0x4e]));
-          const error = Object.assign(new Error("The peer reset the connection"), { code: "ECONNRESET" });
-          if (when === "sync") close(error);
-          else queueMicrotask(() => close(error));
+          handlers.data(new Uint8Array([when === "during TLS" ? 0x53 : 0x4e]));
+          if (when === "sync") close(reset());
+          else if (when === "microtask") queueMicrotask(() => close(reset()));
         }
         return true;
       },
@@ -438,7 +528,10 @@ function closingAfterSslAnswer(when: "sync" | "microtask"): Connector {
       destroy(): void {
         queueMicrotask(() => close());
       },
-      startTls: (): Promise<void> => Promise.reject(new Error("no TLS here")),
+      startTls(): Promise<void> {
+        setTimeout(() => close(reset()), 1);
+        return new Promise<void>(() => {});
+      },
     };
     return Promise.resolve(transport);
   };
@@ -448,27 +541,33 @@ describe("Faults: a cut between the answer to the SSLRequest and the startup (re
   for (
     const [name, create] of [["native", createNativeDriver], ["postgres", createPostgresDriver]] as const
   ) {
-    for (const when of ["sync", "microtask"] as const) {
-      it(`${name}: connect() rejects with a ConnectionError at once when the server closes in the job of its 'N' (${when}), not at connectTimeout`, async () => {
-        const driver = create(closingAfterSslAnswer(when));
-        for (const connectTimeout of [2, 0]) {
-          const started = Date.now();
-          const error = await within(
-            4000,
-            driver.connect({ dsn: "postgres://u@127.0.0.1:1/db", connectTimeout }).then(
-              (con) => {
-                con.terminate();
-                return undefined;
-              },
-              (e: unknown) => e,
-            ),
-            `connect() with connectTimeout ${connectTimeout}`,
-          );
-          const ms = Date.now() - started;
-          assert.ok(error instanceof ConnectionError, `a ConnectionError, got ${String(error)}`);
-          assert.ok(ms < 1000, `rejected after ${ms} ms (connectTimeout ${connectTimeout})`);
-        }
-      });
+    for (const when of ["sync", "microtask", "during TLS"] as const) {
+      it(
+        `${name}: connect() rejects with a ConnectionError at once when the server closes ${
+          when === "during TLS" ? "during the TLS handshake" : `in the job of its 'N' (${when})`
+        }, not at connectTimeout`,
+        async () => {
+          const driver = create(scriptedServer(when));
+          const sslmode = when === "during TLS" ? "require" : "prefer";
+          for (const connectTimeout of [2, 0]) {
+            const started = Date.now();
+            const error = await within(
+              4000,
+              driver.connect({ dsn: "postgres://u@127.0.0.1:1/db", connectTimeout, sslmode }).then(
+                (con) => {
+                  con.terminate();
+                  return undefined;
+                },
+                (e: unknown) => e,
+              ),
+              `connect() with connectTimeout ${connectTimeout}`,
+            );
+            const ms = Date.now() - started;
+            assert.ok(error instanceof ConnectionError, `a ConnectionError, got ${String(error)}`);
+            assert.ok(ms < 1000, `rejected after ${ms} ms (connectTimeout ${connectTimeout})`);
+          }
+        },
+      );
     }
   }
 });
@@ -476,7 +575,13 @@ describe("Faults: a cut between the answer to the SSLRequest and the startup (re
 describe("Faults: byte cuts, teardown", () => {
   after(async () => {
     await admin?.close();
-    await proxy?.close();
+    await plainProxy?.close();
+    if (tls !== undefined) {
+      await tls.admin.close();
+      await tls.proxy.close();
+      await tls.server.destroy();
+      await tls.certs.remove();
+    }
   });
   it("the sweep's cut points: every byte first, then coarser, past the cycle's end", () => {
     const cuts = cutPoints(300, [250, 260]);

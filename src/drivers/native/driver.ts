@@ -74,6 +74,10 @@ async function open(
   let started = false;
   /** The transport closed before the connection took it over (e.g. in the job that brought the TLS answer). */
   let lost: Error | undefined;
+  /** Rejects with `lost`: what a TLS handshake is raced with (an adapter may not end it on a close). */
+  let loseEarly: (error: Error) => void = () => {};
+  const closedEarly = new Promise<never>((_, reject) => (loseEarly = reject));
+  closedEarly.catch(() => {});
   let transport: Transport;
   try {
     transport = await connector(target, {
@@ -83,6 +87,7 @@ async function open(
         if (started) return con.transportClosed(error);
         lost ??= toConnectionError(error ?? new Error("the server closed the connection"), where);
         waiter?.(lost);
+        loseEarly(lost);
       },
     }, { signal, keepAlive: config.keepAlive });
   } catch (error) {
@@ -116,11 +121,14 @@ async function open(
           : "none";
         try {
           await abortable(
-            transport.startTls({
-              servername: host.host,
-              ca: sslrootcert === undefined ? undefined : [sslrootcert],
-              verify,
-            }),
+            Promise.race([
+              transport.startTls({
+                servername: host.host,
+                ca: sslrootcert === undefined ? undefined : [sslrootcert],
+                verify,
+              }),
+              closedEarly,
+            ]),
             signal,
           );
         } catch (error) {
