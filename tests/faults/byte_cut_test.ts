@@ -3,8 +3,9 @@
  * on both drivers (the native wire engine and postgres.js, chosen explicitly
  * with the pool's `driver` option). A proxy (tests/support/fault_proxy.ts)
  * drops the connection after every byte count n of one cycle — 1-byte steps
- * over the first bytes, where startup and authentication happen, and over the
- * region where the statement itself moves, coarser steps elsewhere — and
+ * over the first 200 bytes, where startup and authentication happen, 2-byte
+ * steps over the cycle's last part, where the statement and the release's
+ * reset move, coarser steps elsewhere — and
  * every cut must end in success or a typed PoolError (each part of an
  * aggregate error), within a bound, with no slot leak, no unhandled rejection,
  * no lost or doubled acknowledged write (the ledger), and COPY atomic: a copy
@@ -55,9 +56,11 @@ type DriverChoice = typeof DRIVERS[number];
 /** Every byte count below this is a cut point. */
 const FINE_BELOW = 200;
 /** The step between cut points elsewhere. */
-const COARSE_STEP = 6;
+const COARSE_STEP = 8;
+/** The step between cut points in a cycle's last part (the statement and the release's reset). */
+const TAIL_STEP = 2;
 /** The step between cut points of a TLS cycle (its handshake is most of its bytes). */
-const TLS_COARSE_STEP = 10;
+const TLS_COARSE_STEP = 30;
 /** Bound of one cycle under a cut: far above a cycle's duration, far below the test's timeout. */
 const CYCLE_BOUND_MS = 8000;
 /** Cycles run uncut before the sweep: one warm-up, then the measured ones. */
@@ -130,14 +133,16 @@ function assertTyped(e: unknown, where: string): void {
 }
 
 /**
- * The cut points of a cycle of `cycle` bytes: every byte below {@linkcode FINE_BELOW} and in
- * `fine` (a byte range), every {@linkcode COARSE_STEP}th elsewhere, up to a little past the end.
+ * The cut points of a cycle of `cycle` bytes: every byte below {@linkcode FINE_BELOW}, every
+ * {@linkcode TAIL_STEP}th in `fine` (a byte range), every `coarse`th elsewhere, up to a little
+ * past the end.
  */
 function cutPoints(cycle: number, fine?: readonly [number, number], coarse = COARSE_STEP): number[] {
   const cuts: number[] = [];
   for (let n = 0; n < cycle + 40;) {
     cuts.push(n);
-    if (n < FINE_BELOW || (fine !== undefined && n >= fine[0] && n < fine[1])) n++;
+    if (n < FINE_BELOW) n++;
+    else if (fine !== undefined && n >= fine[0] && n < fine[1]) n += TAIL_STEP;
     else n = fine !== undefined && n < fine[0] ? Math.min(n + coarse, fine[0]) : n + coarse;
   }
   return cuts;
@@ -152,7 +157,7 @@ function bytesSince(proxy: FaultProxy, since: { bytesUp: number; bytesDown: numb
 /**
  * Measures one cycle (twice, on a fresh connection each: connect + statement + release), then
  * runs it once per cut point on a fresh connection with the cut armed (the cycle gets the cut's
- * byte count, -1 uncut). `fine` gives, from the cycle's size, a byte range also swept 1 byte at a time.
+ * byte count, -1 uncut). `fine` gives, from the cycle's size, a byte range swept every other byte.
  */
 async function sweep(
   pool: Pool,
@@ -258,7 +263,7 @@ for (const driver of DRIVERS) {
               ledger.write((sql, args) => p.execute(sql, args, { timeout: 4 }), `${method} ${driver}`);
             const s = await sweep(p, `${driver} ${method} + insert`, insert, {
               // the insert and the release's reset: the last ~third of the cycle
-              fine: (cycle) => [Math.floor(cycle * 0.6), cycle],
+              fine: (cycle) => [Math.floor(cycle * 0.65), cycle],
             });
             await assertPoolInvariants(p);
             assert.equal(await p.fetchVal("SELECT current_user"), role.user);
@@ -382,7 +387,7 @@ for (const driver of DRIVERS) {
             }
           };
           const s = await sweep(p, `${driver} copy in`, copy, {
-            fine: (cycle) => [Math.floor(cycle * 0.5), cycle],
+            fine: (cycle) => [Math.floor(cycle * 0.55), cycle],
           });
           await assertPoolInvariants(p);
           const rows = await admin.fetch<{ copy_id: number; n: string; keys: string }>(
@@ -476,7 +481,7 @@ for (const driver of DRIVERS) {
             assert.equal(late, 0, "no output after the copy settled");
           };
           const s = await sweep(p, `${driver} copy out`, copy, {
-            fine: (cycle) => [Math.floor(cycle * 0.5), cycle],
+            fine: (cycle) => [Math.floor(cycle * 0.55), cycle],
           });
           await assertPoolInvariants(p);
           note(`cut (${driver}, copy out)`, describeSweep(s));
@@ -583,12 +588,12 @@ describe("Faults: byte cuts, teardown", () => {
       await tls.certs.remove();
     }
   });
-  it("the sweep's cut points: every byte first, then coarser, past the cycle's end", () => {
+  it("the sweep's cut points: every byte first, every other one in the tail, else coarser, past the cycle's end", () => {
     const cuts = cutPoints(300, [250, 260]);
     assert.deepEqual(cuts.slice(0, 3), [0, 1, 2]);
     assert.equal(cuts[FINE_BELOW], FINE_BELOW);
     assert.equal(cuts[FINE_BELOW + 1], FINE_BELOW + COARSE_STEP);
-    for (let n = 250; n < 260; n++) assert.ok(cuts.includes(n), `${n} is a cut point`);
+    for (let n = 250; n < 260; n += TAIL_STEP) assert.ok(cuts.includes(n), `${n} is a cut point`);
     assert.ok(cuts.at(-1)! >= 300, "the last cut is past the cycle");
   });
 });
