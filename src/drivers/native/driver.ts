@@ -72,6 +72,12 @@ async function open(
   });
   let waiter: ((chunk: Uint8Array | Error) => void) | undefined;
   let started = false;
+  /** The transport closed before the connection took it over (e.g. in the job that brought the TLS answer). */
+  let lost: Error | undefined;
+  /** Rejects with `lost`: what a TLS handshake is raced with (an adapter may not end it on a close). */
+  let loseEarly: (error: Error) => void = () => {};
+  const closedEarly = new Promise<never>((_, reject) => (loseEarly = reject));
+  closedEarly.catch(() => {});
   let transport: Transport;
   try {
     transport = await connector(target, {
@@ -79,7 +85,9 @@ async function open(
       drain: () => con.drain(),
       close: (error) => {
         if (started) return con.transportClosed(error);
-        waiter?.(toConnectionError(error ?? new Error("the server closed the connection"), where));
+        lost ??= toConnectionError(error ?? new Error("the server closed the connection"), where);
+        waiter?.(lost);
+        loseEarly(lost);
       },
     }, { signal, keepAlive: config.keepAlive });
   } catch (error) {
@@ -113,11 +121,14 @@ async function open(
           : "none";
         try {
           await abortable(
-            transport.startTls({
-              servername: host.host,
-              ca: sslrootcert === undefined ? undefined : [sslrootcert],
-              verify,
-            }),
+            Promise.race([
+              transport.startTls({
+                servername: host.host,
+                ca: sslrootcert === undefined ? undefined : [sslrootcert],
+                verify,
+              }),
+              closedEarly,
+            ]),
             signal,
           );
         } catch (error) {
@@ -126,6 +137,8 @@ async function open(
         }
       }
     }
+    // A close already reported would never be reported to the connection again.
+    if (lost !== undefined) throw lost;
     started = true;
     con.attach(transport);
     const params: Record<string, string> = {
