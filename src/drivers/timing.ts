@@ -185,6 +185,8 @@ export function deliverCancel(
  *     end(): void {},
  *     destroy(): void {},
  *     startTls: () => Promise.resolve(),
+ *     ref(): void {},
+ *     unref(): void {},
  *   });
  * await sendCancelRequest(Watchdog.of(systemClock), connector, { kind: "tcp", hostname: "db", port: 5432 }, 42, 7, 30_000);
  * assert.deepEqual([...sent[0]!.subarray(8)], [0, 0, 0, 42, 0, 0, 0, 7]);

@@ -544,6 +544,8 @@ function scriptedServer(when: ScriptedClose): Connector {
         setTimeout(() => close(reset()), 1);
         return new Promise<void>(() => {});
       },
+      ref(): void {},
+      unref(): void {},
     };
     return Promise.resolve(transport);
   };
