@@ -178,8 +178,9 @@ export function checkTargets(records: ResultRecord[], runtime: string): TargetCh
   return checks;
 }
 
-function fmt(n: number | undefined, digits = 0): string {
-  if (n === undefined || Number.isNaN(n)) return "–";
+function fmt(n: number | null | undefined, digits = 0): string {
+  // null: a NaN that went through JSON (a target without its rows, read back from bench/results/*.json)
+  if (n === undefined || n === null || Number.isNaN(n)) return "–";
   return n.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
 }
 
