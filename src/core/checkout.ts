@@ -32,6 +32,8 @@ export class Checkout {
   proxy!: PoolConnection;
   /** Its release, once started. */
   release: Release | undefined = undefined;
+  /** When it was handed out (clock ms); set only when the pool records metrics. */
+  heldAt = 0;
   #state: CheckoutState;
 
   /**
