@@ -164,8 +164,14 @@ export class PoolMetrics {
       "db.client.connection.count",
       "The number of connections that are currently in the state described by the state attribute",
     );
-    const idleMax = connections("db.client.connection.idle.max", "The maximum number of idle open connections allowed");
-    const idleMin = connections("db.client.connection.idle.min", "The minimum number of idle open connections allowed");
+    const idleMax = connections(
+      "db.client.connection.idle.max",
+      "The maximum number of idle open connections allowed",
+    );
+    const idleMin = connections(
+      "db.client.connection.idle.min",
+      "The minimum number of idle open connections allowed",
+    );
     const max = connections("db.client.connection.max", "The maximum number of open connections allowed");
     const limit = connections("db.client.connection.limit", "The maximum number of open connections allowed");
     const pending = meter.createObservableUpDownCounter("db.client.connection.pending_requests", {
@@ -173,7 +179,8 @@ export class PoolMetrics {
       unit: "{request}",
     });
     const timeouts = meter.createObservableCounter("db.client.connection.timeouts", {
-      description: "The number of connection timeouts that have occurred trying to obtain a connection from the pool",
+      description:
+        "The number of connection timeouts that have occurred trying to obtain a connection from the pool",
       unit: "{timeout}",
     });
     this.#observables = [count, idleMax, idleMin, max, limit, pending, timeouts];
@@ -190,7 +197,10 @@ export class PoolMetrics {
       result.observe(timeouts, s.acquireTimeoutCount, attributes);
     };
     meter.addBatchObservableCallback(this.#callback, this.#observables);
-    this.#createTime = duration("db.client.connection.create_time", "The time it took to create a new connection");
+    this.#createTime = duration(
+      "db.client.connection.create_time",
+      "The time it took to create a new connection",
+    );
     this.#waitTime = duration(
       "db.client.connection.wait_time",
       "The time it took to obtain an open connection from the pool",

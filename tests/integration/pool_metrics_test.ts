@@ -69,7 +69,11 @@ function value(found: Map<string, MetricData>, name: string, pool: string, state
 }
 
 /** Count and sum of a histogram for a pool. */
-function histogram(found: Map<string, MetricData>, name: string, pool: string): { count: number; sum: number } {
+function histogram(
+  found: Map<string, MetricData>,
+  name: string,
+  pool: string,
+): { count: number; sum: number } {
   const m = found.get(name);
   assert.ok(m !== undefined, `${name} is reported`);
   assert.equal(m.dataPointType, DataPointType.HISTOGRAM, `${name} is a histogram`);
@@ -201,7 +205,9 @@ describe("Pool OpenTelemetry metrics on a real server", () => {
       await using pool = await createTestPool(server.dsn, { maxSize: 3 });
       assert.equal(await pool.fetchVal("SELECT 1"), 1);
       const found = await collect(reader, "@x/pgpool");
-      const names = found.get("db.client.connection.max")!.dataPoints.map((p) => String(p.attributes[POOL_NAME]));
+      const names = found.get("db.client.connection.max")!.dataPoints.map((p) =>
+        String(p.attributes[POOL_NAME])
+      );
       assert.equal(names.length, 1);
       const name = names[0]!;
       assert.match(name, /^pgpool-\d+$/);
@@ -235,7 +241,10 @@ describe("Pool OpenTelemetry metrics on a real server", () => {
   });
 
   it("new Pool() rejects a name that is not a non-empty string and a meter that is not a Meter", () => {
-    assert.throws(() => new Pool({ name: "" }), { name: "TypeError", message: /'name' must be a non-empty string/ });
+    assert.throws(() => new Pool({ name: "" }), {
+      name: "TypeError",
+      message: /'name' must be a non-empty string/,
+    });
     assert.throws(
       () => new Pool({ name: 7 as unknown as string }),
       { name: "TypeError", message: /'name' must be a non-empty string: got 7/ },
