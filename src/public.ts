@@ -43,6 +43,15 @@ export {
 export type { ConnectHook, PoolMode, PoolOptions } from "./core/options.ts";
 export { type AcquireOptions, BasePool, type CloseOptions, type ReleaseOptions } from "./core/pool.ts";
 export { PoolConnection } from "./core/pool_connection.ts";
+export type {
+  MetricAttributes,
+  MetricBatchCallback,
+  MetricBatchResult,
+  MetricHistogram,
+  MetricObservable,
+  MetricOptions,
+  PoolMeter,
+} from "./core/pool_metrics.ts";
 export type { CloseCounts, CloseReason, PoolStats } from "./core/pool_stats.ts";
 export type { QueryApi, SessionApi } from "./core/query_api.ts";
 export { type CopyFormatOptions, quoteIdentifier } from "./core/sql_text.ts";

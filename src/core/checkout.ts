@@ -43,6 +43,8 @@ export class Checkout {
   leaked = false;
   /** Its release, once started. */
   release: Release | undefined = undefined;
+  /** When it was handed out (clock ms); set only when the pool records metrics. */
+  heldAt = 0;
   #state: CheckoutState;
 
   /**

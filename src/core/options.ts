@@ -8,6 +8,7 @@ import type { Clock } from "./clock.ts";
 import type { Connection } from "./connection.ts";
 import { CONNECT_OPTION_NAMES, type ConnectOptions } from "./driver.ts";
 import type { PoolConnection } from "./pool_connection.ts";
+import { defaultPoolName, isPoolMeter, type PoolMeter } from "./pool_metrics.ts";
 import type { WarningHandler } from "./warnings.ts";
 
 /** Opens one connection for the pool. */
@@ -111,6 +112,25 @@ export interface PoolOptions extends ConnectOptions {
    * @default {false}
    */
   poolerPreparedStatements?: boolean;
+  /**
+   * The pool's name in its metrics (the `db.client.connection.pool.name` attribute).
+   * @default {"pgpool-<n>", n counting the pools made}
+   */
+  name?: string;
+  /**
+   * Where the pool's OpenTelemetry metrics go (any `Meter` of `@opentelemetry/api`).
+   * Without it, `init()` takes the meter `@x/pgpool` from the global meter
+   * provider, if the application registered one (Deno's `OTEL_DENO=true` does);
+   * with neither, the pool records no metrics.
+   *
+   * @example Metrics to an explicit meter
+   * ```ts
+   * import { metrics } from "@opentelemetry/api";
+   * import { createPool } from "@x/pgpool";
+   * await using pool = await createPool({ name: "orders", meter: metrics.getMeter("my-app") });
+   * ```
+   */
+  meter?: PoolMeter;
 }
 
 /** How server sessions are shared behind a pool: see {@linkcode PoolOptions.poolMode}. */
@@ -140,6 +160,8 @@ export interface PoolSettings {
   clock: Clock | undefined;
   poolMode: PoolMode;
   poolerPreparedStatements: boolean;
+  name: string;
+  meter: PoolMeter | undefined;
 }
 
 const POOL_OPTION_NAMES: ReadonlySet<string> = new Set([
@@ -162,6 +184,8 @@ const POOL_OPTION_NAMES: ReadonlySet<string> = new Set([
   "clock",
   "poolMode",
   "poolerPreparedStatements",
+  "name",
+  "meter",
 ]);
 
 function describe(value: unknown): string {
@@ -391,6 +415,15 @@ export function parsePoolOptions(
       })`,
     );
   }
+  if (o.name !== undefined && (typeof o.name !== "string" || o.name === "")) {
+    throw new TypeError(`${where} as 'name' must be a non-empty string: got ${describe(o.name)}`);
+  }
+  if (o.meter !== undefined && !isPoolMeter(o.meter)) {
+    throw new TypeError(
+      `${where} as 'meter' must be an OpenTelemetry Meter (with createHistogram, createObservableUpDownCounter, ` +
+        "createObservableCounter, addBatchObservableCallback and removeBatchObservableCallback)",
+    );
+  }
   const pingAfterIdleMs = o.pingAfterIdle === null
     ? undefined
     : durationMs(where, "pingAfterIdle", o.pingAfterIdle, 1000);
@@ -419,6 +452,8 @@ export function parsePoolOptions(
     clock,
     poolMode: poolMode(o.poolMode),
     poolerPreparedStatements: boolean("poolerPreparedStatements", o.poolerPreparedStatements, false),
+    name: "",
+    meter: o.meter,
   };
   checkConnectOptions(connectOptions as ConnectOptions, where);
   if (settings.poolMode === "transaction") {
@@ -438,5 +473,6 @@ export function parsePoolOptions(
       connectOptions.prepare = false;
     }
   }
+  settings.name = o.name ?? defaultPoolName(); // drawn last, so a pool that fails validation takes no number
   return { settings, connectOptions: connectOptions as ConnectOptions };
 }

@@ -20,6 +20,7 @@ import {
   type PoolSettings,
 } from "./options.ts";
 import { PoolConnection, poolConnectionInternals } from "./pool_connection.ts";
+import { globalMeter, PoolMetrics } from "./pool_metrics.ts";
 import { type CloseReason, PoolCounters, type PoolStats } from "./pool_stats.ts";
 import {
   type ByName,
@@ -215,6 +216,8 @@ export class BasePool {
    * release it). It holds the checkout, never the proxy, so it cannot keep one alive.
    */
   #leaks: FinalizationRegistry<Checkout>;
+  /** The pool's OpenTelemetry instruments, when it has a meter (made at `init()`). */
+  #metrics: PoolMetrics | undefined;
 
   static {
     internals = { waiterQueueLength: (pool) => pool.#waiters.length };
@@ -313,6 +316,8 @@ export class BasePool {
       case "closed":
         throw new InterfaceError("POOL_CLOSED", "Cannot initialize the pool as it is closed");
     }
+    const meter = this.#settings.meter ?? globalMeter();
+    if (meter !== undefined) this.#metrics = new PoolMetrics(meter, this.#settings.name, () => this.stats());
     this.#status = "initializing";
     for (let i = 0; i < this.#settings.maxSize; i++) {
       const slot = new Slot();
@@ -369,6 +374,20 @@ export class BasePool {
    * ```
    */
   acquire(options?: AcquireOptions): Promise<PoolConnection> {
+    return this.#metrics === undefined ? this.#acquire(options) : this.#metered(options, this.#metrics);
+  }
+
+  /** An acquire that feeds the `wait_time` histogram and marks when its checkout was handed out. */
+  async #metered(options: AcquireOptions | undefined, metrics: PoolMetrics): Promise<PoolConnection> {
+    const start = this.#clock.now();
+    const con = await this.#acquire(options);
+    const now = this.#clock.now();
+    (proxyInternals.state(con).slot as Checkout).heldAt = now;
+    metrics.waited(now - start);
+    return con;
+  }
+
+  #acquire(options: AcquireOptions | undefined): Promise<PoolConnection> {
     if (this.#status !== "ready") return Promise.reject(this.#unusable("acquire a connection"));
     // Only with leakDetectionThreshold on: where this call came from, for CONNECTION_LEAK
     // (V8 and JavaScriptCore format the stack lazily, when the warning reads it).
@@ -653,6 +672,7 @@ export class BasePool {
     const options = deadline === undefined
       ? this.#connectOptions
       : { ...this.#connectOptions, signal: deadline.signal };
+    const start = this.#metrics === undefined ? 0 : this.#clock.now();
     let connecting: Promise<Connection>;
     try {
       connecting = this.#connect(options);
@@ -711,6 +731,7 @@ export class BasePool {
       }
       this.#stillOpen(slot, con);
     }
+    this.#metrics?.created(this.#clock.now() - start);
     return con;
   }
 
@@ -1034,6 +1055,7 @@ export class BasePool {
     const slot = checkout.slot;
     if (slot.holder !== checkout || checkout.state !== "held") return state.releasing = RESOLVED;
     timeoutMs ??= checkout.timeoutMs ?? (this.#settings.releaseTimeoutMs || undefined);
+    this.#metrics?.used(this.#clock.now() - checkout.heldAt);
     checkout.to("releasing");
     this.#move(slot, "releasing");
     return state.releasing = this.#releaseSlot(checkout, con, timeoutMs);
@@ -1218,6 +1240,8 @@ export class BasePool {
     this.#sweepAt = Infinity;
     this.#floorAlarm = undefined;
     this.#watchdog.stop();
+    this.#metrics?.dispose();
+    this.#metrics = undefined;
   }
 
   #rejectWaiters(error: InterfaceError): void {
