@@ -230,6 +230,9 @@ describe("Faults: the network path", { timeout: 120_000 }, () => {
       assertDeadline(r.error, "CLOSE_TIMEOUT", r.ms, 400);
       assert.equal(pool.isClosing(), true);
       assert.equal(pool.getSize(), 0, "terminated");
+      // Used here, so the checkout stays reachable for the whole test: a proxy the test stopped
+      // referencing could be collected and reclaimed as a leak, and close() would drain instead.
+      assert.equal(con.isClosed(), true, "the checkout's connection went with the pool");
       const late = await within(2000, stuck, "the stuck query");
       assert.ok(late instanceof PoolError, `the stuck query ends with a typed error: ${String(late)}`);
       const after = await rejection(pool.acquire());
