@@ -285,16 +285,23 @@ async function injectFault(): Promise<void> {
   await recoverAfter(kind, Date.now());
 }
 
+/** The fault being injected (and recovered from), if any: nothing checks the server meanwhile. */
+let injecting: Promise<void> | undefined;
+
 async function faultLoop(): Promise<void> {
   while (!stopped) {
     await sleep(1500 + Math.random() * 1000);
     if (stopped || paused) continue;
-    await injectFault();
+    injecting = injectFault();
+    await injecting;
+    injecting = undefined;
   }
 }
 
 async function quiesce(): Promise<void> {
   paused = true;
+  // A restart under way would answer the ledger check with 57P03 (the database system is starting up).
+  await injecting;
   const limit = Date.now() + 15_000;
   while (inFlight > 0 && Date.now() < limit) await sleep(20);
   if (inFlight > 0) throw new Error(`${inFlight} operations still running 15 s after the load paused`);
