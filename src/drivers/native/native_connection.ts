@@ -200,8 +200,6 @@ export class NativeConnection implements DriverConnection {
   /** A pipelined reset not written yet (see `#defer`). */
   #deferred: Uint8Array | undefined;
   #deferredAlarm: Alarm | undefined;
-  /** Set by a failed pipelined reset: nothing after it may be delivered. */
-  #poisoned = false;
 
   /** @param settings What the driver provides. */
   constructor(settings: NativeSettings) {
@@ -436,7 +434,7 @@ export class NativeConnection implements DriverConnection {
         this.#resetFailed(op.error);
         return;
       }
-      if (!this.#poisoned) op.settle();
+      op.settle();
     }
   }
 
@@ -1007,7 +1005,6 @@ export class NativeConnection implements DriverConnection {
    */
   #resetFailed(error: Error): void {
     if (this.#state.kind === "closed") return;
-    this.#poisoned = true;
     this.#transition(
       error instanceof PostgresError ? error : new ConnectionError(
         "CONNECTION_LOST",

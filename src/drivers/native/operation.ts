@@ -67,8 +67,6 @@ export class Operation {
   readonly results: QueryResult[] = [];
   /** The first error of the round. */
   error: Error | undefined;
-  /** Set when a timeout or abort cancelled the round: the error to reject with instead. */
-  cancelReason: Error | undefined;
   /** The deadline of the round, if any. */
   alarm: Alarm | undefined;
   /** Called with each CopyData chunk (copy out). */
@@ -196,11 +194,7 @@ export class Operation {
     if (this.settled) return;
     this.settled = true;
     if (this.error !== undefined) {
-      this.#reject(
-        this.cancelReason !== undefined && (this.error as { code?: string }).code === "57014"
-          ? this.cancelReason
-          : this.error,
-      );
+      this.#reject(this.error);
     } else this.#resolve(this.results);
   }
 
