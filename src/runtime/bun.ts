@@ -162,13 +162,13 @@ class BunTransport implements Transport {
   ref(): void {
     if (this.#refd) return;
     this.#refd = true;
-    this.#socket?.ref();
+    if (this.#state !== "closed") this.#socket?.ref();
   }
 
   unref(): void {
     if (!this.#refd) return;
     this.#refd = false;
-    this.#socket?.unref();
+    if (this.#state !== "closed") this.#socket?.unref();
   }
 
   startTls(options: TlsOptions): Promise<void> {

@@ -131,13 +131,13 @@ class DenoTransport implements Transport {
   ref(): void {
     if (this.#refd) return;
     this.#refd = true;
-    this.#conn.ref();
+    if (!this.#isClosed()) this.#conn.ref();
   }
 
   unref(): void {
     if (!this.#refd) return;
     this.#refd = false;
-    this.#conn.unref(); // the pending read no longer keeps the event loop alive
+    if (!this.#isClosed()) this.#conn.unref(); // the pending read no longer keeps the event loop alive
   }
 
   async startTls(options: TlsOptions): Promise<void> {
