@@ -3,7 +3,8 @@
  * uses it and never closes it; the parent checks that the process exits by
  * itself once the pool is idle, and not before the work is done.
  *
- * Environment: EXIT_DSN (the test server), EXIT_DRIVER ("postgres" | "native"),
+ * Environment: EXIT_DSN (the test server), EXIT_DRIVER ("postgres" | "native"), EXIT_SSLMODE and
+ * EXIT_CA (optional: an sslmode and the PEM of the CA to trust),
  * EXIT_MODE:
  * - `idle`: a one-shot query and an acquire/release (timers armed: idle lifetime, leak detection).
  * - `busy`: a checkout with a pending `pg_sleep(0.5)` that nobody awaits; released when it answers.
@@ -24,7 +25,13 @@ const pool = await createPool(env.EXIT_DSN!, {
   maxSize: 2,
   maxInactiveConnectionLifetime: 300,
   leakDetectionThreshold: 60,
+  ...(env.EXIT_SSLMODE === undefined
+    ? {}
+    : { sslmode: env.EXIT_SSLMODE as "require" | "verify-full", sslrootcert: env.EXIT_CA }),
 });
+if (env.EXIT_SSLMODE !== undefined) {
+  console.log(`SSL ${await pool.fetchVal("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")}`);
+}
 if (env.EXIT_MODE === "signal") {
   // The README's line, as written there.
   const deno = (globalThis as { Deno?: typeof Deno }).Deno;

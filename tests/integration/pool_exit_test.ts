@@ -6,7 +6,7 @@
  * closes it; on both drivers.
  */
 
-import { before, describe, it } from "node:test";
+import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import * as path from "node:path";
@@ -15,7 +15,13 @@ import { fileURLToPath } from "node:url";
 import { createPool } from "../../mod.ts";
 import { systemClock } from "../../src/core/clock.ts";
 import { Watchdog } from "../../src/core/watchdog.ts";
-import { getTestServer, type TestServer } from "../support/pg_server.ts";
+import {
+  getTestServer,
+  type PostgresInstance,
+  startPostgres,
+  type TestServer,
+} from "../support/pg_server.ts";
+import { makeTestCerts, type TestCerts } from "../support/tls_certs.ts";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
@@ -168,6 +174,40 @@ describe("Pool serverless manners", { timeout: 60_000 }, () => {
       },
     );
   }
+
+  describe("over TLS (own server)", () => {
+    let certs: TestCerts;
+    let tlsServer: PostgresInstance;
+    before(async () => {
+      certs = await makeTestCerts();
+      tlsServer = await startPostgres({
+        ssl: { certFile: certs.server.certFile, keyFile: certs.server.keyFile },
+      });
+    });
+    after(async () => {
+      await tlsServer?.destroy();
+      await certs?.remove();
+    });
+
+    // require: encrypted without verification (on Deno through node:tls over the adapter's stream);
+    // verify-full: the runtime's own TLS. The unref'd state must carry over whichever socket TLS makes.
+    for (const sslmode of ["require", "verify-full"]) {
+      it(`A script whose pool connects with sslmode ${sslmode} and never closes it exits within 2 s`, {
+        timeout: 30_000,
+      }, async () => {
+        const run = await runChild({
+          EXIT_DSN: tlsServer.dsn,
+          EXIT_MODE: "idle",
+          EXIT_SSLMODE: sslmode,
+          // No root certificate with require: libpq's rule would make it verify-ca.
+          ...(sslmode === "require" ? {} : { EXIT_CA: certs.ca.pem }),
+        });
+        assert.equal(run.code, 0, run.output);
+        assert.match(run.output, /SSL true/, "the sessions are encrypted");
+        assert.ok(run.afterDone < 2_000, `exited ${run.afterDone.toFixed(0)} ms after its script ended`);
+      });
+    }
+  });
 
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     it(`The README's shutdown line closes the pool on ${signal} within 5 s, letting a running query finish`, {
