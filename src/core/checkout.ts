@@ -12,7 +12,6 @@
  */
 
 import type { Connection } from "./connection.ts";
-import type { PoolConnection } from "./pool_connection.ts";
 import type { Release } from "./release.ts";
 import type { Slot } from "./slot.ts";
 import type { Alarm } from "./watchdog.ts";
@@ -35,8 +34,6 @@ export class Checkout {
   readonly timeoutMs: number | undefined;
   /** Where `acquire()` was called, while `leakDetectionThreshold` is on; else undefined (no stack captured). */
   readonly site: Error | undefined;
-  /** The caller's proxy, weakly (only while `leakDetectionThreshold` is on: for the warning's `connection`). */
-  proxyRef: WeakRef<PoolConnection> | undefined = undefined;
   /** The `leakDetectionThreshold` alarm while held. */
   leakAlarm: Alarm | undefined = undefined;
   /** A `CONNECTION_LEAK` was reported for it (counted once). */
