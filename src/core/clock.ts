@@ -58,7 +58,8 @@ let unrefTimer = (handle: TimerHandle): void => {
  * @example
  * ```ts
  * import { installTimerUnref } from "./clock.ts";
- * installTimerUnref((handle) => (handle as { unref?: () => void }).unref?.());
+ * import { denoTimerUnref } from "../runtime/deno.ts";
+ * installTimerUnref(denoTimerUnref); // what the Deno entry point does: Deno's timers are numbers
  * ```
  */
 export function installTimerUnref(fn: (handle: TimerHandle) => void): void {

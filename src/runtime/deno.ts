@@ -474,8 +474,9 @@ export const denoConnector: Connector = async (target, handlers, options) => {
  * @example
  * ```ts
  * import { denoTimerUnref } from "./deno.ts";
- * const id = setTimeout(() => console.log("never keeps the process alive"), 60_000);
+ * const id = setTimeout(() => console.log("does not keep the process alive"), 60_000);
  * denoTimerUnref(id);
+ * clearTimeout(id);
  * ```
  */
 export const denoTimerUnref = (handle: unknown): void => Deno.unrefTimer(handle as number);
