@@ -36,6 +36,11 @@ export class Checkout {
   readonly site: Error | undefined;
   /** The `leakDetectionThreshold` alarm while held. */
   leakAlarm: Alarm | undefined = undefined;
+  /**
+   * The last statement started through its proxy (statements on one connection
+   * end in order): a forgotten proxy's connection is closed only after it ended.
+   */
+  lastStatement: Promise<unknown> | undefined = undefined;
   /** A `CONNECTION_LEAK` was reported for it (counted once). */
   leaked = false;
   /** Its release, once started. */

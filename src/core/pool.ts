@@ -572,12 +572,16 @@ export class BasePool {
 
   /**
    * A proxy was garbage-collected while its checkout was still held: the caller
-   * forgot to release it. The slot comes back; the connection is terminated, not
-   * reset: the forgotten session is in an unknown state (an open transaction
-   * holding locks, a COPY or a query in flight whose result nobody reads, session
-   * state the reset does not cover), so none of it may reach the next caller, and
-   * closing the socket makes the server roll back and free its locks at once. A
-   * leak is a bug path: one reconnect is a small price for that certainty.
+   * forgot to release it. The slot comes back at once; the connection is closed,
+   * not reset: the forgotten session is in an unknown state (an open transaction
+   * holding locks, a half-done COPY, session state the reset does not cover), so
+   * none of it may reach the next caller, and the server rolls back and frees its
+   * locks when the session ends. A leak is a bug path: one reconnect is a small
+   * price for that certainty. The close waits for the last statement started
+   * through the proxy (bounded by `releaseTimeout`): a proxy can be collected
+   * while that statement runs and its caller still awaits the answer (`await
+   * (await pool.acquire()).fetchVal(...)`), and that caller must get its answer,
+   * not an error that depends on when the collector ran.
    */
   #collected(checkout: Checkout): void {
     if (checkout.state !== "held" || checkout.slot.holder !== checkout) return; // released, lost or terminated
@@ -586,9 +590,19 @@ export class BasePool {
     alarm?.cancel();
     this.#countLeak(checkout);
     const slot = checkout.slot;
+    const con = checkout.con;
     checkout.to("over");
     slot.holder = undefined;
-    if (slot.con === checkout.con) this.#discard(slot, true, "broken");
+    if (slot.con === con) {
+      this.#forget(slot, "broken");
+      const last = checkout.lastStatement;
+      if (last === undefined || this.#status === "closed") this.#closeDropped(con);
+      else {
+        const ended = last.then(noop, noop);
+        const bound = this.#settings.releaseTimeoutMs;
+        (bound > 0 ? this.#within(ended, bound) : ended).then(() => this.#closeDropped(con));
+      }
+    }
     this.#free(slot);
     this.#emit(
       "CONNECTION_LEAK",
@@ -850,6 +864,14 @@ export class BasePool {
     }
   }
 
+  /** Closes a connection no slot holds any more, gracefully, in the background. */
+  #closeDropped(con: Connection): void {
+    if (this.#status === "closed") return con.terminate();
+    con.close({ timeout: this.#releaseBound }).catch((e: unknown) => {
+      this.#emit("BACKGROUND_CLOSE_FAILED", `Closing a dropped connection failed: ${String(e)}`);
+    });
+  }
+
   /** Forgets a slot's connection and counts its close (the reason decided earlier wins). */
   #forget(slot: Slot, reason: CloseReason): void {
     slot.con = undefined;
@@ -866,11 +888,7 @@ export class BasePool {
     const con = slot.con!;
     this.#forget(slot, reason);
     if (now || this.#status === "closed") con.terminate();
-    else {
-      con.close({ timeout: this.#releaseBound }).catch((e: unknown) => {
-        this.#emit("BACKGROUND_CLOSE_FAILED", `Closing an expired connection failed: ${String(e)}`);
-      });
-    }
+    else this.#closeDropped(con);
   }
 
   /** The driver reported that a slot's connection closed. */

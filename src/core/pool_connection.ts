@@ -7,6 +7,7 @@
  */
 
 import { Connection, connectionInternals, type TransactionOptions } from "./connection.ts";
+import type { Checkout } from "./checkout.ts";
 import { InterfaceError } from "./errors.ts";
 import { type ByName, defineMethods, PROXY_METHODS, type QueryApi, type SessionApi } from "./query_api.ts";
 
@@ -89,8 +90,11 @@ export class PoolConnection {
         function (this: PoolConnection, a: unknown, b: unknown, c: unknown): unknown {
           const s = this.#state;
           if (s.released) throw released(name);
-          const result = (s.con as unknown as ByName)[name](a, b, c);
-          return s.watchReadOnly ? watchReadOnly(s, result) : result;
+          const out = (s.con as unknown as ByName)[name](a, b, c);
+          // Kept on the checkout (not the proxy): if the proxy is collected while this runs, the pool
+          // closes the connection only after it ended.
+          if (out instanceof Promise) (s.slot as Checkout).lastStatement = out;
+          return s.watchReadOnly ? watchReadOnly(s, out) : out;
         },
     );
   }
@@ -125,7 +129,9 @@ export class PoolConnection {
    * ```
    */
   transaction<T>(fn: (con: PoolConnection) => Promise<T>, opts?: TransactionOptions): Promise<T> {
-    return txInternals.transaction(this.#live("transaction"), this, fn, opts);
+    const out = txInternals.transaction(this.#live("transaction"), this, fn, opts);
+    (this.#state.slot as Checkout).lastStatement = out;
+    return out;
   }
 
   /** Releases this connection to its pool (`await using`). */

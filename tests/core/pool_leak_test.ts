@@ -100,7 +100,7 @@ describe("Pool leak detection", () => {
     await assert.rejects(readyPool({ leakDetectionThreshold: "5" as unknown as number }), TypeError);
   });
 
-  it("Pool notices a PoolConnection collected without release: CONNECTION_LEAK, the connection terminated, the slot back", async () => {
+  it("Pool notices a PoolConnection collected without release: CONNECTION_LEAK, the connection closed, the slot back", async () => {
     const h = await readyPool({ maxSize: 1, leakDetectionThreshold: 60 });
     const pid = await forgetOne(h.pool);
     const waiting = settle(h.pool.acquire());
@@ -117,8 +117,9 @@ describe("Pool leak detection", () => {
     assert.equal(got.ok, true, "the waiter got the slot back");
     const con = (got as { value: PoolConnection }).value;
     assert.notEqual(con.getServerPid(), pid, "on a new connection: the forgotten one was not reused");
-    assert.equal(h.driver.terminates, 1, "the forgotten connection was terminated, not reset");
+    assert.equal(h.driver.closes, 1, "the forgotten connection was closed (gracefully), not reset");
     assert.equal(h.driver.connections.find((c) => c.pid === pid)?.isClosed(), true);
+    assert.equal(h.driver.connections.find((c) => c.pid === pid)?.resets, 0);
     await h.clock.tick(59_000); // the forgotten checkout's alarm was due 60s after its acquire
     assert.equal(h.warnings.length, 1, "the threshold alarm of the collected checkout was cancelled");
     await h.pool.release(con);
@@ -151,6 +152,6 @@ describe("Pool leak detection", () => {
     assert.equal(await collectUntil(() => probeCollected), true);
     assert.deepEqual(h.warnings, []);
     assert.equal(h.pool.getIdleSize(), 1);
-    assert.equal(h.driver.terminates, 0);
+    assert.equal(h.driver.terminates + h.driver.closes, 0);
   });
 });

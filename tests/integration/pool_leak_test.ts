@@ -40,7 +40,7 @@ describe("Pool leak detection on a real server", () => {
     await admin.close();
   });
 
-  it("Pool takes back the slot of a PoolConnection collected while checked out: CONNECTION_LEAK with the acquire() stack, backend terminated", async () => {
+  it("Pool takes back the slot of a PoolConnection collected while checked out: CONNECTION_LEAK with the acquire() stack, its session closed", async () => {
     const log = warningLog();
     await using pool = await createTestPool(server.dsn, {
       maxSize: 1,
@@ -62,6 +62,38 @@ describe("Pool leak detection on a real server", () => {
       true,
       "the forgotten transaction's lock went with its backend",
     );
+  });
+
+  it("Pool lets a statement still running on a collected PoolConnection finish before closing it", async () => {
+    const log = warningLog();
+    await using pool = await createTestPool(server.dsn, { maxSize: 1, onWarning: log.onWarning });
+    // The caller keeps only the statement's promise: the proxy is unreachable while the statement runs.
+    const { pid, answer } = await new Promise<{ pid: number; answer: Promise<unknown> }>(
+      (resolve, reject) => {
+        setTimeout(() => {
+          pool.acquire().then((con) => {
+            resolve({
+              pid: con.getServerPid(),
+              answer: con.fetchVal("SELECT pg_sleep(0.5)::text || 'slept'"),
+            });
+          }, reject);
+        }, 0);
+      },
+    );
+    assert.equal(
+      await collectUntil(() => log.list.length > 0, 100),
+      true,
+      "collected while its statement runs",
+    );
+    assert.deepEqual(log.codes(), ["CONNECTION_LEAK"]);
+    assert.equal(
+      await within(5_000, answer, "the running statement"),
+      "slept",
+      "the caller still gets its answer",
+    );
+    await admin.waitGone(pid);
+    await using con = await pool.acquire({ timeout: 5 });
+    assert.notEqual(con.getServerPid(), pid);
   });
 
   it("Pool leakDetectionThreshold warns once about a real checkout held longer, naming it", async () => {
