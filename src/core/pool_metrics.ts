@@ -122,7 +122,8 @@ export function globalMeter(): PoolMeter | undefined {
   const api = (globalThis as Record<symbol, unknown>)[OTEL_API_KEY];
   if (typeof api !== "object" || api === null) return undefined;
   const provider = (api as { metrics?: unknown }).metrics;
-  if (typeof provider !== "object" || provider === null) return undefined;
+  // Deno's built-in OpenTelemetry (OTEL_DENO=true) registers a function object as the provider.
+  if ((typeof provider !== "object" && typeof provider !== "function") || provider === null) return undefined;
   const getMeter = (provider as { getMeter?: unknown }).getMeter;
   if (typeof getMeter !== "function") return undefined;
   const meter: unknown = getMeter.call(provider, SCOPE);

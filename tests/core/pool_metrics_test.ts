@@ -168,4 +168,25 @@ describe("Pool metrics", () => {
       else g[key] = saved;
     }
   });
+
+  it("Pool without a meter finds it when the global provider is a function object (as Deno's OTEL_DENO=true registers it)", async () => {
+    const key = Symbol.for("opentelemetry.js.api.1");
+    const g = globalThis as Record<symbol, unknown>;
+    const saved = g[key];
+    const meter = new RecordingMeter();
+    const provider = Object.assign(function DenoMeterProvider(): void {}, {
+      getMeter: (name: string) => (assert.equal(name, "@x/pgpool"), meter),
+    });
+    try {
+      g[key] = { version: "1.999.999", metrics: provider };
+      const h = await readyPool({ name: "p", maxSize: 1 });
+      assert.equal(meter.callbacks.length, 1);
+      await h.pool.release(await h.pool.acquire());
+      assert.equal(meter.seconds("db.client.connection.use_time").length, 1);
+      await h.pool.close();
+    } finally {
+      if (saved === undefined) delete g[key];
+      else g[key] = saved;
+    }
+  });
 });
