@@ -1,15 +1,15 @@
 /**
- * Large COPY through the running runtime's adapter and the postgres.js driver:
+ * Large COPY through the running runtime's adapter and each driver:
  * memory must stay flat because pause/resume and write backpressure reach the
  * server instead of buffering in the process.
  */
 
-import { before, describe, it } from "node:test";
+import { before, describe, it, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import process from "node:process";
 import { getTestServer, type TestServer } from "../support/pg_server.ts";
 import { type RuntimeConnector, runtimeConnector } from "../support/tls_wire.ts";
-import { createPostgresDriver } from "../../src/drivers/postgresjs/driver.ts";
+import { DRIVERS, type DriverUnderTest } from "../support/drivers.ts";
 import type { DriverConnection } from "../../src/core/driver.ts";
 
 const MB = 1024 * 1024;
@@ -19,9 +19,25 @@ const RSS_BUDGET = 120 * MB;
 
 let server: TestServer;
 let adapter: RuntimeConnector;
+/** The driver of the case running now (see `each`). */
+let current: DriverUnderTest = DRIVERS[0]!;
+
+/** Defines a case once per driver; the title names the driver. */
+function each(
+  title: string,
+  options: { timeout?: number },
+  fn: (t: TestContext) => void | Promise<void>,
+): void {
+  for (const d of DRIVERS) {
+    it(`${d.name}: ${title}`, options, (t) => {
+      current = d;
+      return fn(t);
+    });
+  }
+}
 
 async function connect(): Promise<DriverConnection> {
-  const driver = createPostgresDriver(adapter.connector, { env: {} });
+  const driver = current.create(adapter.connector, { env: {} });
   return await driver.connect({
     host: server.host,
     port: server.port,
@@ -49,7 +65,7 @@ describe("runtime transport adapter: large COPY", () => {
     adapter = await runtimeConnector();
   });
 
-  it("COPY TO STDOUT of 200 MB into a slow sink keeps memory flat", { timeout: 120_000 }, async () => {
+  each("COPY TO STDOUT of 200 MB into a slow sink keeps memory flat", { timeout: 120_000 }, async () => {
     const con = await connect();
     try {
       const rowText = 1000;
@@ -85,38 +101,42 @@ describe("runtime transport adapter: large COPY", () => {
     }
   });
 
-  it("COPY FROM STDIN of 200 MB keeps memory flat and every row arrives", { timeout: 120_000 }, async () => {
-    const con = await connect();
-    try {
-      await con.query("create temp table copy_sink (t text)", []);
-      const line = new TextEncoder().encode("y".repeat(1023) + "\n");
-      const perChunk = 256;
-      const chunkCount = TOTAL / (line.length * perChunk);
-      const start = retainedRss();
-      let peak = start;
-      const source = async function* (): AsyncGenerator<Uint8Array> {
-        for (let i = 0; i < chunkCount; i++) {
-          const chunk = new Uint8Array(line.length * perChunk);
-          for (let j = 0; j < perChunk; j++) chunk.set(line, j * line.length);
-          yield chunk;
-          if (i % 256 === 0) peak = Math.max(peak, retainedRss());
-        }
-      };
-      const tag = await con.copyIn("copy copy_sink from stdin", source());
-      peak = Math.max(peak, retainedRss());
-      assert.equal(tag, `COPY ${chunkCount * perChunk}`);
-      console.log(
-        `[${adapter.name}] COPY IN ${(TOTAL / MB).toFixed(0)} MB: rss ${(start / MB).toFixed(0)} MB -> peak ${
-          (peak / MB).toFixed(0)
-        } MB`,
-      );
-      assert.ok(peak - start < RSS_BUDGET, `rss grew by ${((peak - start) / MB).toFixed(0)} MB`);
-      const [row] =
-        (await con.query("select count(*)::int as n, sum(length(t))::bigint as len from copy_sink", []))
-          .rows;
-      assert.equal(row!.n, chunkCount * perChunk);
-    } finally {
-      con.terminate();
-    }
-  });
+  each(
+    "COPY FROM STDIN of 200 MB keeps memory flat and every row arrives",
+    { timeout: 120_000 },
+    async () => {
+      const con = await connect();
+      try {
+        await con.query("create temp table copy_sink (t text)", []);
+        const line = new TextEncoder().encode("y".repeat(1023) + "\n");
+        const perChunk = 256;
+        const chunkCount = TOTAL / (line.length * perChunk);
+        const start = retainedRss();
+        let peak = start;
+        const source = async function* (): AsyncGenerator<Uint8Array> {
+          for (let i = 0; i < chunkCount; i++) {
+            const chunk = new Uint8Array(line.length * perChunk);
+            for (let j = 0; j < perChunk; j++) chunk.set(line, j * line.length);
+            yield chunk;
+            if (i % 256 === 0) peak = Math.max(peak, retainedRss());
+          }
+        };
+        const tag = await con.copyIn("copy copy_sink from stdin", source());
+        peak = Math.max(peak, retainedRss());
+        assert.equal(tag, `COPY ${chunkCount * perChunk}`);
+        console.log(
+          `[${adapter.name}] COPY IN ${(TOTAL / MB).toFixed(0)} MB: rss ${
+            (start / MB).toFixed(0)
+          } MB -> peak ${(peak / MB).toFixed(0)} MB`,
+        );
+        assert.ok(peak - start < RSS_BUDGET, `rss grew by ${((peak - start) / MB).toFixed(0)} MB`);
+        const [row] =
+          (await con.query("select count(*)::int as n, sum(length(t))::bigint as len from copy_sink", []))
+            .rows;
+        assert.equal(row!.n, chunkCount * perChunk);
+      } finally {
+        con.terminate();
+      }
+    },
+  );
 });

@@ -1,10 +1,10 @@
 /**
- * libpq's `sslmode` values end to end: the postgres.js driver over the running
+ * libpq's `sslmode` values end to end: each driver over the running
  * runtime's adapter, against a server with `ssl = on` (throwaway CA) and one
  * without TLS.
  */
 
-import { after, before, describe, it } from "node:test";
+import { after, before, describe, it, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import {
   getTestServer,
@@ -14,7 +14,7 @@ import {
 } from "../support/pg_server.ts";
 import { makeTestCerts, type TestCerts } from "../support/tls_certs.ts";
 import { type RuntimeConnector, runtimeConnector } from "../support/tls_wire.ts";
-import { createPostgresDriver } from "../../src/drivers/postgresjs/driver.ts";
+import { DRIVERS, type DriverUnderTest } from "../support/drivers.ts";
 import type { ConnectOptions, DriverConnection } from "../../src/core/driver.ts";
 import { skipTest } from "../support/skip.ts";
 
@@ -22,9 +22,25 @@ let certs: TestCerts;
 let tlsServer: PostgresInstance;
 let plainServer: TestServer;
 let adapter: RuntimeConnector;
+/** The driver of the case running now (see `each`). */
+let current: DriverUnderTest = DRIVERS[0]!;
+
+/** Defines a case once per driver; the title names the driver. */
+function each(
+  title: string,
+  options: { timeout?: number },
+  fn: (t: TestContext) => void | Promise<void>,
+): void {
+  for (const d of DRIVERS) {
+    it(`${d.name}: ${title}`, options, (t) => {
+      current = d;
+      return fn(t);
+    });
+  }
+}
 
 function connect(server: TestServer, options: Partial<ConnectOptions>): Promise<DriverConnection> {
-  const driver = createPostgresDriver(adapter.connector, { env: {} });
+  const driver = current.create(adapter.connector, { env: {} });
   return driver.connect({
     host: server.host,
     port: server.port,
@@ -85,48 +101,60 @@ describe("runtime transport adapter: sslmode through the driver", () => {
     await certs?.remove();
   });
 
-  it("disable uses plain text even when the server offers TLS", async () => {
+  each("disable uses plain text even when the server offers TLS", {}, async () => {
     await assertConnects(tlsServer, { sslmode: "disable" }, false);
   });
 
-  it("prefer falls back to plain text when the server has no TLS", async () => {
+  each("prefer falls back to plain text when the server has no TLS", {}, async () => {
     await assertConnects(plainServer, { sslmode: "prefer" }, false);
   });
 
-  it("require fails clearly when the server has no TLS", async () => {
+  each("require fails clearly when the server has no TLS", {}, async () => {
     await assertFails(plainServer, { sslmode: "require" }, "TLS_UNAVAILABLE", /does not accept TLS/);
   });
 
-  it("require with sslrootcert checks the chain and encrypts", async () => {
+  each("require with sslrootcert checks the chain and encrypts", {}, async () => {
     await assertConnects(tlsServer, { sslmode: "require", sslrootcert: certs.ca.pem }, true);
   });
 
-  it("verify-ca with the right CA encrypts; with an unrelated CA it fails with TLS_FAILED", async () => {
-    await assertConnects(tlsServer, { sslmode: "verify-ca", sslrootcert: certs.ca.pem }, true);
-    await assertFails(
-      tlsServer,
-      { sslmode: "verify-ca", sslrootcert: certs.otherCa.pem },
-      "TLS_FAILED",
-      /TLS handshake with 127\.0\.0\.1 failed/,
-    );
-  });
+  each(
+    "verify-ca with the right CA encrypts; with an unrelated CA it fails with TLS_FAILED",
+    {},
+    async () => {
+      await assertConnects(tlsServer, { sslmode: "verify-ca", sslrootcert: certs.ca.pem }, true);
+      await assertFails(
+        tlsServer,
+        { sslmode: "verify-ca", sslrootcert: certs.otherCa.pem },
+        "TLS_FAILED",
+        /TLS handshake with 127\.0\.0\.1 failed/,
+      );
+    },
+  );
 
-  it("verify-full with the right CA and host name encrypts; an unrelated CA fails with TLS_FAILED", async () => {
-    await assertConnects(tlsServer, { sslmode: "verify-full", sslrootcert: certs.ca.pem }, true);
-    await assertFails(
-      tlsServer,
-      { sslmode: "verify-full", sslrootcert: certs.otherCa.pem },
-      "TLS_FAILED",
-      /TLS handshake with 127\.0\.0\.1 failed: .*(certificate|issuer|verify)/i,
-    );
-  });
+  each(
+    "verify-full with the right CA and host name encrypts; an unrelated CA fails with TLS_FAILED",
+    {},
+    async () => {
+      await assertConnects(tlsServer, { sslmode: "verify-full", sslrootcert: certs.ca.pem }, true);
+      await assertFails(
+        tlsServer,
+        { sslmode: "verify-full", sslrootcert: certs.otherCa.pem },
+        "TLS_FAILED",
+        /TLS handshake with 127\.0\.0\.1 failed: .*(certificate|issuer|verify)/i,
+      );
+    },
+  );
 
-  it("prefer and require without a root certificate encrypt without verifying the certificate", async () => {
-    await assertConnects(tlsServer, { sslmode: "require" }, true);
-    await assertConnects(tlsServer, { sslmode: "prefer" }, true);
-  });
+  each(
+    "prefer and require without a root certificate encrypt without verifying the certificate",
+    {},
+    async () => {
+      await assertConnects(tlsServer, { sslmode: "require" }, true);
+      await assertConnects(tlsServer, { sslmode: "prefer" }, true);
+    },
+  );
 
-  it("a unix socket never negotiates TLS, whatever sslmode says", async (t) => {
+  each("a unix socket never negotiates TLS, whatever sslmode says", {}, async (t) => {
     if (plainServer.socketDir === undefined) return skipTest(t, "the server comes from DATABASE_URL");
     await assertConnects({ ...plainServer, host: plainServer.socketDir }, { sslmode: "require" }, false);
   });
