@@ -5,7 +5,9 @@
  * registry's parser applied to the server's text form of the same value must
  * give a deep-equal result, and the text `serializeParam()` writes for the
  * value, read by the server as the type it declares, must become the same
- * value as postgres.js's parameter (or both must fail).
+ * value as postgres.js's parameter (or both must fail). End to end, the same
+ * statement with the same parameter through the native driver must give
+ * postgres.js's result, or fail where postgres.js fails.
  *
  * @module
  */
@@ -13,6 +15,7 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { getTestServer } from "../support/pg_server.ts";
+import { createNativeDriver } from "../../src/drivers/native/driver.ts";
 import { createPostgresDriver } from "../../src/drivers/postgresjs/driver.ts";
 import { nodeConnector } from "../../src/runtime/node.ts";
 import type { DriverConnection } from "../../src/core/driver.ts";
@@ -157,14 +160,17 @@ function literal(text: string): string {
   return `'${text.replaceAll("'", "''")}'`;
 }
 
-describe("native value codecs match the postgres.js driver", () => {
+describe("native value codecs and the native driver match the postgres.js driver", () => {
   const driver = createPostgresDriver(nodeConnector);
   let con: DriverConnection;
+  /** The same statements through the native engine. */
+  let nat: DriverConnection;
   const oids = new Map<string, number>();
 
   before(async () => {
     const server = await getTestServer();
     con = await driver.connect({ dsn: server.dsn });
+    nat = await createNativeDriver(nodeConnector).connect({ dsn: server.dsn });
     for (const [type] of CASES) {
       const { rows } = await con.query(`SELECT ${literal(type)}::regtype::oid AS oid`, []);
       oids.set(type, rows[0]!.oid as number);
@@ -173,6 +179,7 @@ describe("native value codecs match the postgres.js driver", () => {
 
   after(async () => {
     await con?.close();
+    await nat?.close();
   });
 
   it("arrayTypeQuery lists the built-in arrays the registry already parses, so addArrayTypes() changes none", async () => {
@@ -191,16 +198,30 @@ describe("native value codecs match the postgres.js driver", () => {
 
   for (const [type, values] of CASES) {
     it(
-      `createTypeRegistry() and serializeParam() give postgres.js's ${type} values`,
+      `the native driver, createTypeRegistry() and serializeParam() give postgres.js's ${type} values`,
       { timeout: 20_000 },
       async () => {
         const oid = oids.get(type)!;
         let accepted = 0;
         await fc.assert(
           fc.asyncProperty(nullable(values), async (value) => {
-            const reference = await outcome(() =>
-              con.query(`SELECT v, ${OUTPUT_TEXT} AS t FROM (SELECT $1::${type}) s(v)`, [value])
+            const sql = `SELECT v, ${OUTPUT_TEXT} AS t FROM (SELECT $1::${type}) s(v)`;
+            const reference = await outcome(() => con.query(sql, [value]));
+            const native = await outcome(() => nat.query(sql, [value]));
+            assert.equal(
+              native.ok,
+              reference.ok,
+              `the native driver ${native.ok ? "accepted" : `failed (${!native.ok && native.error})`}, ` +
+                `postgres.js ${reference.ok ? "accepted" : `failed (${!reference.ok && reference.error})`}`,
             );
+            if (native.ok && reference.ok) {
+              assert.equal(native.text, reference.text, "the native driver sent the same value");
+              assert.deepStrictEqual(
+                native.value,
+                reference.value,
+                "the native driver returns postgres.js's value",
+              );
+            }
             let wire: ReturnType<typeof serializeParam> | undefined;
             let thrown: unknown;
             try {
