@@ -77,6 +77,14 @@ export interface ConnectOptions {
   params?: Record<string, string>;
   /** libpq's `target_session_attrs`. */
   targetSessionAttrs?: "any" | "read-write" | "read-only" | "primary" | "standby" | "prefer-standby";
+  /**
+   * libpq 16's `load_balance_hosts` (DSN key `load_balance_hosts`): `"random"` makes each
+   * connection attempt try the hosts of a multi-host list in a random order of its own (with
+   * `prefer-standby`, each of its two passes), spreading connections over replicas;
+   * `"disable"` tries them in the order given.
+   * @default {"disable"}
+   */
+  loadBalanceHosts?: "disable" | "random";
   /** Use named prepared statements (default true; false for PgBouncer transaction mode). */
   prepare?: boolean;
   /**
@@ -112,6 +120,7 @@ export const CONNECT_OPTION_NAMES: ReadonlySet<string> = new Set([
   "applicationName",
   "params",
   "targetSessionAttrs",
+  "loadBalanceHosts",
   "prepare",
   "statementCacheSize",
   "signal",
@@ -135,6 +144,12 @@ export interface DriverConnection {
   readonly queryCount: number;
   /** Transaction status from the last `ReadyForQuery`. */
   readonly transactionStatus: TransactionStatus;
+  /**
+   * True when `targetSessionAttrs: "prefer-standby"` found no standby and this connection was
+   * opened on the fallback pass (any server). The pool gives such a connection a short lifetime
+   * (`fallbackLifetime`), so it goes back to a standby once one is reachable. Absent = false.
+   */
+  readonly fallback?: boolean;
   /** True once the connection closed for any reason; never false again. */
   isClosed(): boolean;
   /** Runs one statement with `$1…` parameters. */

@@ -52,6 +52,15 @@ export interface PoolOptions extends ConnectOptions {
    */
   maxLifetimeJitter?: number;
   /**
+   * Seconds a connection may live when `targetSessionAttrs: "prefer-standby"` found no standby
+   * and opened it on any server (the primary, while the standbys are down): past it the
+   * connection is closed at release or while idle, never under a checkout, so the next connect
+   * tries the standbys again. Shortened at random by up to 10%; `maxLifetime` still applies
+   * when shorter. `0` keeps such connections like any other.
+   * @default {30}
+   */
+  fallbackLifetime?: number;
+  /**
    * A connection idle longer than this many seconds is checked with a round trip
    * before `acquire()` returns it; a dead one is replaced without the caller
    * seeing its error. `0` checks every time, `null` never.
@@ -145,6 +154,8 @@ export interface PoolSettings {
   /** 0 = off. */
   maxLifetimeMs: number;
   maxLifetimeJitterMs: number;
+  /** `fallbackLifetime` in ms; 0 = off. */
+  fallbackLifetimeMs: number;
   /** Undefined = never. */
   pingAfterIdleMs: number | undefined;
   maxConcurrentConnects: number;
@@ -171,6 +182,7 @@ const POOL_OPTION_NAMES: ReadonlySet<string> = new Set([
   "maxInactiveConnectionLifetime",
   "maxLifetime",
   "maxLifetimeJitter",
+  "fallbackLifetime",
   "pingAfterIdle",
   "maxConcurrentConnects",
   "releaseTimeout",
@@ -327,6 +339,17 @@ export function checkConnectOptions(options: ConnectOptions, where: string, allo
       `${where} as 'targetSessionAttrs' must be any, read-write, read-only, primary, standby or prefer-standby`,
     );
   }
+  if (
+    options.loadBalanceHosts !== undefined && options.loadBalanceHosts !== "disable" &&
+    options.loadBalanceHosts !== "random"
+  ) {
+    const value: unknown = options.loadBalanceHosts;
+    throw new TypeError(
+      `${where} as 'loadBalanceHosts' must be disable or random: got ${
+        typeof value === "string" ? `'${value}'` : describe(value)
+      }`,
+    );
+  }
   if (options.driver !== undefined && options.driver !== "native" && options.driver !== "postgres") {
     throw new TypeError(`${where} as 'driver' must be native or postgres: got ${describe(options.driver)}`);
   }
@@ -439,6 +462,7 @@ export function parsePoolOptions(
     ),
     maxLifetimeMs,
     maxLifetimeJitterMs,
+    fallbackLifetimeMs: durationMs(where, "fallbackLifetime", o.fallbackLifetime, 30_000),
     pingAfterIdleMs,
     maxConcurrentConnects: integer("maxConcurrentConnects", o.maxConcurrentConnects, 2, 1),
     releaseTimeoutMs: durationMs(where, "releaseTimeout", o.releaseTimeout, 60_000),

@@ -725,14 +725,20 @@ export class BasePool {
     const con = result;
     this.#counters.connectCount++;
     slot.con = con;
+    slot.driver = conInternals.driver(con);
     const lifetime = this.#settings.maxLifetimeMs;
-    if (lifetime > 0) {
+    const fallback = slot.driver.fallback === true ? this.#settings.fallbackLifetimeMs : 0;
+    if (lifetime > 0 || fallback > 0) {
       // Each connection draws its own lifetime, so connections opened together do not close together.
-      const at = slot.expiresAt = this.#clock.now() + lifetime -
-        this.#random() * this.#settings.maxLifetimeJitterMs;
+      // A prefer-standby fallback (on the primary while no standby answered) lives shortly: the next
+      // connect tries the standbys again.
+      const now = this.#clock.now();
+      const at = slot.expiresAt = Math.min(
+        lifetime > 0 ? now + lifetime - this.#random() * this.#settings.maxLifetimeJitterMs : Infinity,
+        fallback > 0 ? now + fallback - this.#random() * fallback / 10 : Infinity,
+      );
       if (at < this.#sweepAt) this.#armSweep(at);
     }
-    slot.driver = conInternals.driver(con);
     slot.generation = this.#generation;
     conInternals.onClose(con, () => this.#closedUnder(slot, con));
     if (this.#settings.poolMode === "transaction") conInternals.useTransactionPoolMode(con);
@@ -985,14 +991,14 @@ export class BasePool {
     this.#sweepAlarm = undefined;
     this.#sweepAt = Infinity;
     if (this.#status === "closed") return;
-    const { maxInactiveMs, pingAfterIdleMs, maxLifetimeMs, minSize, maxSize } = this.#settings;
+    const { maxInactiveMs, pingAfterIdleMs, minSize, maxSize } = this.#settings;
     const now = this.#clock.now();
     let next = Infinity;
     /** Slots holding (or getting) a connection: idleness never takes the pool below `minSize`. */
     let held = maxSize - this.#empty.length;
     for (const slot of this.#slots) {
       if (slot.con === undefined) continue;
-      if (maxLifetimeMs > 0 && !slot.lifeOver) {
+      if (slot.expiresAt !== Infinity && !slot.lifeOver) {
         if (now >= slot.expiresAt) slot.lifeOver = true;
         else if (slot.expiresAt < next) next = slot.expiresAt;
       }

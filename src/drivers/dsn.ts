@@ -6,7 +6,7 @@
  * Precedence, highest first (as in asyncpg): explicit options, the DSN
  * (`options.dsn`, else `DATABASE_URL`), the libpq environment (`PGHOST`, `PGPORT`,
  * `PGUSER`, `PGPASSWORD`, `PGDATABASE`, `PGSSLMODE`, `PGAPPNAME`,
- * `PGCONNECT_TIMEOUT`, `PGTARGETSESSIONATTRS`, `PGOPTIONS`), then defaults. The
+ * `PGCONNECT_TIMEOUT`, `PGTARGETSESSIONATTRS`, `PGLOADBALANCEHOSTS`, `PGOPTIONS`), then defaults. The
  * environment is passed in, never read from a runtime global, so this module
  * stays runtime-neutral.
  *
@@ -30,6 +30,9 @@ export interface HostAddress {
 
 /** libpq's `target_session_attrs` values. */
 export type TargetSessionAttrs = NonNullable<ConnectOptions["targetSessionAttrs"]>;
+
+/** libpq 16's `load_balance_hosts` values. */
+export type LoadBalanceHosts = NonNullable<ConnectOptions["loadBalanceHosts"]>;
 
 /** Every connection setting, resolved and validated. */
 export interface ResolvedConnectOptions {
@@ -55,6 +58,8 @@ export interface ResolvedConnectOptions {
   params: Record<string, string>;
   /** Which kind of server is acceptable. */
   targetSessionAttrs: TargetSessionAttrs;
+  /** `random`: each connect tries the hosts in an order of its own. */
+  loadBalanceHosts: LoadBalanceHosts;
   /** Named prepared statements. */
   prepare: boolean;
   /** How many texts one connection prepares at most. */
@@ -314,6 +319,7 @@ const ENV_KEYWORDS: ReadonlyArray<[string, string]> = [
   ["PGAPPNAME", "application_name"],
   ["PGCONNECT_TIMEOUT", "connect_timeout"],
   ["PGTARGETSESSIONATTRS", "target_session_attrs"],
+  ["PGLOADBALANCEHOSTS", "load_balance_hosts"],
   ["PGOPTIONS", "options"],
 ];
 
@@ -375,6 +381,7 @@ export function resolveConnectOptions(options: ConnectOptions = {}, env: Env = {
   if (options.connectTimeout !== undefined) k.set("connect_timeout", String(options.connectTimeout));
   if (options.applicationName !== undefined) k.set("application_name", options.applicationName);
   if (options.targetSessionAttrs !== undefined) k.set("target_session_attrs", options.targetSessionAttrs);
+  if (options.loadBalanceHosts !== undefined) k.set("load_balance_hosts", options.loadBalanceHosts);
   if (options.prepare !== undefined) k.set("prepare", String(options.prepare));
 
   const hostNames = (k.get("host") ?? "").split(",").map((h) => h.trim());
@@ -410,6 +417,11 @@ export function resolveConnectOptions(options: ConnectOptions = {}, env: Env = {
     );
   }
 
+  const balance = k.get("load_balance_hosts") ?? "disable";
+  if (balance !== "disable" && balance !== "random") {
+    throw invalid(`Invalid load_balance_hosts "${balance}": expected disable or random`);
+  }
+
   const user = k.get("user") ?? env.USER ?? env.USERNAME ?? env.LOGNAME ?? "postgres";
   const timeoutText = k.get("connect_timeout");
   const keepalives = k.get("keepalives");
@@ -441,6 +453,7 @@ export function resolveConnectOptions(options: ConnectOptions = {}, env: Env = {
     applicationName: k.get("application_name") ?? k.get("fallback_application_name"),
     params,
     targetSessionAttrs: tsa as TargetSessionAttrs,
+    loadBalanceHosts: balance,
     prepare: k.has("prepare") ? parseBoolean("prepare", k.get("prepare")!) : true,
     statementCacheSize: options.statementCacheSize ?? DEFAULT_STATEMENT_CACHE_SIZE,
   };

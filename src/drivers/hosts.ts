@@ -9,7 +9,59 @@
 import { ConnectionError, InterfaceError, PoolError } from "../core/errors.ts";
 import type { QueryOptions } from "../core/driver.ts";
 import type { TransportTarget } from "../runtime/transport.ts";
-import type { HostAddress } from "./dsn.ts";
+import type { HostAddress, ResolvedConnectOptions, TargetSessionAttrs } from "./dsn.ts";
+
+/**
+ * One pass over the hosts of a connect: the hosts in the order they are tried,
+ * and what a server must be to be kept.
+ */
+export interface ConnectPass {
+  /** What the server must be (`prefer-standby` is tried as `standby`, then as `any`). */
+  attrs: Exclude<TargetSessionAttrs, "prefer-standby">;
+  /** The hosts, each once, in the order to try them. */
+  hosts: HostAddress[];
+  /** True for the second pass of `prefer-standby`: a connection it opens is a fallback. */
+  fallback: boolean;
+}
+
+/**
+ * The passes of one connect (libpq 16): one pass over the hosts, or for
+ * `prefer-standby` a pass that takes only a standby, then one that takes any
+ * server. With `loadBalanceHosts: "random"` each pass tries the hosts in an
+ * order of its own, shuffled with `random` (a number in `[0, 1)`); else in the
+ * order given. Every host is tried once per pass.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { connectPlan } from "./hosts.ts";
+ * const hosts = [{ host: "a", port: 5432 }, { host: "b", port: 5432 }];
+ * const plan = connectPlan({ hosts, targetSessionAttrs: "prefer-standby", loadBalanceHosts: "disable" }, Math.random);
+ * assert.deepEqual(plan.map((p) => [p.attrs, p.fallback]), [["standby", false], ["any", true]]);
+ * assert.deepEqual(plan[1]!.hosts, hosts);
+ * ```
+ */
+export function connectPlan(
+  config: Pick<ResolvedConnectOptions, "hosts" | "targetSessionAttrs" | "loadBalanceHosts">,
+  random: () => number,
+): ConnectPass[] {
+  const order = (): HostAddress[] => {
+    const hosts = [...config.hosts];
+    if (config.loadBalanceHosts !== "random") return hosts;
+    // Fisher–Yates: every order equally likely.
+    for (let i = hosts.length - 1; i > 0; i--) {
+      const j = Math.min(i, Math.floor(random() * (i + 1)));
+      [hosts[i], hosts[j]] = [hosts[j]!, hosts[i]!];
+    }
+    return hosts;
+  };
+  const attrs = config.targetSessionAttrs;
+  if (attrs !== "prefer-standby") return [{ attrs, hosts: order(), fallback: false }];
+  return [
+    { attrs: "standby", hosts: order(), fallback: false },
+    { attrs: "any", hosts: order(), fallback: true },
+  ];
+}
 
 const NETWORK_CODES: Record<string, string> = {
   ConnectionRefused: "ECONNREFUSED",

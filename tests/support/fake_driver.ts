@@ -91,7 +91,12 @@ export class FakeDriverConnection implements DriverConnection {
   #listeners = new Map<string, NotificationListener>();
   #pending = new Set<(e: Error) => void>();
 
-  constructor(readonly driver: FakeDriver) {}
+  /** Opened as a prefer-standby fallback: what {@linkcode FakeDriver.fallback} was at connect. */
+  readonly fallback: boolean;
+
+  constructor(readonly driver: FakeDriver) {
+    this.fallback = driver.fallback;
+  }
 
   isClosed(): boolean {
     return this.#closed;
@@ -256,6 +261,8 @@ export class FakeDriver {
   query = new Script();
   reset = new Script();
   slowMs = 100;
+  /** New connections report this as `fallback` (opened on prefer-standby's fallback pass). */
+  fallback = false;
   /** When set, a scripted query error carries this `code` (an SQLSTATE such as 25006). */
   queryErrorCode: string | undefined = undefined;
   connects = 0;

@@ -1,7 +1,7 @@
 /**
  * The native {@linkcode Driver}: PostgreSQL spoken directly over a runtime
  * adapter's {@linkcode Connector} — startup, TLS for every `sslmode`,
- * authentication, multi-host with `target_session_attrs`, bounded by
+ * authentication, multi-host with `target_session_attrs` and `load_balance_hosts`, bounded by
  * `connectTimeout` and `signal`.
  *
  * @module
@@ -12,7 +12,7 @@ import { ConnectionError, PoolTimeoutError, type PostgresErrorFields } from "../
 import { type Clock, systemClock } from "../../core/clock.ts";
 import { Watchdog } from "../../core/watchdog.ts";
 import type { Connector, Transport } from "../../runtime/transport.ts";
-import { describeHost, targetFor, toConnectionError } from "../hosts.ts";
+import { connectPlan, describeHost, targetFor, toConnectionError } from "../hosts.ts";
 import { type Env, type HostAddress, resolveConnectOptions, type ResolvedConnectOptions } from "../dsn.ts";
 import { writeStartup } from "./messages.ts";
 import { NativeConnection } from "./native_connection.ts";
@@ -23,7 +23,10 @@ import { WireWriter } from "./wire_writer.ts";
 export interface NativeDriverOptions {
   /** The libpq environment (`PGHOST`, `PGUSER`, ...). Default: none. */
   env?: Env;
-  /** The clock of the driver's deadlines. Default: the system clock. */
+  /**
+   * The clock of the driver's deadlines; its `random()` orders the hosts under
+   * `loadBalanceHosts: "random"` (`Math.random` when it has none). Default: the system clock.
+   */
   clock?: Clock;
   /**
    * Seconds a cancelled statement may take to end once the server got the cancel request; past
@@ -206,7 +209,9 @@ async function matches(con: NativeConnection, attrs: string, signal: AbortSignal
  */
 export function createNativeDriver(connector: Connector, options: NativeDriverOptions = {}): Driver {
   const env = options.env ?? {};
-  const watchdog = Watchdog.of(options.clock ?? systemClock);
+  const clock = options.clock ?? systemClock;
+  const watchdog = Watchdog.of(clock);
+  const random = clock.random === undefined ? Math.random : () => clock.random!();
   const cancelGrace = options.cancelGrace ?? 5;
   // Parsers by type oid, built-in arrays included: nothing to ask the server at connect.
   const types = createTypeRegistry();
@@ -216,10 +221,9 @@ export function createNativeDriver(connector: Connector, options: NativeDriverOp
       const outer = connectOptions.signal;
       if (outer?.aborted) throw outer.reason;
       const attrs = config.targetSessionAttrs;
-      const passes = attrs === "prefer-standby" ? ["standby", "any"] : [attrs];
       let lastError: unknown = new ConnectionError("CONNECTION_FAILED", "No host to connect to");
-      for (const pass of passes) {
-        for (const host of config.hosts) {
+      for (const pass of connectPlan(config, random)) {
+        for (const host of pass.hosts) {
           const attempt = new AbortController();
           const onOuterAbort = (): void => attempt.abort(outer!.reason);
           outer?.addEventListener("abort", onOuterAbort, { once: true });
@@ -245,7 +249,10 @@ export function createNativeDriver(connector: Connector, options: NativeDriverOp
               cancelGrace,
               options.onNotice,
             );
-            if (await matches(con, pass!, attempt.signal)) return con;
+            if (await matches(con, pass.attrs, attempt.signal)) {
+              con.fallback = pass.fallback;
+              return con;
+            }
             con.terminate();
             lastError = new ConnectionError(
               "SESSION_ATTRS_MISMATCH",

@@ -236,6 +236,9 @@ export class NativeConnection implements DriverConnection {
     );
   }
 
+  /** Opened on the fallback pass of `prefer-standby` (set by the driver's connect). */
+  fallback = false;
+
   get pid(): number {
     return this.#pid;
   }

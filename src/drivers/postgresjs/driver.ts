@@ -14,6 +14,7 @@ import { ConnectionError } from "../../core/errors.ts";
 import { Watchdog } from "../../core/watchdog.ts";
 import type { Connector } from "../../runtime/transport.ts";
 import { type Env, resolveConnectOptions } from "../dsn.ts";
+import { connectPlan } from "../hosts.ts";
 import {
   openPostgresConnection,
   type PostgresConnection,
@@ -30,8 +31,9 @@ export interface PostgresDriverOptions extends PostgresDriverSettings {
   /**
    * Where the driver's time and timers come from (connect timeouts, query
    * timeouts, the cancel grace, the reset and close bounds); the clock's shared
-   * {@linkcode Watchdog} times every connection of the driver. Default:
-   * {@linkcode systemClock}.
+   * {@linkcode Watchdog} times every connection of the driver. Its `random()`
+   * orders the hosts under `loadBalanceHosts: "random"` (`Math.random` when it
+   * has none). Default: {@linkcode systemClock}.
    */
   clock?: Clock;
 }
@@ -44,7 +46,8 @@ function hostLabel(host: string, port: number): string {
 /**
  * Creates the postgres.js-based driver over `connector`.
  *
- * `connect()` tries each host in order (libpq's multi-host lists, with
+ * `connect()` tries each host in order, or in a random order with
+ * `loadBalanceHosts: "random"` (libpq's multi-host lists, with
  * `target_session_attrs`); every attempt (TCP, TLS, authentication) is bounded
  * by `connectTimeout` (default 30 seconds; 0 = unbounded) and fails with
  * `CONNECT_TIMEOUT`; `signal` aborts it with `signal.reason`. A failed attempt
@@ -68,16 +71,16 @@ export function createPostgresDriver(connector: Connector, options: PostgresDriv
   // Every bound of every connection is an alarm on the clock's one watchdog, shared with
   // whatever else runs on that clock (the pool's deadlines, the adapters' connect grace).
   const watchdog = Watchdog.of(clock);
+  const random = clock.random === undefined ? Math.random : () => clock.random!();
   return {
     async connect(connectOptions: ConnectOptions): Promise<DriverConnection> {
       const config = resolveConnectOptions(connectOptions, env);
       const outer = connectOptions.signal;
       if (outer?.aborted) throw outer.reason;
       const attrs = config.targetSessionAttrs;
-      const passes = attrs === "prefer-standby" ? ["standby", "any"] : [attrs];
       let lastError: unknown = new ConnectionError("CONNECTION_FAILED", "No host to connect to");
-      for (const pass of passes) {
-        for (const host of config.hosts) {
+      for (const pass of connectPlan(config, random)) {
+        for (const host of pass.hosts) {
           const seconds = config.connectTimeout;
           // The attempt's bound: its timeout on the driver's watchdog, and the caller's signal.
           const deadline = new Deadline(
@@ -90,7 +93,10 @@ export function createPostgresDriver(connector: Connector, options: PostgresDriv
           let connection: PostgresConnection | undefined;
           try {
             connection = await openPostgresConnection(connector, config, host, deadline, settings, watchdog);
-            if (await connection.matchesSessionAttrs(pass, deadline.signal)) return connection;
+            if (await connection.matchesSessionAttrs(pass.attrs, deadline.signal)) {
+              connection.fallback = pass.fallback;
+              return connection;
+            }
             connection.terminate();
             lastError = new ConnectionError(
               "SESSION_ATTRS_MISMATCH",

@@ -354,6 +354,9 @@ export class PostgresConnection implements DriverConnection {
     });
   }
 
+  /** Opened on the fallback pass of `prefer-standby` (set by the driver's connect). */
+  fallback = false;
+
   get pid(): number {
     return this.#tap.pid;
   }
