@@ -462,7 +462,7 @@ export class ListenService {
 
   /** Connects again, at once or after the backoff pause. */
   #retry(lost: Lost | undefined): void {
-    const pause = listenBackoffMs(this.#failures, this.#random());
+    const pause = this.#failures === 0 ? 0 : listenBackoffMs(this.#failures, this.#random());
     if (pause === 0) {
       this.#move({ kind: "connecting", abort: new AbortController(), lost });
       return;
