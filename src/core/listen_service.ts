@@ -79,6 +79,10 @@ export interface ListenHost {
 export const LISTEN_BACKOFF_BASE_MS = 100;
 /** The longest pause between two attempts. */
 export const LISTEN_BACKOFF_CAP_MS = 5000;
+/** How long the listen connection may sit idle before a heartbeat round trip checks it. */
+export const LISTEN_HEARTBEAT_MS = 30_000;
+/** How long the heartbeat waits for its answer before the connection is replaced. */
+export const LISTEN_HEARTBEAT_TIMEOUT_MS = 10_000;
 /** Longest channel name PostgreSQL keeps (NAMEDATALEN - 1 bytes); a longer one would be truncated. */
 const MAX_CHANNEL_BYTES = 63;
 
@@ -123,6 +127,8 @@ interface Open {
   listened: Set<string>;
   lost: Lost | undefined;
   syncing: boolean;
+  /** The next heartbeat, armed while the connection is in sync. */
+  heartbeat: Alarm | undefined;
 }
 
 /** The pause before the next attempt. */
@@ -393,6 +399,7 @@ export class ListenService {
         new InterfaceError("POOL_CLOSED", "The pool's listen connection attempt was given up"),
       );
     } else if (prev.kind === "waiting") prev.alarm.cancel();
+    else if (prev.kind === "open") prev.heartbeat?.cancel();
     switch (next.kind) {
       case "connecting":
         this.#attempts++;
@@ -432,7 +439,14 @@ export class ListenService {
       return;
     }
     conInternals.onClose(con, (error) => this.#lost(con, error));
-    this.#move({ kind: "open", con, listened: new Set(), lost: state.lost, syncing: false });
+    this.#move({
+      kind: "open",
+      con,
+      listened: new Set(),
+      lost: state.lost,
+      syncing: false,
+      heartbeat: undefined,
+    });
     if (con.isClosed()) this.#lost(con, undefined); // closed before its close listener was in place
   }
 
@@ -554,11 +568,36 @@ export class ListenService {
         if (this.#channels.size === 0) {
           this.#move({ kind: "idle" });
           this.#closeConnection(state.con);
+          return;
         }
+        state.heartbeat?.cancel();
+        state.heartbeat = this.#watchdog.after(LISTEN_HEARTBEAT_MS, () => void this.#beat(state));
         return;
       }
     } finally {
       state.syncing = false;
+    }
+  }
+
+  /**
+   * A round trip on an idle listen connection: a connection that does not answer
+   * within {@linkcode LISTEN_HEARTBEAT_TIMEOUT_MS} (a cut network, a frozen
+   * server) is dropped and replaced like a lost one. Without it a dead network
+   * would go unnoticed: a listening session sends nothing.
+   */
+  async #beat(state: Open): Promise<void> {
+    state.heartbeat = undefined;
+    if (this.#state !== state || state.syncing) return;
+    try {
+      await state.con.execute("SELECT 1", undefined, { timeout: LISTEN_HEARTBEAT_TIMEOUT_MS / 1000 });
+    } catch (e) {
+      if (this.#state !== state) return;
+      this.#lost(state.con, e instanceof Error ? e : new Error(String(e)));
+      state.con.terminate();
+      return;
+    }
+    if (this.#state === state && !state.syncing && state.heartbeat === undefined) {
+      state.heartbeat = this.#watchdog.after(LISTEN_HEARTBEAT_MS, () => void this.#beat(state));
     }
   }
 

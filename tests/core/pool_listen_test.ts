@@ -7,7 +7,13 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import type { ConnectOptions } from "../../src/core/driver.ts";
-import { LISTEN_BACKOFF_CAP_MS, listenBackoffMs, type ListenGap } from "../../src/core/listen_service.ts";
+import {
+  LISTEN_BACKOFF_CAP_MS,
+  LISTEN_HEARTBEAT_MS,
+  LISTEN_HEARTBEAT_TIMEOUT_MS,
+  listenBackoffMs,
+  type ListenGap,
+} from "../../src/core/listen_service.ts";
 import { PoolTimeoutError } from "../../src/core/errors.ts";
 import type { PoolOptions } from "../../src/core/options.ts";
 import { FakeClock, flush } from "../support/fake_clock.ts";
@@ -25,17 +31,15 @@ interface ListenHarness extends Harness {
 async function listenPool(options: PoolOptions = {}): Promise<ListenHarness> {
   const connectTimes: number[] = [];
   const gaps: ListenGap[] = [];
-  let hook: ((o: ConnectOptions) => Promise<unknown>) | undefined;
-  const h = await readyPool({
+  const h: Harness = await readyPool({
     ...QUIET,
-    connect: (o) => {
+    connect: (o: ConnectOptions) => {
       connectTimes.push(h.clock.now());
-      return hook!(o) as never;
+      return h.driver.hook(o);
     },
     onListenGap: (gap) => gaps.push(gap),
     ...options,
   });
-  hook = h.driver.hook;
   return { ...h, connectTimes, gaps };
 }
 
@@ -146,7 +150,7 @@ describe("Pool.listen() (core)", () => {
     });
     assert.ok(pauses.at(-1)! >= LISTEN_BACKOFF_CAP_MS / 2, "capped at 5 s, jittered");
     const dc = latest(h);
-    assert.deepEqual(dc.queries, ['LISTEN "a"', 'LISTEN "b"']);
+    assert.deepEqual(dc.queries.filter((q) => q !== "SELECT 1"), ['LISTEN "a"', 'LISTEN "b"']);
     assert.equal(h.gaps.length, 1);
     assert.deepEqual(h.gaps[0]!.channels, ["a", "b"]);
     assert.equal(h.gaps[0]!.attempts, failures + 1);
@@ -174,6 +178,31 @@ describe("Pool.listen() (core)", () => {
     assert.equal(h.gaps.length, 0, "not before b is LISTENed again");
     await h.clock.tick(100);
     assert.equal(h.gaps.length, 1);
+    await h.pool.close();
+  });
+
+  it("Pool.listen() checks an idle connection with a heartbeat and replaces one that does not answer", async () => {
+    const h = await listenPool();
+    const a = recorder();
+    await h.pool.listen("a", a.cb);
+    const first = latest(h);
+    await h.clock.tick(LISTEN_HEARTBEAT_MS);
+    assert.deepEqual(first.queries, ['LISTEN "a"', "SELECT 1"], "a heartbeat after 30 s idle");
+    await h.clock.tick(LISTEN_HEARTBEAT_MS);
+    assert.deepEqual(first.queries, ['LISTEN "a"', "SELECT 1", "SELECT 1"], "and again");
+    h.driver.query.push("never"); // the network is cut: the next heartbeat gets no answer
+    await h.clock.tick(LISTEN_HEARTBEAT_MS + LISTEN_HEARTBEAT_TIMEOUT_MS - 1);
+    assert.equal(first.isClosed(), false);
+    assert.equal(h.gaps.length, 0);
+    await h.clock.tick(1);
+    assert.equal(first.isClosed(), true, "dropped at the heartbeat's timeout");
+    const second = latest(h);
+    assert.notEqual(second, first);
+    assert.deepEqual(second.queries, ['LISTEN "a"']);
+    assert.equal(h.gaps.length, 1);
+    assert.equal((h.gaps[0]!.error as { code?: string }).code, "QUERY_TIMEOUT");
+    second.notify("a", "back");
+    assert.deepEqual(a.got, ["a:back"]);
     await h.pool.close();
   });
 
