@@ -174,7 +174,7 @@ function checkChannel(channel: unknown): asserts channel is string {
  * import { listenBackoffMs } from "./listen_service.ts";
  * assert.equal(listenBackoffMs(0, 0.5), 0);
  * assert.equal(listenBackoffMs(1, 0), 50);
- * assert.equal(listenBackoffMs(20, 0.999999), 4999.995);
+ * assert.equal(listenBackoffMs(20, 0.5), 3750); // capped at 5 s, then jittered
  * ```
  */
 export function listenBackoffMs(failures: number, random: number): number {

@@ -1486,7 +1486,7 @@ export class BasePool {
    * const unlisten = await pool.listen("jobs", (payload, channel) => got.resolve(`${channel}: ${payload}`));
    * await pool.execute("SELECT pg_notify('jobs', 'job 1')");
    * assert.equal(await got.promise, "jobs: job 1");
-   * assert.equal(pool.getSize(), 0); // the listen connection is not one of the pool's
+   * assert.equal(pool.getSize(), 1); // the execute()'s connection: the listen connection is not counted
    * await unlisten(); // the last callback of "jobs": UNLISTEN, and the listen connection closes
    * ```
    */
