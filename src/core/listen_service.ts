@@ -379,8 +379,13 @@ export class ListenService {
       case "open":
         void this.#sync(s);
         return;
-      default:
-        // connecting / waiting: the connection, once open, syncs to whatever is desired then.
+      case "connecting":
+      case "waiting":
+        // Every listen() given up before the connection came: stop trying. Else the connection, once
+        // open, syncs to whatever is desired then.
+        if (this.#channels.size === 0) this.#move({ kind: "idle" });
+        return;
+      case "closed":
         return;
     }
   }
