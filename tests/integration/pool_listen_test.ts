@@ -258,6 +258,19 @@ describe("Pool.listen() on a real server", () => {
     await unlisten(); // after close: nothing to do
   });
 
+  it("Pool.listen() in transaction pool mode rejects with UNSUPPORTED, like addListener", async () => {
+    await using pool = await createTestPool(server.dsn, { maxSize: 1, poolMode: "transaction" });
+    const err = await rejection(pool.listen(freshChannel(), () => {}));
+    assert.equal(err.code, "UNSUPPORTED");
+    const con = await pool.acquire();
+    try {
+      assert.equal((await rejection(con.addListener("x", () => {}))).code, err.code);
+    } finally {
+      await pool.release(con);
+    }
+    assert.equal(pool.stats().connectCount, 1, "listen() opened no connection");
+  });
+
   it("Pool.listen() after pg_terminate_backend of its connection calls onListenGap and loses no later notification", async () => {
     const gaps: ListenGap[] = [];
     const app = freshApp();
