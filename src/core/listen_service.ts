@@ -244,17 +244,6 @@ export class ListenService {
     this.#random = clock.random === undefined ? Math.random : () => clock.random!();
   }
 
-  /** The dedicated connection's backend pid while it is open (tests and `String()` only). */
-  get pid(): number | undefined {
-    const s = this.#state;
-    return s.kind === "open" && !s.con.isClosed() ? s.con.getServerPid() : undefined;
-  }
-
-  /** The service's state name (tests only). */
-  get state(): ServiceState["kind"] {
-    return this.#state.kind;
-  }
-
   /**
    * Subscribes `callback` to `channel`; resolves once the channel is LISTENed on
    * the dedicated connection (opened if needed).
