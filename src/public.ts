@@ -40,6 +40,13 @@ export {
   type PostgresErrorFields,
   type TimeoutErrorCode,
 } from "./core/errors.ts";
+export type {
+  ListenCallback,
+  ListenGap,
+  ListenGapHandler,
+  ListenOptions,
+  Unlisten,
+} from "./core/listen_service.ts";
 export type { ConnectHook, PoolMode, PoolOptions } from "./core/options.ts";
 export { type AcquireOptions, BasePool, type CloseOptions, type ReleaseOptions } from "./core/pool.ts";
 export { PoolConnection } from "./core/pool_connection.ts";

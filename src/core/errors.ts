@@ -28,6 +28,7 @@ export type TimeoutErrorCode =
   | "RELEASE_TIMEOUT"
   | "QUERY_TIMEOUT"
   | "CONNECT_TIMEOUT"
+  | "LISTEN_TIMEOUT"
   | "CLOSE_TIMEOUT";
 
 /**

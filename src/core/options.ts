@@ -8,6 +8,7 @@ import type { Clock } from "./clock.ts";
 import type { Connection } from "./connection.ts";
 import { CONNECT_OPTION_NAMES, type ConnectOptions } from "./driver.ts";
 import type { PoolConnection } from "./pool_connection.ts";
+import type { ListenGapHandler } from "./listen_service.ts";
 import { defaultPoolName, isPoolMeter, type PoolMeter } from "./pool_metrics.ts";
 import type { WarningHandler } from "./warnings.ts";
 
@@ -100,6 +101,18 @@ export interface PoolOptions extends ConnectOptions {
   reset?: (con: Connection) => Promise<void>;
   /** Receives every warning. Default: `console.warn`. */
   onWarning?: WarningHandler;
+  /**
+   * Called after the connection of `pool.listen()` was lost and every channel
+   * is LISTENed again: notifications sent in between may have been missed, so
+   * re-read whatever they announce. Without it, a gap is a `LISTEN_GAP` warning.
+   */
+  onListenGap?: ListenGapHandler;
+  /**
+   * Seconds `pool.listen()` waits for its connection and `LISTEN` (also while
+   * that connection reconnects) before it rejects with `LISTEN_TIMEOUT`; `0` waits without bound.
+   * @default {30}
+   */
+  listenTimeout?: number;
   /** Time source for every timer of the pool. Default: the system clock. */
   clock?: Clock;
   /**
@@ -168,6 +181,9 @@ export interface PoolSettings {
   setup: ((con: PoolConnection) => Promise<void>) | undefined;
   reset: ((con: Connection) => Promise<void>) | undefined;
   onWarning: WarningHandler | undefined;
+  onListenGap: ListenGapHandler | undefined;
+  /** 0 = no bound. */
+  listenTimeoutMs: number;
   clock: Clock | undefined;
   poolMode: PoolMode;
   poolerPreparedStatements: boolean;
@@ -193,6 +209,8 @@ const POOL_OPTION_NAMES: ReadonlySet<string> = new Set([
   "setup",
   "reset",
   "onWarning",
+  "onListenGap",
+  "listenTimeout",
   "clock",
   "poolMode",
   "poolerPreparedStatements",
@@ -473,6 +491,8 @@ export function parsePoolOptions(
     setup: hook("setup", o.setup),
     reset: hook("reset", o.reset),
     onWarning: hook("onWarning", o.onWarning),
+    onListenGap: hook("onListenGap", o.onListenGap),
+    listenTimeoutMs: durationMs(where, "listenTimeout", o.listenTimeout, 30_000),
     clock,
     poolMode: poolMode(o.poolMode),
     poolerPreparedStatements: boolean("poolerPreparedStatements", o.poolerPreparedStatements, false),

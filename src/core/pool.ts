@@ -12,6 +12,7 @@ import { Connection, connectionInternals } from "./connection.ts";
 import { Deadline } from "./deadline.ts";
 import type { ConnectOptions, DriverConnection, QueryOptions } from "./driver.ts";
 import { InterfaceError, PoolTimeoutError } from "./errors.ts";
+import { type ListenCallback, type ListenOptions, ListenService, type Unlisten } from "./listen_service.ts";
 import {
   checkConnectOptions,
   type ConnectHook,
@@ -218,6 +219,8 @@ export class BasePool {
   #leaks: FinalizationRegistry<Checkout>;
   /** The pool's OpenTelemetry instruments, when it has a meter (made at `init()`). */
   #metrics: PoolMetrics | undefined;
+  /** `listen()`: one dedicated connection outside the slots (and outside `maxSize` and `stats()`). */
+  #listens: ListenService;
 
   static {
     internals = { waiterQueueLength: (pool) => pool.#waiters.length };
@@ -285,6 +288,15 @@ export class BasePool {
       pipeline: true,
       timeout: this.#releaseBound,
     };
+    this.#listens = new ListenService({
+      clock: this.#clock,
+      open: (signal) => this.#connect({ ...this.#connectOptions, signal }),
+      onGap: settings.onListenGap,
+      warn: (code, message) => this.#emit(code, message),
+      timeoutMs: settings.listenTimeoutMs,
+      closeTimeout: this.#releaseBound,
+      transactionMode: settings.poolMode === "transaction",
+    });
   }
 
   /**
@@ -1208,6 +1220,7 @@ export class BasePool {
       return Promise.reject(e);
     }
     this.#status = "closing";
+    void this.#listens.close(); // awaited with the slots' connections below
     this.#floorAlarm?.cancel();
     this.#floorAlarm = undefined;
     this.#rejectWaiters(
@@ -1238,7 +1251,7 @@ export class BasePool {
         const drained = new Promise<void>((resolve) => this.#drained = resolve);
         await (deadline === undefined ? drained : deadline.race(drained));
       }
-      const closing: Promise<void>[] = [];
+      const closing: Promise<void>[] = [this.#listens.close()];
       for (const slot of this.#slots) {
         if (slot.con === undefined) continue;
         const con = slot.con;
@@ -1303,6 +1316,7 @@ export class BasePool {
   terminate(): void {
     if (this.#status === "closed") return;
     this.#status = "closed";
+    this.#listens.terminate();
     this.#rejectWaiters(
       new InterfaceError("POOL_CLOSED", "Cannot acquire a connection as the pool was terminated"),
     );
@@ -1441,6 +1455,50 @@ export class BasePool {
       pingFailCount: c.pingFailCount,
       leakCount: c.leakCount,
     };
+  }
+
+  /**
+   * Subscribes to a notification channel (`LISTEN`). The pool keeps **one
+   * dedicated connection** for all its channels, opened through its `connect`
+   * hook with its connect options (no `init`/`setup` hooks run on it). That
+   * connection is **not** one of the pool's `maxSize` connections and is not
+   * counted by `getSize()` or `stats()`; it is opened by the first `listen()`
+   * and closed when the last subscription ends. While a subscription is active
+   * it keeps the process alive. Several callbacks may listen on one channel;
+   * `UNLISTEN` is sent when the last one goes. When the connection is lost
+   * (server restart, `pg_terminate_backend`, network), the pool reconnects with
+   * capped, jittered backoff, LISTENs every channel again and then calls the
+   * `onListenGap` option (else warns `LISTEN_GAP`): notifications sent while it
+   * was down are lost. A callback that throws is reported as a
+   * `LISTEN_CALLBACK_FAILED` warning. `close()` and `terminate()` end every
+   * subscription.
+   *
+   * @param channel The channel name (an identifier, quoted on the wire; at most 63 bytes).
+   * @param callback Receives each notification's payload and channel.
+   * @param options `timeout` (seconds, default the pool's `listenTimeout`) and `signal` bound the wait for the connection.
+   * @returns Resolves, once the channel is LISTENed, to the function that ends this subscription.
+   * @throws {InterfaceError} `UNSUPPORTED` in transaction pool mode; `POOL_CLOSED`, `POOL_CLOSING`,
+   *   `POOL_NOT_INITIALIZED`, `INVALID_ARGUMENT`.
+   * @throws {PoolTimeoutError} `LISTEN_TIMEOUT` when the connection is not back within the timeout.
+   * @example Listen, get a notification, stop
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { createPool } from "@x/pgpool";
+   * await using pool = await createPool({
+   *   maxSize: 2,
+   *   onListenGap: (gap) => console.log(`missed notifications on ${gap.channels}? re-read them`),
+   * });
+   * const got = Promise.withResolvers<string>();
+   * const unlisten = await pool.listen("jobs", (payload, channel) => got.resolve(`${channel}: ${payload}`));
+   * await pool.execute("SELECT pg_notify('jobs', 'job 1')");
+   * assert.equal(await got.promise, "jobs: job 1");
+   * assert.equal(pool.getSize(), 1); // the execute()'s connection: the listen connection is not counted
+   * await unlisten(); // the last callback of "jobs": UNLISTEN, and the listen connection closes
+   * ```
+   */
+  listen(channel: string, callback: ListenCallback, options?: ListenOptions): Promise<Unlisten> {
+    if (this.#status !== "ready") return Promise.reject(this.#unusable("listen"));
+    return this.#listens.listen(channel, callback, options);
   }
 
   /** Acquires waiting for a connection. @returns The count. */

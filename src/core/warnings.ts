@@ -13,6 +13,9 @@ export type WarningCode =
   | "SLOW_CLOSE"
   | "BACKGROUND_CLOSE_FAILED"
   | "RELEASE_FAILED"
+  | "LISTEN_GAP"
+  | "LISTEN_FAILED"
+  | "LISTEN_CALLBACK_FAILED"
   | "CONNECTION_LEAK";
 
 /**
