@@ -40,6 +40,7 @@ export {
   type PostgresErrorFields,
   type TimeoutErrorCode,
 } from "./core/errors.ts";
+export { type LogListener, type Notice } from "./core/log_listeners.ts";
 export type { ConnectHook, PoolMode, PoolOptions } from "./core/options.ts";
 export { type AcquireOptions, BasePool, type CloseOptions, type ReleaseOptions } from "./core/pool.ts";
 export { PoolConnection } from "./core/pool_connection.ts";

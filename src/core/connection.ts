@@ -14,6 +14,7 @@ import type {
   ServerVersion,
 } from "./driver.ts";
 import { InterfaceError } from "./errors.ts";
+import { type LogListener, LogListeners } from "./log_listeners.ts";
 import {
   columnListSql,
   type CopyFormatOptions,
@@ -295,11 +296,13 @@ export class Connection {
   #closeListeners: ((error: Error | undefined) => void)[] = [];
   /** Set behind a transaction pooler: session features that cannot work there reject. */
   #transactionPooled = false;
+  /** The log listeners (made at the first `addLogListener`). */
+  #logListeners: LogListeners | undefined;
 
   static {
     internals = {
       driver: (con) => con.#driver,
-      listenerCount: (con) => con.#listenerCount,
+      listenerCount: (con) => con.#listenerCount + (con.#logListeners?.size ?? 0),
       clearSessionState: (con) => con.#clearSessionState(),
       transaction: (con, self, fn, opts) => con.#transaction(self, fn, opts),
       onClose: (con, listener) => {
@@ -499,6 +502,10 @@ export class Connection {
   #clearSessionState(): void {
     this.#listeners.clear();
     this.#listenerCount = 0;
+    if (this.#logListeners !== undefined && this.#logListeners.size > 0) {
+      this.#logListeners.clear();
+      this.#driver.onNotice(undefined);
+    }
     this.#txDepth = 0;
     this.#epoch++;
   }
@@ -605,6 +612,89 @@ export class Connection {
       this.#listeners.delete(channel);
       if (!this.#driver.isClosed()) await this.#driver.unlisten(channel);
     }
+  }
+
+  /**
+   * Adds a log listener: it receives the server's notices and warnings on this
+   * connection (`RAISE NOTICE`, `RAISE WARNING`, and the server's own) with
+   * every field: see {@linkcode Notice}. A listener added twice is called once.
+   * A pool removes the listeners left on a connection at release, with the
+   * `RELEASED_WITH_LISTENERS` warning; `reset()` removes them too.
+   *
+   * @param listener Called with each notice, in the order they arrive.
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { connect, type Notice } from "@x/pgpool";
+   * await using con = await connect();
+   * const notices: Notice[] = [];
+   * con.addLogListener((notice) => notices.push(notice));
+   * await con.execute(`DO $$ BEGIN RAISE NOTICE 'step % done', 1 USING DETAIL = 'all rows'; END $$`);
+   * assert.equal(notices[0]?.severity, "NOTICE");
+   * assert.equal(notices[0]?.message, "step 1 done");
+   * assert.equal(notices[0]?.detail, "all rows");
+   * ```
+   */
+  addLogListener(listener: LogListener): void {
+    if (typeof listener !== "function") {
+      throw new InterfaceError("INVALID_ARGUMENT", "Cannot add a log listener that is not a function");
+    }
+    let listeners = this.#logListeners;
+    if (listeners === undefined) listeners = this.#logListeners = new LogListeners();
+    if (listeners.size === 0) this.#driver.onNotice((notice) => listeners.deliver(notice));
+    listeners.add(listener);
+  }
+
+  /**
+   * Removes a log listener added with {@linkcode Connection.addLogListener}
+   * (a listener not registered is ignored).
+   *
+   * @param listener The listener to remove.
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { connect } from "@x/pgpool";
+   * await using con = await connect();
+   * const seen: string[] = [];
+   * const listener = (notice: { message: string }): void => void seen.push(notice.message);
+   * con.addLogListener(listener);
+   * con.removeLogListener(listener);
+   * await con.execute(`DO $$ BEGIN RAISE NOTICE 'nobody hears this'; END $$`);
+   * assert.deepEqual(seen, []);
+   * ```
+   */
+  removeLogListener(listener: LogListener): void {
+    const listeners = this.#logListeners;
+    if (listeners === undefined || !listeners.remove(listener)) return;
+    if (listeners.size === 0) this.#driver.onNotice(undefined);
+  }
+
+  /**
+   * The session reset statements a pool runs on this server when a connection
+   * is released (asyncpg's `get_reset_query()`), as one text: on PostgreSQL
+   * `SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL;`, less
+   * on servers that lack some (CockroachDB, Redshift, CrateDB); empty in
+   * transaction pool mode, where nothing is reset. A custom `reset` hook runs
+   * it to extend the default reset rather than replace it.
+   *
+   * @returns The statements, separated by `;` (runnable with `execute()`).
+   * @example A custom reset that extends the default one
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { createPool } from "@x/pgpool";
+   * await using pool = await createPool({
+   *   maxSize: 1,
+   *   reset: async (con) => {
+   *     await con.execute(con.getResetQuery()); // the default reset
+   *     await con.execute("DISCARD TEMP"); // and more
+   *   },
+   * });
+   * await pool.execute("CREATE TEMP TABLE scratch (x int)");
+   * assert.equal(await pool.fetchVal("SELECT to_regclass('pg_temp.scratch')::text"), null);
+   * ```
+   */
+  getResetQuery(): string {
+    return this.#transactionPooled ? "" : this.#driver.resetQuery();
   }
 
   /**

@@ -6,6 +6,8 @@
  * @module
  */
 
+import type { Notice } from "./log_listeners.ts";
+
 /** A result row: a plain object keyed by column name. */
 export type Row = Record<string, unknown>;
 
@@ -186,6 +188,16 @@ export interface DriverConnection {
    * was not a local close. Called at most once per connection; a later call replaces it.
    */
   onClose(listener: (error: Error | undefined) => void): void;
+  /**
+   * The session reset statements this server supports (what `reset({ query: true })` sends),
+   * as one text of `;`-separated statements; empty when the server supports none.
+   */
+  resetQuery(): string;
+  /**
+   * Registers the receiver of the server's notices and warnings (`NoticeResponse`) on this
+   * connection, with every field; `undefined` drops them again. A later call replaces it.
+   */
+  onNotice(listener: ((notice: Notice) => void) | undefined): void;
 }
 
 /**

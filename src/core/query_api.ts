@@ -62,6 +62,9 @@ export type SessionApi = Pick<
   Connection,
   | "addListener"
   | "removeListener"
+  | "addLogListener"
+  | "removeLogListener"
+  | "getResetQuery"
   | "getServerPid"
   | "getServerVersion"
   | "reset"
@@ -94,6 +97,9 @@ export const METHODS: { readonly [M in QueryMethod]: 1 | 2 } & { readonly [M in 
   copyRecordsToTable: 1,
   addListener: null,
   removeListener: null,
+  addLogListener: null,
+  removeLogListener: null,
+  getResetQuery: null,
   getServerPid: null,
   getServerVersion: null,
   reset: null,

@@ -20,6 +20,7 @@ import type {
   TransactionStatus,
 } from "../../src/core/driver.ts";
 import { ConnectionError, InterfaceError, PoolTimeoutError } from "../../src/core/errors.ts";
+import type { Notice } from "../../src/core/log_listeners.ts";
 import type { FakeClock } from "./fake_clock.ts";
 
 export type Outcome = "ok" | "error" | "slow" | "never";
@@ -248,6 +249,17 @@ export class FakeDriverConnection implements DriverConnection {
 
   onClose(listener: (error: Error | undefined) => void): void {
     this.#onClose = listener;
+  }
+
+  resetQuery(): string {
+    return "SELECT pg_advisory_unlock_all();\nCLOSE ALL;\nUNLISTEN *;\nRESET ALL;";
+  }
+
+  /** The notice receiver the connection registered (a test calls it to play a server notice). */
+  noticeListener: ((notice: Notice) => void) | undefined;
+
+  onNotice(listener: ((notice: Notice) => void) | undefined): void {
+    this.noticeListener = listener;
   }
 }
 

@@ -21,6 +21,7 @@ import {
   PostgresError,
   type PostgresErrorFields,
 } from "../../core/errors.ts";
+import type { Notice } from "../../core/log_listeners.ts";
 import type { Alarm, Watchdog } from "../../core/watchdog.ts";
 import type { Connector, Transport, TransportTarget } from "../../runtime/transport.ts";
 import { checkQueryOptions, toConnectionError } from "../hosts.ts";
@@ -181,6 +182,8 @@ export class NativeConnection implements DriverConnection {
   /** Whether the reset statements are prepared on the server (as r0, r1, ...). */
   #resetPrepared = false;
   #onClose: ((error: Error | undefined) => void) | undefined;
+  /** The connection's notice receiver (the log listeners of its `Connection`). */
+  #onNotice: ((notice: Notice) => void) | undefined;
   /** LISTEN callbacks by channel (made at the first listen). */
   #listeners: Map<string, NotificationListener> | undefined;
   /**
@@ -258,6 +261,14 @@ export class NativeConnection implements DriverConnection {
 
   onClose(listener: (error: Error | undefined) => void): void {
     this.#onClose = listener;
+  }
+
+  resetQuery(): string {
+    return resetQueryFor(this.#parameters);
+  }
+
+  onNotice(listener: ((notice: Notice) => void) | undefined): void {
+    this.#onNotice = listener;
   }
 
   /**
@@ -391,11 +402,18 @@ export class NativeConnection implements DriverConnection {
         return;
       case 0x4e: { // NoticeResponse
         const onNotice = this.#settings.onNotice;
-        if (onNotice === undefined) return;
+        const own = this.#onNotice;
+        if (onNotice === undefined && own === undefined) return;
+        const notice = parseFields(b, start, end);
         try {
-          onNotice(parseFields(b, start, end));
+          onNotice?.(notice);
         } catch {
           // a failing notice handler must not break the connection's reading
+        }
+        try {
+          own?.(notice);
+        } catch {
+          // the same for the connection's own receiver
         }
         return;
       }

@@ -35,6 +35,7 @@ import {
   PostgresError,
   type PostgresErrorFields,
 } from "../../core/errors.ts";
+import type { Notice } from "../../core/log_listeners.ts";
 import { type Alarm, Watchdog } from "../../core/watchdog.ts";
 import type { Connector, Transport, TransportHandlers, TransportTarget } from "../../runtime/transport.ts";
 import type { HostAddress, ResolvedConnectOptions } from "../dsn.ts";
@@ -122,10 +123,20 @@ interface PgJsError {
   column_name?: string;
   constraint_name?: string;
   "data type_name"?: string;
+  internal_position?: string;
+  internal_query?: string;
+  file?: string;
+  line?: string;
+  routine?: string;
 }
 
 function fromPgJsError(e: PgJsError): PostgresError {
-  return new PostgresError({
+  return new PostgresError(fieldsOf(e));
+}
+
+/** The fields of a postgres.js error or notice, as a plain object (a notice keeps them all). */
+function fieldsOf(e: PgJsError): Notice {
+  const notice: Notice = {
     code: typeof e.code === "string" ? e.code : "XX000",
     message: e.message,
     severity: e.severity ?? e.severity_local,
@@ -138,7 +149,13 @@ function fromPgJsError(e: PgJsError): PostgresError {
     column: e.column_name,
     constraint: e.constraint_name,
     dataType: e["data type_name"],
-  });
+  };
+  if (e.internal_position !== undefined) notice.internalPosition = Number(e.internal_position);
+  if (e.internal_query !== undefined) notice.internalQuery = e.internal_query;
+  if (e.file !== undefined) notice.file = e.file;
+  if (e.line !== undefined) notice.line = Number(e.line);
+  if (e.routine !== undefined) notice.routine = e.routine;
+  return notice;
 }
 
 function isPgJsPostgresError(e: unknown): e is PgJsError {
@@ -297,6 +314,8 @@ export class PostgresConnection implements DriverConnection {
   #listeners = new Map<string, NotificationListener>();
   #queryCount = 0;
   #resetSql = "";
+  /** The connection's notice receiver (the log listeners of its `Connection`). */
+  #onNotice: ((notice: Notice) => void) | undefined;
   /** Encoded simple-query messages for the reset, by statement text. */
   #resetMessages = new Map<string, Uint8Array>();
   /** Waiters for the driver's own statements, answered in order by swallowed cycles. */
@@ -377,6 +396,14 @@ export class PostgresConnection implements DriverConnection {
 
   isClosed(): boolean {
     return this.#closed;
+  }
+
+  resetQuery(): string {
+    return this.#resetSql;
+  }
+
+  onNotice(listener: ((notice: Notice) => void) | undefined): void {
+    this.#onNotice = listener;
   }
 
   onClose(listener: (error: Error | undefined) => void): void {
@@ -542,7 +569,11 @@ export class PostgresConnection implements DriverConnection {
         // A plain object cannot hold a "__proto__" key by assignment: postgres.js gets a safe stand-in.
         transform: { column: { from: (name: string) => name === "__proto__" ? PROTO_COLUMN : name } },
         onnotice: (notice: PgJsError) => {
-          if (onNotice) onNotice(fromPgJsError(notice));
+          const own = this.#onNotice;
+          if (onNotice === undefined && own === undefined) return;
+          const fields = fieldsOf(notice);
+          if (onNotice !== undefined) onNotice(new PostgresError(fields));
+          own?.(fields);
         },
         onclose: () => {
           if (!this.#closed) this.#lose(new ConnectionError("CONNECTION_LOST", "The connection was closed"));

@@ -1,0 +1,197 @@
+/**
+ * asyncpg's connection surface beyond queries, against a real PostgreSQL, on
+ * pooled and standalone connections: `getResetQuery()` (a custom reset that
+ * extends the default one), log listeners (`addLogListener` /
+ * `removeLogListener`, removed at release with `RELEASED_WITH_LISTENERS`) and
+ * the row factory (`rowFactory`). Runs on the driver `PGPOOL_DRIVER` picks
+ * (`test:other` reruns it on postgres.js).
+ */
+
+import { before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { connect, type Connection, type Notice } from "../../mod.ts";
+import { createTestPool, getTestServer, type TestServer, warningLog } from "./pool_support.ts";
+
+let server: TestServer;
+
+const POSTGRES_RESET = "SELECT pg_advisory_unlock_all();\nCLOSE ALL;\nUNLISTEN *;\nRESET ALL;";
+
+/** A DO block raising one notice of `severity` with every optional field set. */
+const FULL_NOTICE = `DO $$ BEGIN
+  RAISE WARNING 'disk % almost full', 'd1' USING
+    ERRCODE = '01P42', DETAIL = 'only 1% left', HINT = 'add a disk',
+    SCHEMA = 'a_schema', TABLE = 'a_table', COLUMN = 'a_column',
+    CONSTRAINT = 'a_constraint', DATATYPE = 'a_type';
+END $$`;
+
+/** Session state a reset clears: a setting and an advisory lock. */
+async function dirty(con: { execute(sql: string): Promise<string> }): Promise<void> {
+  await con.execute("SET work_mem = '7777kB'");
+  await con.execute("SELECT pg_advisory_lock(4243)");
+  await con.execute("CREATE TEMP TABLE scratch (x int)");
+}
+
+describe("Connection surface: getResetQuery() (real server)", () => {
+  before(async () => {
+    server = await getTestServer();
+  });
+
+  it("Connection.getResetQuery() returns the statements the pool's reset runs on PostgreSQL", async () => {
+    await using con = await connect(server.dsn);
+    assert.equal(con.getResetQuery(), POSTGRES_RESET);
+    await using pool = await createTestPool(server.dsn, { maxSize: 1 });
+    await using pooled = await pool.acquire();
+    assert.equal(pooled.getResetQuery(), POSTGRES_RESET);
+  });
+
+  it("a custom reset that extends getResetQuery() runs both the default reset and its own statements", async () => {
+    const ran: string[] = [];
+    await using pool = await createTestPool(server.dsn, {
+      minSize: 1,
+      maxSize: 1,
+      reset: async (con: Connection) => {
+        const defaults = con.getResetQuery();
+        ran.push(defaults);
+        await con.execute(defaults);
+        await con.execute("DISCARD TEMP"); // the hook's own part
+      },
+    });
+    const a = await pool.acquire();
+    const pid = a.getServerPid();
+    const defaultWorkMem = await a.fetchVal("SHOW work_mem");
+    await dirty(a);
+    assert.equal(await a.fetchVal("SHOW work_mem"), "7777kB");
+    await pool.release(a);
+    assert.deepEqual(ran, [POSTGRES_RESET]);
+    await using b = await pool.acquire();
+    assert.equal(b.getServerPid(), pid, "the same backend");
+    assert.deepEqual(
+      await b.fetchRow(
+        `SELECT current_setting('work_mem') AS work_mem,
+          (SELECT count(*)::int FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()) AS locks,
+          to_regclass('pg_temp.scratch')::text AS scratch`,
+      ),
+      { work_mem: defaultWorkMem, locks: 0, scratch: null },
+      "RESET ALL and the advisory unlock (default part) and DISCARD TEMP (own part) all ran",
+    );
+  });
+
+  it("PoolConnection.getResetQuery() throws CONNECTION_RELEASED synchronously after release", async () => {
+    await using pool = await createTestPool(server.dsn, { maxSize: 1 });
+    const con = await pool.acquire();
+    await pool.release(con);
+    assert.throws(() => con.getResetQuery(), { code: "CONNECTION_RELEASED" });
+    assert.throws(() => con.addLogListener(() => {}), { code: "CONNECTION_RELEASED" });
+    assert.throws(() => con.removeLogListener(() => {}), { code: "CONNECTION_RELEASED" });
+  });
+});
+
+describe("Connection surface: log listeners (real server)", () => {
+  before(async () => {
+    server = await getTestServer();
+  });
+
+  it("Connection.addLogListener() receives a RAISE WARNING with every field", async () => {
+    await using con = await connect(server.dsn);
+    const notices: Notice[] = [];
+    con.addLogListener((n) => notices.push(n));
+    await con.execute(FULL_NOTICE);
+    assert.equal(notices.length, 1);
+    const n = notices[0]!;
+    assert.deepEqual(
+      {
+        severity: n.severity,
+        code: n.code,
+        message: n.message,
+        detail: n.detail,
+        hint: n.hint,
+        schema: n.schema,
+        table: n.table,
+        column: n.column,
+        constraint: n.constraint,
+        dataType: n.dataType,
+      },
+      {
+        severity: "WARNING",
+        code: "01P42",
+        message: "disk d1 almost full",
+        detail: "only 1% left",
+        hint: "add a disk",
+        schema: "a_schema",
+        table: "a_table",
+        column: "a_column",
+        constraint: "a_constraint",
+        dataType: "a_type",
+      },
+    );
+    assert.match(n.where ?? "", /PL\/pgSQL function inline_code_block line 2 at RAISE/);
+    assert.equal(typeof n.file, "string");
+    assert.equal(typeof n.line, "number");
+    assert.equal(typeof n.routine, "string");
+  });
+
+  it("Connection.addLogListener() receives the server's own warnings and notices of a query, before its result", async () => {
+    await using con = await connect(server.dsn);
+    const notices: Notice[] = [];
+    con.addLogListener((n) => notices.push(n));
+    await con.execute("ROLLBACK"); // WARNING 25P01 there is no transaction in progress
+    assert.deepEqual(notices.map((n) => [n.severity, n.code]), [["WARNING", "25P01"]]);
+    await con.execute(`DO $$ BEGIN RAISE NOTICE 'one'; RAISE INFO 'two'; END $$`);
+    assert.deepEqual(notices.slice(1).map((n) => [n.severity, n.message]), [["NOTICE", "one"], [
+      "INFO",
+      "two",
+    ]]);
+  });
+
+  it("Connection.removeLogListener() stops delivery; a throwing listener does not stop the others", async () => {
+    await using con = await connect(server.dsn);
+    const a: string[] = [];
+    const b: string[] = [];
+    const listenerA = (n: Notice): void => void a.push(n.message);
+    con.addLogListener(() => {
+      throw new Error("a broken listener");
+    });
+    con.addLogListener(listenerA);
+    con.addLogListener(listenerA); // once only
+    con.addLogListener((n) => b.push(n.message));
+    await con.execute(`DO $$ BEGIN RAISE NOTICE 'first'; END $$`);
+    con.removeLogListener(listenerA);
+    await con.execute(`DO $$ BEGIN RAISE NOTICE 'second'; END $$`);
+    assert.deepEqual(a, ["first"]);
+    assert.deepEqual(b, ["first", "second"]);
+    assert.equal(await con.fetchVal("SELECT 1"), 1, "the connection still works");
+    assert.throws(() => con.addLogListener("no" as unknown as () => void), { code: "INVALID_ARGUMENT" });
+  });
+
+  it("Pool.release() removes log listeners left on a connection, with RELEASED_WITH_LISTENERS", async () => {
+    const log = warningLog();
+    await using pool = await createTestPool(server.dsn, { minSize: 1, maxSize: 1, onWarning: log.onWarning });
+    const first = await pool.acquire();
+    const pid = first.getServerPid();
+    const old: string[] = [];
+    first.addLogListener((n) => old.push(n.message));
+    await first.execute(`DO $$ BEGIN RAISE NOTICE 'mine'; END $$`);
+    assert.deepEqual(old, ["mine"]);
+    await pool.release(first);
+    assert.deepEqual(log.codes(), ["RELEASED_WITH_LISTENERS"]);
+    assert.match(log.list[0]!.message, /1 active listener\b/);
+    await using second = await pool.acquire();
+    assert.equal(second.getServerPid(), pid, "the same backend");
+    const now: string[] = [];
+    second.addLogListener((n) => now.push(n.message));
+    await second.execute(`DO $$ BEGIN RAISE NOTICE 'not yours'; END $$`);
+    assert.deepEqual(old, ["mine"], "the released checkout's listener hears nothing more");
+    assert.deepEqual(now, ["not yours"]);
+  });
+
+  it("Pool.release() of a connection whose log listeners were all removed warns nothing", async () => {
+    const log = warningLog();
+    await using pool = await createTestPool(server.dsn, { maxSize: 1, onWarning: log.onWarning });
+    const con = await pool.acquire();
+    const listener = (): void => {};
+    con.addLogListener(listener);
+    con.removeLogListener(listener);
+    await pool.release(con);
+    assert.deepEqual(log.codes(), []);
+  });
+});
