@@ -22,6 +22,7 @@ export type {
   Driver,
   DriverConnection,
   DriverName,
+  DriverQueryOptions,
   NotificationListener,
   QueryOptions,
   QueryResult,
@@ -42,6 +43,7 @@ export {
 } from "./core/errors.ts";
 export { type LogListener, type Notice } from "./core/log_listeners.ts";
 export type { ConnectHook, PoolMode, PoolOptions } from "./core/options.ts";
+export type { RowFactory } from "./core/row_factory.ts";
 export { type AcquireOptions, BasePool, type CloseOptions, type ReleaseOptions } from "./core/pool.ts";
 export { PoolConnection } from "./core/pool_connection.ts";
 export type {

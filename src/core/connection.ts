@@ -15,6 +15,7 @@ import type {
 } from "./driver.ts";
 import { InterfaceError } from "./errors.ts";
 import { type LogListener, LogListeners } from "./log_listeners.ts";
+import { arrayRowOptions, buildRow, buildRows, type RowFactory } from "./row_factory.ts";
 import {
   columnListSql,
   type CopyFormatOptions,
@@ -99,6 +100,12 @@ export interface ConnectionInternals {
    * `poolMode: "transaction"`): from then on listeners and COPY reject with `UNSUPPORTED`.
    */
   useTransactionPoolMode(con: Connection): void;
+  /**
+   * The connection's row factory (undefined: plain objects). A row-returning feature (a cursor,
+   * a prepared statement) fetches with `arrayRowOptions()` and builds rows with
+   * `buildRows()` / `buildRow()` of `row_factory.ts` when it is set.
+   */
+  rowFactory(con: Connection): RowFactory | undefined;
 }
 
 let internals!: ConnectionInternals;
@@ -298,6 +305,8 @@ export class Connection {
   #transactionPooled = false;
   /** The log listeners (made at the first `addLogListener`). */
   #logListeners: LogListeners | undefined;
+  /** What a fetched row is (undefined: the driver's plain objects). */
+  readonly #rowFactory: RowFactory | undefined;
 
   static {
     internals = {
@@ -311,6 +320,7 @@ export class Connection {
       useTransactionPoolMode: (con) => {
         con.#transactionPooled = true;
       },
+      rowFactory: (con) => con.#rowFactory,
     };
   }
 
@@ -318,9 +328,11 @@ export class Connection {
    * Wraps a driver connection. Drivers call this; users call `connect()`.
    *
    * @param driver The open driver connection.
+   * @param options The connection's `rowFactory` (see {@linkcode ConnectOptions.rowFactory}).
    */
-  constructor(driver: DriverConnection) {
+  constructor(driver: DriverConnection, options?: { rowFactory?: RowFactory }) {
     this.#driver = driver;
+    this.#rowFactory = options?.rowFactory;
     driver.onClose((error) => {
       const listeners = this.#closeListeners;
       this.#closeListeners = [];
@@ -394,7 +406,12 @@ export class Connection {
    * ```
    */
   async fetch<T = Row>(sql: string, args?: readonly unknown[], opts?: QueryOptions): Promise<T[]> {
-    return (await this.#driver.query(sqlOf(sql), argsOf(args), opts)).rows as T[];
+    const factory = this.#rowFactory;
+    if (factory === undefined) return (await this.#driver.query(sqlOf(sql), argsOf(args), opts)).rows as T[];
+    return buildRows(
+      factory,
+      await this.#driver.query(sqlOf(sql), argsOf(args), arrayRowOptions(opts)),
+    ) as T[];
   }
 
   /**
@@ -415,6 +432,13 @@ export class Connection {
    * ```
    */
   async fetchRow<T = Row>(sql: string, args?: readonly unknown[], opts?: QueryOptions): Promise<T | null> {
+    const factory = this.#rowFactory;
+    if (factory !== undefined) {
+      return buildRow(
+        factory,
+        await this.#driver.query(sqlOf(sql), argsOf(args), arrayRowOptions(opts)),
+      ) as T;
+    }
     const rows = (await this.#driver.query(sqlOf(sql), argsOf(args), opts)).rows;
     return rows.length === 0 ? null : rows[0] as T;
   }
@@ -468,8 +492,13 @@ export class Connection {
     argsList: readonly (readonly unknown[])[],
     opts?: QueryOptions,
   ): Promise<T[]> {
-    const results = await this.#driver.queryMany(sqlOf(sql), argsListOf(argsList), opts);
-    return results.flatMap((r) => r.rows) as T[];
+    const factory = this.#rowFactory;
+    if (factory === undefined) {
+      const results = await this.#driver.queryMany(sqlOf(sql), argsListOf(argsList), opts);
+      return results.flatMap((r) => r.rows) as T[];
+    }
+    const results = await this.#driver.queryMany(sqlOf(sql), argsListOf(argsList), arrayRowOptions(opts));
+    return results.flatMap((r) => buildRows(factory, r)) as T[];
   }
 
   /**

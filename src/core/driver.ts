@@ -7,6 +7,7 @@
  */
 
 import type { Notice } from "./log_listeners.ts";
+import type { RowFactory } from "./row_factory.ts";
 
 /** A result row: a plain object keyed by column name. */
 export type Row = Record<string, unknown>;
@@ -23,6 +24,17 @@ export interface QueryOptions {
   timeout?: number;
   /** Aborting cancels the query; it rejects with `signal.reason`. */
   signal?: AbortSignal;
+}
+
+/**
+ * Options of a driver's `query` / `queryMany`: the caller's bounds, and how the driver builds rows.
+ */
+export interface DriverQueryOptions extends QueryOptions {
+  /**
+   * Rows as arrays of values in column order (`QueryResult.rows` then holds arrays, duplicate
+   * column names kept): what a row factory builds its rows from.
+   */
+  arrayRows?: boolean;
 }
 
 /** What one statement returned. */
@@ -90,6 +102,12 @@ export interface ConnectOptions {
   /** Aborts the connection attempt; the attempt rejects with `signal.reason`. */
   signal?: AbortSignal;
   /**
+   * What a row of `fetch`, `fetchRow` and `fetchMany` is (asyncpg's `record_class`): `"array"`
+   * for arrays of values in column order, or a function `(columns, values) => row`. Default: plain
+   * objects keyed by column name. `fetchVal` is unaffected. See {@linkcode RowFactory}.
+   */
+  rowFactory?: RowFactory;
+  /**
    * Which driver speaks to the server: `"native"` (this package's own wire engine) or
    * `"postgres"` (npm `postgres`, postgres.js). Default: the `PGPOOL_DRIVER` environment
    * variable, else `"native"`. A pool uses one driver for all its connections.
@@ -118,6 +136,7 @@ export const CONNECT_OPTION_NAMES: ReadonlySet<string> = new Set([
   "statementCacheSize",
   "signal",
   "driver",
+  "rowFactory",
 ]);
 
 /** Receives a notification: its payload, its channel and the sending backend's pid. */
@@ -140,7 +159,7 @@ export interface DriverConnection {
   /** True once the connection closed for any reason; never false again. */
   isClosed(): boolean;
   /** Runs one statement with `$1…` parameters. */
-  query(sql: string, args: readonly unknown[], options?: QueryOptions): Promise<QueryResult>;
+  query(sql: string, args: readonly unknown[], options?: DriverQueryOptions): Promise<QueryResult>;
   /**
    * Runs one statement once per argument list, pipelined where possible; all or nothing
    * (outside a transaction, in a transaction of its own).
@@ -148,7 +167,7 @@ export interface DriverConnection {
   queryMany(
     sql: string,
     argsList: readonly (readonly unknown[])[],
-    options?: QueryOptions,
+    options?: DriverQueryOptions,
   ): Promise<QueryResult[]>;
   /** Runs a `COPY … TO STDOUT`, handing each chunk to `sink` (awaited: backpressure); resolves to the status tag. */
   copyOut(

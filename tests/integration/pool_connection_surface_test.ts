@@ -195,3 +195,68 @@ describe("Connection surface: log listeners (real server)", () => {
     assert.deepEqual(log.codes(), []);
   });
 });
+
+describe("Connection surface: rowFactory (real server)", () => {
+  before(async () => {
+    server = await getTestServer();
+  });
+
+  it('rowFactory "array" makes every fetch helper return arrays in column order; fetchVal and execute are unaffected', async () => {
+    await using pool = await createTestPool(server.dsn, { maxSize: 1, rowFactory: "array" });
+    const sql = "SELECT n, n * 10 AS n, NULL::text AS empty, 'x' AS __proto__ FROM generate_series(1, $1) n";
+    assert.deepEqual(await pool.fetch(sql, [2]), [[1, 10, null, "x"], [2, 20, null, "x"]], "one-shot fetch");
+    await using con = await pool.acquire();
+    assert.deepEqual(await con.fetch<unknown[]>(sql, [2]), [[1, 10, null, "x"], [2, 20, null, "x"]]);
+    assert.deepEqual(await con.fetchRow<unknown[]>(sql, [1]), [1, 10, null, "x"]);
+    assert.equal(await con.fetchRow(sql, [0]), null);
+    assert.deepEqual(
+      await con.fetch("SELECT 1 AS a; SELECT 2 AS b, 3 AS c"),
+      [[2, 3]],
+      "a simple query's last result",
+    );
+    assert.deepEqual(await con.fetchMany("SELECT $1::int AS v, 'k' AS k", [[1], [2]]), [[1, "k"], [2, "k"]]);
+    assert.equal(await con.fetchVal("SELECT 1 AS a, 2 AS b", [], { column: "b" }), 2, "fetchVal by name");
+    assert.equal(await con.fetchVal("SELECT 7"), 7);
+    assert.equal(await con.execute("SELECT 1 UNION ALL SELECT 2"), "SELECT 2");
+  });
+
+  it("rowFactory as a function builds each row from the column names and the row's values", async () => {
+    class Item {
+      constructor(readonly id: number, readonly name: string) {}
+    }
+    const seen: (readonly string[])[] = [];
+    await using pool = await createTestPool(server.dsn, {
+      maxSize: 1,
+      rowFactory: (columns, values) => {
+        seen.push(columns);
+        return new Item(values[columns.indexOf("id")] as number, values[columns.indexOf("name")] as string);
+      },
+    });
+    const items = await pool.fetch<Item>("SELECT id, 'item ' || id AS name FROM generate_series(1, 3) id");
+    assert.deepEqual(items, [new Item(1, "item 1"), new Item(2, "item 2"), new Item(3, "item 3")]);
+    assert.ok(items.every((i) => i instanceof Item));
+    assert.deepEqual(seen[0], ["id", "name"]);
+    assert.ok(seen.every((c) => c === seen[0]), "one column array per result, shared by its rows");
+    const one = await pool.fetchRow<Item>("SELECT 5 AS id, 'five' AS name");
+    assert.ok(one instanceof Item && one.name === "five");
+    const many = await pool.fetchMany<Item>("SELECT $1::int AS id, 'n' AS name", [[8], [9]]);
+    assert.deepEqual(many.map((i) => i.id), [8, 9]);
+    assert.ok(many.every((i) => i instanceof Item));
+  });
+
+  it("connect({ rowFactory }) applies it on a standalone connection; a wrong rowFactory is a TypeError", async () => {
+    await using con = await connect(server.dsn, { rowFactory: "array" });
+    assert.deepEqual(await con.fetch("SELECT 1 AS a, 2 AS a"), [[1, 2]], "duplicate names are kept");
+    await using plain = await connect(server.dsn);
+    assert.deepEqual(await plain.fetch("SELECT 1 AS a, 2 AS b"), [{ a: 1, b: 2 }], "default: plain objects");
+    await assert.rejects(connect(server.dsn, { rowFactory: "object" as "array" }), {
+      name: "TypeError",
+      message:
+        `Cannot connect as 'rowFactory' must be "array" or a function (columns, values) => row: got 'object'`,
+    });
+    await assert.rejects(createTestPool(server.dsn, { rowFactory: 1 as unknown as "array" }), {
+      name: "TypeError",
+      message: /^Cannot create pool as 'rowFactory' must be "array" or a function/,
+    });
+  });
+});

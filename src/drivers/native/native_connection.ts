@@ -8,6 +8,7 @@
 
 import type {
   DriverConnection,
+  DriverQueryOptions,
   NotificationListener,
   QueryOptions,
   QueryResult,
@@ -510,6 +511,7 @@ export class NativeConnection implements DriverConnection {
         onDescribed,
       );
       setup?.(op);
+      if ((options as DriverQueryOptions | undefined)?.arrayRows === true) op.arrayRows = true;
       this.#queryCount++;
       const bytes = this.#writer.take();
       if (this.#held !== undefined) this.#held.push({ op, bytes });

@@ -18,6 +18,7 @@
 import postgres from "postgres";
 import type {
   DriverConnection,
+  DriverQueryOptions,
   NotificationListener,
   QueryOptions,
   QueryResult,
@@ -88,6 +89,7 @@ interface NodeWritable {
 
 interface PgQuery extends Promise<unknown> {
   execute(): PgQuery;
+  values(): PgQuery;
   readable(): Promise<NodeReadable>;
   writable(): Promise<NodeWritable>;
 }
@@ -234,7 +236,7 @@ function columnName(name: string): string {
   return name === PROTO_COLUMN ? "__proto__" : name;
 }
 
-function toQueryResult(value: unknown, cycle: Cycle | undefined): QueryResult {
+function toQueryResult(value: unknown, cycle: Cycle | undefined, arrayRows = false): QueryResult {
   const multi = isMultiResult(value);
   const last = (multi ? value[value.length - 1] : value) as PgResult | undefined;
   if (last === undefined) return { rows: [], columns: [], command: cycle?.tags.at(-1) ?? "" };
@@ -246,7 +248,8 @@ function toQueryResult(value: unknown, cycle: Cycle | undefined): QueryResult {
     columns.push(columnName(name));
   }
   return {
-    rows: rowsOf(last, protoColumn),
+    // Array rows (postgres.js `values()`) hold no column names: nothing to put back.
+    rows: rowsOf(last, protoColumn && !arrayRows),
     columns,
     command: cycle?.tags.at(-1) ?? commandTag(last),
   };
@@ -1038,23 +1041,26 @@ export class PostgresConnection implements DriverConnection {
     );
   }
 
-  query(sql: string, args: readonly unknown[], options?: QueryOptions): Promise<QueryResult> {
+  query(sql: string, args: readonly unknown[], options?: DriverQueryOptions): Promise<QueryResult> {
     return this.#run(options, async () => {
       this.#queryCount++;
-      const result = await this.#sql!.unsafe(sql, args as unknown[], {
+      const query = this.#sql!.unsafe(sql, args as unknown[], {
         prepare: this.#statements.admit(sql, 1),
       });
-      return toQueryResult(result, this.#cycleLog.at(-1));
+      const arrayRows = options?.arrayRows === true;
+      const result = await (arrayRows ? query.values() : query);
+      return toQueryResult(result, this.#cycleLog.at(-1), arrayRows);
     });
   }
 
   queryMany(
     sql: string,
     argsList: readonly (readonly unknown[])[],
-    options?: QueryOptions,
+    options?: DriverQueryOptions,
   ): Promise<QueryResult[]> {
     return this.#run(options, async () => {
       const sqlJs = this.#sql!;
+      const arrayRows = options?.arrayRows === true;
       const prepare = this.#statements.admit(sql, argsList.length);
       // Outside a transaction the batch runs in one of its own, so it takes effect whole or not at
       // all: after a failed run the later ones fail too and COMMIT rolls back. Still one pipeline
@@ -1063,7 +1069,10 @@ export class PostgresConnection implements DriverConnection {
       const wrap = argsList.length > 1 && this.#tap.status === "idle";
       const all: PgQuery[] = [];
       if (wrap) all.push(sqlJs.unsafe("BEGIN"));
-      for (const args of argsList) all.push(sqlJs.unsafe(sql, args as unknown[], { prepare }));
+      for (const args of argsList) {
+        const query = sqlJs.unsafe(sql, args as unknown[], { prepare });
+        all.push(arrayRows ? query.values() : query);
+      }
       if (wrap) all.push(sqlJs.unsafe("COMMIT"));
       this.#queryCount += argsList.length; // the runs; the BEGIN/COMMIT around them are the driver's
       const settled = await Promise.allSettled(all);
@@ -1074,7 +1083,11 @@ export class PostgresConnection implements DriverConnection {
       const cycles = this.#cycleLog.length === settled.length ? this.#cycleLog : [];
       const first = wrap ? 1 : 0;
       return argsList.map((_, i) =>
-        toQueryResult((settled[first + i] as PromiseFulfilledResult<unknown>).value, cycles[first + i])
+        toQueryResult(
+          (settled[first + i] as PromiseFulfilledResult<unknown>).value,
+          cycles[first + i],
+          arrayRows,
+        )
       );
     });
   }
