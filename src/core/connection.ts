@@ -16,6 +16,7 @@ import type {
 import { InterfaceError } from "./errors.ts";
 import { type LogListener, LogListeners } from "./log_listeners.ts";
 import { arrayRowOptions, buildRow, buildRows, type RowFactory } from "./row_factory.ts";
+import { checkTypeCodec, resolveCodecType, type TypeCodec } from "./type_codecs.ts";
 import {
   columnListSql,
   type CopyFormatOptions,
@@ -130,8 +131,12 @@ const NO_ARGS: readonly unknown[] = Object.freeze([]);
 /** Stands for a missing options object, so a missing required option is reported by name. */
 const NO_OPTIONS: Readonly<Partial<CopyFromTableOptions & CopyToTableOptions>> = Object.freeze({});
 
-/** Checks query arguments; plain objects become JSON text. Returns the array to send. */
-function argsOf(args: readonly unknown[] | undefined): readonly unknown[] {
+/**
+ * Checks query arguments; plain objects become JSON text. Returns the array to send. With
+ * `objects` (the connection has type codecs), other objects go to the driver as they are, for an
+ * encoder.
+ */
+function argsOf(args: readonly unknown[] | undefined, objects = false): readonly unknown[] {
   if (args === undefined) return NO_ARGS;
   if (!Array.isArray(args)) {
     throw new InterfaceError("INVALID_ARGUMENT", "Query arguments must be an array");
@@ -139,7 +144,7 @@ function argsOf(args: readonly unknown[] | undefined): readonly unknown[] {
   let out: unknown[] | undefined;
   for (let i = 0; i < args.length; i++) {
     const value: unknown = args[i];
-    const sent = sendable(value, i);
+    const sent = sendable(value, i, objects);
     if (sent !== value) {
       out ??= args.slice();
       out[i] = sent;
@@ -148,7 +153,7 @@ function argsOf(args: readonly unknown[] | undefined): readonly unknown[] {
   return out ?? args;
 }
 
-function sendable(value: unknown, index: number): unknown {
+function sendable(value: unknown, index: number, objects: boolean): unknown {
   switch (typeof value) {
     case "string":
     case "number":
@@ -158,11 +163,12 @@ function sendable(value: unknown, index: number): unknown {
     case "object": {
       if (value === null || value instanceof Date || value instanceof Uint8Array) return value;
       if (Array.isArray(value)) {
-        for (const element of value) sendable(element, index);
+        for (const element of value) sendable(element, index, objects);
         return value;
       }
       const proto = Object.getPrototypeOf(value);
       if (proto === Object.prototype || proto === null) return JSON.stringify(value);
+      if (objects) return value;
       throw new InterfaceError(
         "INVALID_ARGUMENT",
         `Query argument $${index + 1} is a ${
@@ -183,11 +189,14 @@ function sendable(value: unknown, index: number): unknown {
   }
 }
 
-function argsListOf(argsList: readonly (readonly unknown[])[]): readonly (readonly unknown[])[] {
+function argsListOf(
+  argsList: readonly (readonly unknown[])[],
+  objects = false,
+): readonly (readonly unknown[])[] {
   if (!Array.isArray(argsList)) {
     throw new InterfaceError("INVALID_ARGUMENT", "The argument lists must be an array of arrays");
   }
-  return argsList.map((args) => argsOf(args));
+  return argsList.map((args) => argsOf(args, objects));
 }
 
 function sqlOf(sql: unknown): string {
@@ -305,6 +314,8 @@ export class Connection {
   #transactionPooled = false;
   /** The log listeners (made at the first `addLogListener`). */
   #logListeners: LogListeners | undefined;
+  /** A type codec was set: arguments that are objects (not plain) go to the driver for its encoders. */
+  #codecs = false;
   /** What a fetched row is (undefined: the driver's plain objects). */
   readonly #rowFactory: RowFactory | undefined;
 
@@ -357,7 +368,7 @@ export class Connection {
    * ```
    */
   async execute(sql: string, args?: readonly unknown[], opts?: QueryOptions): Promise<string> {
-    return (await this.#driver.query(sqlOf(sql), argsOf(args), opts)).command;
+    return (await this.#driver.query(sqlOf(sql), argsOf(args, this.#codecs), opts)).command;
   }
 
   /**
@@ -386,7 +397,7 @@ export class Connection {
     argsList: readonly (readonly unknown[])[],
     opts?: QueryOptions,
   ): Promise<void> {
-    await this.#driver.queryMany(sqlOf(sql), argsListOf(argsList), opts);
+    await this.#driver.queryMany(sqlOf(sql), argsListOf(argsList, this.#codecs), opts);
   }
 
   /**
@@ -407,10 +418,12 @@ export class Connection {
    */
   async fetch<T = Row>(sql: string, args?: readonly unknown[], opts?: QueryOptions): Promise<T[]> {
     const factory = this.#rowFactory;
-    if (factory === undefined) return (await this.#driver.query(sqlOf(sql), argsOf(args), opts)).rows as T[];
+    if (factory === undefined) {
+      return (await this.#driver.query(sqlOf(sql), argsOf(args, this.#codecs), opts)).rows as T[];
+    }
     return buildRows(
       factory,
-      await this.#driver.query(sqlOf(sql), argsOf(args), arrayRowOptions(opts)),
+      await this.#driver.query(sqlOf(sql), argsOf(args, this.#codecs), arrayRowOptions(opts)),
     ) as T[];
   }
 
@@ -436,10 +449,10 @@ export class Connection {
     if (factory !== undefined) {
       return buildRow(
         factory,
-        await this.#driver.query(sqlOf(sql), argsOf(args), arrayRowOptions(opts)),
+        await this.#driver.query(sqlOf(sql), argsOf(args, this.#codecs), arrayRowOptions(opts)),
       ) as T;
     }
-    const rows = (await this.#driver.query(sqlOf(sql), argsOf(args), opts)).rows;
+    const rows = (await this.#driver.query(sqlOf(sql), argsOf(args, this.#codecs), opts)).rows;
     return rows.length === 0 ? null : rows[0] as T;
   }
 
@@ -465,7 +478,7 @@ export class Connection {
     args?: readonly unknown[],
     opts?: FetchValOptions,
   ): Promise<T | null> {
-    const result = await this.#driver.query(sqlOf(sql), argsOf(args), opts);
+    const result = await this.#driver.query(sqlOf(sql), argsOf(args, this.#codecs), opts);
     return pickValue(result, opts?.column) as T | null;
   }
 
@@ -494,10 +507,14 @@ export class Connection {
   ): Promise<T[]> {
     const factory = this.#rowFactory;
     if (factory === undefined) {
-      const results = await this.#driver.queryMany(sqlOf(sql), argsListOf(argsList), opts);
+      const results = await this.#driver.queryMany(sqlOf(sql), argsListOf(argsList, this.#codecs), opts);
       return results.flatMap((r) => r.rows) as T[];
     }
-    const results = await this.#driver.queryMany(sqlOf(sql), argsListOf(argsList), arrayRowOptions(opts));
+    const results = await this.#driver.queryMany(
+      sqlOf(sql),
+      argsListOf(argsList, this.#codecs),
+      arrayRowOptions(opts),
+    );
     return results.flatMap((r) => buildRows(factory, r)) as T[];
   }
 
@@ -724,6 +741,74 @@ export class Connection {
    */
   getResetQuery(): string {
     return this.#transactionPooled ? "" : this.#driver.resetQuery();
+  }
+
+  /**
+   * Sets this connection's own text codec of a type (asyncpg's `set_type_codec`):
+   * values of the type in results go through `decoder`, arguments bound to
+   * parameters of the type through `encoder`; arrays of the type use them per
+   * element. The type is looked up by name in the server's catalog (see
+   * {@linkcode TypeCodec.schema}). Codecs are the connection's client-side
+   * state: the session reset at release keeps them, so a pool's `init` hook is
+   * the place to set them for every connection. A plain-object argument is
+   * still sent as JSON; pass a class instance (or another non-plain object) to
+   * reach an encoder. A domain has no codec of its own (PostgreSQL sends its
+   * values as its base type): set the codec on the base type.
+   *
+   * On the postgres.js driver, a statement text the connection already prepared
+   * (run more than once) keeps the codecs in effect when it was prepared; set
+   * codecs before such statements run (in `init`).
+   *
+   * @param typeName The type's name (resolved like SQL does, or exactly within `codec.schema`).
+   * @param codec The encoder, the decoder, and optionally the schema and the format (`"text"`).
+   * @throws {InterfaceError} `UNKNOWN_TYPE` when the server has no such type; `UNSUPPORTED` for
+   *   a domain, a pseudo-type or a format other than text; `INVALID_ARGUMENT` for a malformed codec.
+   * @example Decode every numeric (a domain over numeric included) to an application class
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { createPool } from "@x/pgpool";
+   * class Decimal {
+   *   constructor(readonly text: string) {}
+   *   toString(): string {
+   *     return this.text;
+   *   }
+   * }
+   * await using pool = await createPool({
+   *   maxSize: 1,
+   *   init: (con) => con.setTypeCodec("numeric", { decoder: (t) => new Decimal(t), encoder: String }),
+   * });
+   * const total = await pool.fetchVal("SELECT $1::numeric + 0.05", [new Decimal("1.20")]);
+   * assert.deepEqual(total, new Decimal("1.25"));
+   * ```
+   */
+  async setTypeCodec<T>(typeName: string, codec: TypeCodec<T>): Promise<void> {
+    checkTypeCodec(typeName, codec);
+    const type = await resolveCodecType(this.#driver, typeName, codec.schema, "set a type codec");
+    this.#driver.setTypeCodec(type, codec as TypeCodec<unknown>);
+    this.#codecs = true;
+  }
+
+  /**
+   * Puts a type back on its built-in codec (asyncpg's `reset_type_codec`),
+   * undoing {@linkcode Connection.setTypeCodec}.
+   *
+   * @param typeName The type's name.
+   * @param opts `schema`, as for `setTypeCodec`.
+   * @throws {InterfaceError} `UNKNOWN_TYPE` when the server has no such type.
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { connect } from "@x/pgpool";
+   * await using con = await connect();
+   * await con.setTypeCodec("int4", { decoder: (t) => BigInt(t), encoder: String });
+   * assert.equal(await con.fetchVal("SELECT 7::int4"), 7n);
+   * await con.resetTypeCodec("int4");
+   * assert.equal(await con.fetchVal("SELECT 7::int4"), 7);
+   * ```
+   */
+  async resetTypeCodec(typeName: string, opts?: { schema?: string }): Promise<void> {
+    const type = await resolveCodecType(this.#driver, typeName, opts?.schema, "reset a type codec");
+    this.#driver.setTypeCodec(type, undefined);
   }
 
   /**

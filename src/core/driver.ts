@@ -8,6 +8,7 @@
 
 import type { Notice } from "./log_listeners.ts";
 import type { RowFactory } from "./row_factory.ts";
+import type { CodecType, TextCodec } from "./type_codecs.ts";
 
 /** A result row: a plain object keyed by column name. */
 export type Row = Record<string, unknown>;
@@ -217,6 +218,13 @@ export interface DriverConnection {
    * connection, with every field; `undefined` drops them again. A later call replaces it.
    */
   onNotice(listener: ((notice: Notice) => void) | undefined): void;
+  /**
+   * Sets this connection's own text codec of a type (and of its array type, element by element),
+   * replacing the built-in one; `undefined` goes back to the built-in one. Results decode with it
+   * and arguments bound to parameters of the type encode with it. A driver that cannot apply it
+   * to statements it prepared before says so in its documentation.
+   */
+  setTypeCodec(type: CodecType, codec: TextCodec | undefined): void;
 }
 
 /**

@@ -65,6 +65,8 @@ export type SessionApi = Pick<
   | "addLogListener"
   | "removeLogListener"
   | "getResetQuery"
+  | "setTypeCodec"
+  | "resetTypeCodec"
   | "getServerPid"
   | "getServerVersion"
   | "reset"
@@ -100,6 +102,8 @@ export const METHODS: { readonly [M in QueryMethod]: 1 | 2 } & { readonly [M in 
   addLogListener: null,
   removeLogListener: null,
   getResetQuery: null,
+  setTypeCodec: null,
+  resetTypeCodec: null,
   getServerPid: null,
   getServerVersion: null,
   reset: null,

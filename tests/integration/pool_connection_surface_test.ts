@@ -3,12 +3,13 @@
  * pooled and standalone connections: `getResetQuery()` (a custom reset that
  * extends the default one), log listeners (`addLogListener` /
  * `removeLogListener`, removed at release with `RELEASED_WITH_LISTENERS`) and
- * the row factory (`rowFactory`). Runs on the driver `PGPOOL_DRIVER` picks
+ * the row factory (`rowFactory`) and type codecs (`setTypeCodec` / `resetTypeCodec`). Runs on the driver `PGPOOL_DRIVER` picks
  * (`test:other` reruns it on postgres.js).
  */
 
-import { before, describe, it } from "node:test";
+import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
+import process from "node:process";
 import { connect, type Connection, type Notice } from "../../mod.ts";
 import { createTestPool, getTestServer, type TestServer, warningLog } from "./pool_support.ts";
 
@@ -258,5 +259,148 @@ describe("Connection surface: rowFactory (real server)", () => {
       name: "TypeError",
       message: /^Cannot create pool as 'rowFactory' must be "array" or a function/,
     });
+  });
+});
+
+class Point {
+  constructor(readonly x: number, readonly y: number) {}
+}
+
+class Decimal {
+  constructor(readonly text: string) {}
+  toString(): string {
+    return this.text;
+  }
+}
+
+/** Parses a composite literal of two ints, `(1,2)`. */
+function parsePoint(text: string): Point {
+  const [x, y] = text.slice(1, -1).split(",").map(Number);
+  return new Point(x!, y!);
+}
+
+const DRIVER = process.env.PGPOOL_DRIVER === "postgres" ? "postgres" : "native";
+
+describe("Connection surface: type codecs (real server)", () => {
+  const suffix = `${process.pid}_${Date.now() % 100000}`;
+  const pointType = `s14_point_${suffix}`;
+  const priceDomain = `s14_price_${suffix}`;
+
+  before(async () => {
+    server = await getTestServer();
+    await using con = await connect(server.dsn);
+    await con.execute(`CREATE TYPE ${pointType} AS (x int, y int)`);
+    await con.execute(`CREATE DOMAIN ${priceDomain} AS numeric(10, 2) CHECK (VALUE >= 0)`);
+  });
+
+  after(async () => {
+    await using con = await connect(server.dsn);
+    await con.execute(`DROP TYPE IF EXISTS ${pointType}; DROP DOMAIN IF EXISTS ${priceDomain}`);
+  });
+
+  it("a codec set in init decodes a composite type and a domain over numeric on every connection, also after releases", async () => {
+    let inits = 0;
+    await using pool = await createTestPool(server.dsn, {
+      maxSize: 2,
+      init: async (con) => {
+        inits++;
+        await con.setTypeCodec(pointType, { decoder: parsePoint, encoder: (p) => `(${p.x},${p.y})` });
+        await con.setTypeCodec("numeric", { decoder: (t) => new Decimal(t), encoder: String });
+      },
+    });
+    const pids = new Set<number>();
+    for (let round = 0; round < 3; round++) {
+      const cons = [await pool.acquire(), await pool.acquire()];
+      for (const con of cons) {
+        pids.add(con.getServerPid());
+        await con.execute("SET work_mem = '7777kB'"); // something for the reset to clear
+        const row = await con.fetchRow<{ p: Point; price: Decimal; ps: Point[]; n: unknown }>(
+          `SELECT ROW(1, 2)::${pointType} AS p, 12.5::${priceDomain} AS price,
+            ARRAY[ROW(3, 4)::${pointType}, NULL] AS ps, 7::int4 AS n`,
+        );
+        assert.deepEqual(row, {
+          p: new Point(1, 2),
+          price: new Decimal("12.50"),
+          ps: [new Point(3, 4), null],
+          n: 7,
+        });
+        assert.ok(row!.p instanceof Point && row!.price instanceof Decimal, `round ${round}`);
+        assert.deepEqual(
+          await con.fetchRow(`SELECT ($1::${pointType}).y AS y, cardinality($2::${pointType}[]) AS n`, [
+            new Point(5, 6),
+            [new Point(1, 1), new Point(2, 2)],
+          ]),
+          { y: 6, n: 2 },
+          "arguments go through the encoder, arrays element by element",
+        );
+        assert.deepEqual(
+          await con.fetchVal(`SELECT $1::${priceDomain} + 1`, [new Decimal("1.25")]),
+          new Decimal("2.25"),
+        );
+      }
+      for (const con of cons) await pool.release(con);
+    }
+    assert.equal(pids.size, 2, "two connections");
+    assert.equal(inits, 2, "init ran once per connection; the codecs outlived every release's reset");
+    assert.deepEqual(
+      await pool.fetchVal(`SELECT ROW(9, 9)::${pointType}`),
+      new Point(9, 9),
+      "one-shots too",
+    );
+  });
+
+  it("Connection.setTypeCodec() refuses an unknown type, a domain and a binary format with clear codes", async () => {
+    await using con = await connect(server.dsn);
+    const codec = { decoder: (t: string) => t, encoder: String };
+    await assert.rejects(con.setTypeCodec("no_such_type_at_all", codec), {
+      code: "UNKNOWN_TYPE",
+      message: "Cannot set a type codec as the server has no type named 'no_such_type_at_all'",
+    });
+    await assert.rejects(con.setTypeCodec(pointType, { ...codec, schema: "no_such_schema" }), {
+      code: "UNKNOWN_TYPE",
+    });
+    await assert.rejects(con.setTypeCodec("not a type (", codec), { code: "UNKNOWN_TYPE" });
+    await assert.rejects(con.setTypeCodec(priceDomain, codec), {
+      code: "UNSUPPORTED",
+      message: new RegExp(
+        `^Cannot set a type codec on '${priceDomain}' as it is a domain: .*set the codec on numeric$`,
+      ),
+    });
+    await assert.rejects(con.setTypeCodec("int4", { ...codec, format: "binary" as "text" }), {
+      code: "UNSUPPORTED",
+    });
+    await assert.rejects(con.setTypeCodec("int4", { decoder: String } as never), {
+      code: "INVALID_ARGUMENT",
+    });
+    await assert.rejects(con.resetTypeCodec("no_such_type_at_all"), { code: "UNKNOWN_TYPE" });
+    assert.equal(await con.fetchVal("SELECT 1"), 1, "the connection still works");
+  });
+
+  it("Connection.resetTypeCodec() puts the built-in codec back; a schema-qualified name is exact", async () => {
+    await using con = await connect(server.dsn);
+    await con.setTypeCodec(pointType, { schema: "public", decoder: parsePoint, encoder: String });
+    await con.setTypeCodec("int4", { decoder: (t) => BigInt(t), encoder: String });
+    assert.deepEqual(await con.fetchRow(`SELECT 7::int4 AS n, ROW(1, 2)::${pointType} AS p`), {
+      n: 7n,
+      p: new Point(1, 2),
+    });
+    await con.resetTypeCodec("int4");
+    await con.resetTypeCodec(pointType, { schema: "public" });
+    assert.deepEqual(await con.fetchRow(`SELECT 7::int4 AS n, ROW(1, 2)::${pointType} AS p`), {
+      n: 7,
+      p: "(1,2)",
+    });
+  });
+
+  it(`a codec set after a statement was prepared applies to it on the ${DRIVER} driver as documented`, async () => {
+    await using con = await connect(server.dsn);
+    const sql = "SELECT $1::int4 AS n";
+    assert.equal(await con.fetchVal(sql, [1]), 1);
+    assert.equal(await con.fetchVal(sql, [1]), 1); // run again: now a prepared statement
+    await con.setTypeCodec("int4", { decoder: (t) => BigInt(t), encoder: String });
+    // The native engine chooses the parsers of described statements again; postgres.js keeps the
+    // parsers a statement was prepared with (README: set codecs in init).
+    assert.equal(await con.fetchVal(sql, [2]), DRIVER === "native" ? 2n : 2);
+    assert.equal(await con.fetchVal("SELECT $1::int4 AS fresh", [3]), 3n, "a new statement uses the codec");
   });
 });

@@ -21,6 +21,7 @@ import type {
 } from "../../src/core/driver.ts";
 import { ConnectionError, InterfaceError, PoolTimeoutError } from "../../src/core/errors.ts";
 import type { Notice } from "../../src/core/log_listeners.ts";
+import type { CodecType, TextCodec } from "../../src/core/type_codecs.ts";
 import type { FakeClock } from "./fake_clock.ts";
 
 export type Outcome = "ok" | "error" | "slow" | "never";
@@ -260,6 +261,14 @@ export class FakeDriverConnection implements DriverConnection {
 
   onNotice(listener: ((notice: Notice) => void) | undefined): void {
     this.noticeListener = listener;
+  }
+
+  /** The codecs set, by type oid. */
+  codecs = new Map<number, TextCodec>();
+
+  setTypeCodec(type: CodecType, codec: TextCodec | undefined): void {
+    if (codec === undefined) this.codecs.delete(type.oid);
+    else this.codecs.set(type.oid, codec);
   }
 }
 

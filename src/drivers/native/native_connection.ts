@@ -43,6 +43,8 @@ import {
 } from "./messages.ts";
 import { type Fields, Operation } from "./operation.ts";
 import { inferParamOid, serializeParam, type TypeRegistry } from "./values/index.ts";
+import { ConnectionCodecs } from "./values/codecs.ts";
+import type { CodecType, TextCodec } from "../../core/type_codecs.ts";
 import { cstrEnd, int32, utf8, WireReader } from "./wire_reader.ts";
 import { WireWriter } from "./wire_writer.ts";
 
@@ -185,6 +187,10 @@ export class NativeConnection implements DriverConnection {
   #onClose: ((error: Error | undefined) => void) | undefined;
   /** The connection's notice receiver (the log listeners of its `Connection`). */
   #onNotice: ((notice: Notice) => void) | undefined;
+  /** Parsers by oid: the driver's shared registry, or the connection's own codecs in front of it. */
+  #types: TypeRegistry;
+  /** The connection's own type codecs (made at the first `setTypeCodec`). */
+  #codecs: ConnectionCodecs | undefined;
   /** LISTEN callbacks by channel (made at the first listen). */
   #listeners: Map<string, NotificationListener> | undefined;
   /**
@@ -208,6 +214,7 @@ export class NativeConnection implements DriverConnection {
   /** @param settings What the driver provides. */
   constructor(settings: NativeSettings) {
     this.#settings = settings;
+    this.#types = settings.types;
     this.#cache = new StatementCache(settings.prepare ? settings.statementCacheSize : 0);
     this.#reader = new WireReader((type, b, start, end) => this.#message(type, b, start, end));
   }
@@ -270,6 +277,28 @@ export class NativeConnection implements DriverConnection {
 
   onNotice(listener: ((notice: Notice) => void) | undefined): void {
     this.#onNotice = listener;
+  }
+
+  setTypeCodec(type: CodecType, codec: TextCodec | undefined): void {
+    const codecs = this.#codecs ??= new ConnectionCodecs(this.#settings.types);
+    this.#types = codecs;
+    codecs.set(type, codec);
+    // Statements described before keep their columns' parsers: choose them again.
+    for (const prepared of this.#prepared.values()) {
+      const fields = prepared.fields;
+      if (fields !== undefined) fields.parsers = fields.oids.map((oid) => codecs.parser(oid));
+    }
+  }
+
+  /** The text of an argument: the connection's encoder of its type when it set one, else the built-in rules. */
+  #paramText(value: unknown, describedOid: number | undefined): string | null {
+    const codecs = this.#codecs;
+    if (codecs !== undefined && value !== null && value !== undefined) {
+      const inferred = inferParamOid(value);
+      const encode = codecs.encoder(inferred === 0 ? describedOid ?? 0 : inferred);
+      if (encode !== undefined) return encode(value);
+    }
+    return serializeParam(value, describedOid).text;
   }
 
   /**
@@ -503,7 +532,7 @@ export class NativeConnection implements DriverConnection {
   ): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const op = new Operation(
-        this.#settings.types,
+        this.#types,
         readies,
         (r) => resolve(map(r)),
         reject,
@@ -592,7 +621,7 @@ export class NativeConnection implements DriverConnection {
       this.#absorb = false;
       // Its error (57014: the late cancel landed here; 25P02: a failed transaction) is expected.
       writeQuery(this.#writer, "SELECT 1");
-      const absorber = new Operation(this.#settings.types, 1, noop, noop);
+      const absorber = new Operation(this.#types, 1, noop, noop);
       absorber.own = true;
       this.#ops.push(absorber);
       this.#send(this.#writer.take());
@@ -718,7 +747,8 @@ export class NativeConnection implements DriverConnection {
     const name = prepared?.name ?? "";
     const types = prepared === undefined ? this.#paramTypes?.get(sql) : prepared.params;
     let promise: Promise<T>;
-    if (types === undefined && argsList.some(typeDependent)) {
+    // With codecs of its own the connection needs the parameter types to pick an encoder.
+    if (types === undefined && (this.#codecs !== undefined || argsList.some(typeDependent))) {
       // Describe first; the Binds are written when the parameter types are in.
       if (prepared === undefined || fresh) writeParse(w, name, sql, first.map(inferParamOid));
       writeDescribe(w, "S", name);
@@ -734,7 +764,7 @@ export class NativeConnection implements DriverConnection {
       });
     } else {
       // Every text first (a refused value must leave nothing half-written), then the messages.
-      const texts = argsList.map((args) => args.map((a, i) => serializeParam(a, types?.[i]).text));
+      const texts = argsList.map((args) => args.map((a, i) => this.#paramText(a, types?.[i])));
       let known: Fields | undefined;
       let onDescribed: ((f: Fields | undefined) => void) | undefined;
       let describePortal = true;
@@ -800,7 +830,7 @@ export class NativeConnection implements DriverConnection {
         known.set(sql, paramOids);
       }
       try {
-        const texts = argsList.map((args) => args.map((a, i) => serializeParam(a, paramOids[i]).text));
+        const texts = argsList.map((args) => args.map((a, i) => this.#paramText(a, paramOids[i])));
         const w = this.#writer;
         const name = prepared?.name ?? "";
         // An unnamed statement is parsed again in this round: behind a transaction pooler the first round's

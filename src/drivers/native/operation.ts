@@ -15,6 +15,8 @@ import type { Alarm } from "../../core/watchdog.ts";
 export interface Fields {
   /** Column names. */
   names: string[];
+  /** Column type oids (to choose the parsers again when the connection's codecs change). */
+  oids: number[];
   /** Parser per column (undefined: the text is the value). */
   parsers: (Parser | undefined)[];
 }
@@ -23,16 +25,19 @@ export interface Fields {
 export function decodeFields(b: Uint8Array, start: number, types: TypeRegistry): Fields {
   const n = int16(b, start);
   const names = new Array<string>(n);
+  const oids = new Array<number>(n);
   const parsers = new Array<Parser | undefined>(n);
   let i = start + 2;
   for (let c = 0; c < n; c++) {
     const stop = cstrEnd(b, i);
     names[c] = utf8(b, i, stop);
     i = stop + 1;
-    parsers[c] = types.parser(int32(b, i + 6) >>> 0);
+    const oid = int32(b, i + 6) >>> 0;
+    oids[c] = oid;
+    parsers[c] = types.parser(oid);
     i += 18;
   }
-  return { names, parsers };
+  return { names, oids, parsers };
 }
 
 function decodeRow(b: Uint8Array, start: number, fields: Fields): Row {

@@ -40,8 +40,9 @@ import type { Notice } from "../../core/log_listeners.ts";
 import { type Alarm, Watchdog } from "../../core/watchdog.ts";
 import type { Connector, Transport, TransportHandlers, TransportTarget } from "../../runtime/transport.ts";
 import type { HostAddress, ResolvedConnectOptions } from "../dsn.ts";
-import { guardSerializers } from "./safe_serializers.ts";
-import { installArrayTypes, type TypeTables } from "./arrays.ts";
+import { guardSerializers, REFUSED_PARAMETER } from "./safe_serializers.ts";
+import { installArrayTypes, parseArray, serializeArray, type TypeTables } from "./arrays.ts";
+import type { CodecType, TextCodec } from "../../core/type_codecs.ts";
 import { PgSocket } from "./pg_socket.ts";
 import { fixQueryOrigin } from "./query_origin.ts";
 import { StatementCache } from "../statement_cache.ts";
@@ -319,6 +320,13 @@ export class PostgresConnection implements DriverConnection {
   #resetSql = "";
   /** The connection's notice receiver (the log listeners of its `Connection`). */
   #onNotice: ((notice: Notice) => void) | undefined;
+  /** postgres.js's own parser and serializer of each type given a codec, to put back at a reset. */
+  #builtInCodecs:
+    | Map<
+      number,
+      { parse: ((text: string) => unknown) | undefined; serialize: ((value: unknown) => string) | undefined }
+    >
+    | undefined;
   /** Encoded simple-query messages for the reset, by statement text. */
   #resetMessages = new Map<string, Uint8Array>();
   /** Waiters for the driver's own statements, answered in order by swallowed cycles. */
@@ -407,6 +415,47 @@ export class PostgresConnection implements DriverConnection {
 
   onNotice(listener: ((notice: Notice) => void) | undefined): void {
     this.#onNotice = listener;
+  }
+
+  /**
+   * postgres.js looks a column's parser up when it reads the statement's description and keeps
+   * it with the prepared statement: texts this connection prepared before keep their parsers.
+   */
+  setTypeCodec(type: CodecType, codec: TextCodec | undefined): void {
+    const tables = this.#sql?.options;
+    if (tables === undefined) return;
+    const builtIn = this.#builtInCodecs ??= new Map();
+    for (const oid of type.arrayOid === 0 ? [type.oid] : [type.oid, type.arrayOid]) {
+      if (!builtIn.has(oid)) {
+        builtIn.set(oid, { parse: tables.parsers[oid], serialize: tables.serializers[oid] });
+      }
+    }
+    if (codec === undefined) {
+      for (const oid of [type.oid, type.arrayOid]) {
+        const saved = builtIn.get(oid);
+        if (saved === undefined) continue;
+        tables.parsers[oid] = saved.parse;
+        tables.serializers[oid] = saved.serialize;
+        if (saved.parse === undefined) delete tables.parsers[oid];
+        if (saved.serialize === undefined) delete tables.serializers[oid];
+      }
+      return;
+    }
+    const { decoder, encoder } = codec;
+    // A serializer that throws would break postgres.js's writing (see safe_serializers.ts).
+    const encode = (value: unknown): string => {
+      try {
+        return encoder(value);
+      } catch {
+        return REFUSED_PARAMETER;
+      }
+    };
+    tables.parsers[type.oid] = (text: string): unknown => decoder(text);
+    tables.serializers[type.oid] = encode;
+    if (type.arrayOid !== 0) {
+      tables.parsers[type.arrayOid] = (text: string): unknown => parseArray(text, decoder);
+      tables.serializers[type.arrayOid] = (value: unknown): string => serializeArray(value, encode);
+    }
   }
 
   onClose(listener: (error: Error | undefined) => void): void {
