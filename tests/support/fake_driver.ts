@@ -13,9 +13,11 @@ import { Connection } from "../../src/core/connection.ts";
 import type {
   ConnectOptions,
   DriverConnection,
+  DriverQueryOptions,
   NotificationListener,
   QueryOptions,
   QueryResult,
+  Row,
   ServerVersion,
   TransactionStatus,
 } from "../../src/core/driver.ts";
@@ -88,6 +90,8 @@ export class FakeDriverConnection implements DriverConnection {
   queries: string[] = [];
   /** The arguments of each statement in `queries`, in the same order. */
   args: (readonly unknown[])[] = [];
+  /** The options of each `query()` call, in the same order. */
+  options: (DriverQueryOptions | undefined)[] = [];
   #closed = false;
   #onClose: ((error: Error | undefined) => void) | undefined;
   #listeners = new Map<string, NotificationListener>();
@@ -128,9 +132,10 @@ export class FakeDriverConnection implements DriverConnection {
     }
   }
 
-  async query(sql: string, args: readonly unknown[], opts?: QueryOptions): Promise<QueryResult> {
+  async query(sql: string, args: readonly unknown[], opts?: DriverQueryOptions): Promise<QueryResult> {
     this.queries.push(sql);
     this.args.push(args);
+    this.options.push(opts);
     try {
       await this.#run(this.driver.query.next(), "query", opts);
     } catch (e) {
@@ -141,8 +146,10 @@ export class FakeDriverConnection implements DriverConnection {
     const verb = sql.trim().split(/\s+/)[0]!.toUpperCase();
     if (verb === "BEGIN") this.transactionStatus = "transaction";
     if (verb === "COMMIT" || verb === "ROLLBACK") this.transactionStatus = "idle";
+    const n = args.length > 0 ? args[0] : 1;
     return {
-      rows: [{ n: args.length > 0 ? args[0] : 1, pid: this.pid, sql }],
+      // Array rows when asked (a row factory), like the real drivers.
+      rows: [opts?.arrayRows === true ? [n, this.pid, sql] as unknown as Row : { n, pid: this.pid, sql }],
       columns: ["n", "pid", "sql"],
       command: verb === "SELECT" ? "SELECT 1" : verb,
     };
@@ -316,6 +323,6 @@ export class FakeDriver {
     this.connections.push(dc);
     this.open++;
     this.maxOpen = Math.max(this.maxOpen, this.open);
-    return new Connection(dc);
+    return new Connection(dc, options);
   };
 }
