@@ -52,6 +52,11 @@ class NoopConnection implements DriverConnection {
   onClose(listener: (e: Error | undefined) => void): void {
     this.#onClose = listener;
   }
+  resetQuery(): string {
+    return "";
+  }
+  onNotice(): void {}
+  setTypeCodec(): void {}
 }
 
 /** A pool `connect` hook for the no-op driver. */

@@ -138,7 +138,7 @@ export function bindConnect(
     const driver = drivers[name] ??= name === "native"
       ? createNativeDriver(connector, { env: environment })
       : createPostgresDriver(connector, { env: environment });
-    return new Connection(await driver.connect(options));
+    return new Connection(await driver.connect(options), options);
   };
   const connect: ConnectFunction = async (dsnOrOptions, options) =>
     await hook(connectArgs(dsnOrOptions, options));

@@ -22,6 +22,7 @@ export type {
   Driver,
   DriverConnection,
   DriverName,
+  DriverQueryOptions,
   NotificationListener,
   QueryOptions,
   QueryResult,
@@ -47,7 +48,10 @@ export type {
   ListenOptions,
   Unlisten,
 } from "./core/listen_service.ts";
+export { type LogListener, type Notice } from "./core/log_listeners.ts";
 export type { ConnectHook, PoolMode, PoolOptions } from "./core/options.ts";
+export type { RowFactory } from "./core/row_factory.ts";
+export type { CodecType, TextCodec, TypeCodec } from "./core/type_codecs.ts";
 export { type AcquireOptions, BasePool, type CloseOptions, type ReleaseOptions } from "./core/pool.ts";
 export { PoolConnection } from "./core/pool_connection.ts";
 export type {

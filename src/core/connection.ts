@@ -14,6 +14,9 @@ import type {
   ServerVersion,
 } from "./driver.ts";
 import { InterfaceError } from "./errors.ts";
+import { type LogListener, LogListeners } from "./log_listeners.ts";
+import { arrayRowOptions, buildRow, buildRows, type RowFactory } from "./row_factory.ts";
+import { checkTypeCodec, resolveCodecType, type TypeCodec } from "./type_codecs.ts";
 import {
   columnListSql,
   type CopyFormatOptions,
@@ -98,6 +101,12 @@ export interface ConnectionInternals {
    * `poolMode: "transaction"`): from then on listeners and COPY reject with `UNSUPPORTED`.
    */
   useTransactionPoolMode(con: Connection): void;
+  /**
+   * The connection's row factory (undefined: plain objects). A row-returning feature (a cursor,
+   * a prepared statement) fetches with `arrayRowOptions()` and builds rows with
+   * `buildRows()` / `buildRow()` of `row_factory.ts` when it is set.
+   */
+  rowFactory(con: Connection): RowFactory | undefined;
 }
 
 let internals!: ConnectionInternals;
@@ -122,8 +131,12 @@ const NO_ARGS: readonly unknown[] = Object.freeze([]);
 /** Stands for a missing options object, so a missing required option is reported by name. */
 const NO_OPTIONS: Readonly<Partial<CopyFromTableOptions & CopyToTableOptions>> = Object.freeze({});
 
-/** Checks query arguments; plain objects become JSON text. Returns the array to send. */
-function argsOf(args: readonly unknown[] | undefined): readonly unknown[] {
+/**
+ * Checks query arguments; plain objects become JSON text. Returns the array to send. With
+ * `objects` (the connection has type codecs), other objects go to the driver as they are, for an
+ * encoder.
+ */
+function argsOf(args: readonly unknown[] | undefined, objects = false): readonly unknown[] {
   if (args === undefined) return NO_ARGS;
   if (!Array.isArray(args)) {
     throw new InterfaceError("INVALID_ARGUMENT", "Query arguments must be an array");
@@ -131,7 +144,7 @@ function argsOf(args: readonly unknown[] | undefined): readonly unknown[] {
   let out: unknown[] | undefined;
   for (let i = 0; i < args.length; i++) {
     const value: unknown = args[i];
-    const sent = sendable(value, i);
+    const sent = sendable(value, i, objects);
     if (sent !== value) {
       out ??= args.slice();
       out[i] = sent;
@@ -140,7 +153,7 @@ function argsOf(args: readonly unknown[] | undefined): readonly unknown[] {
   return out ?? args;
 }
 
-function sendable(value: unknown, index: number): unknown {
+function sendable(value: unknown, index: number, objects: boolean): unknown {
   switch (typeof value) {
     case "string":
     case "number":
@@ -150,11 +163,12 @@ function sendable(value: unknown, index: number): unknown {
     case "object": {
       if (value === null || value instanceof Date || value instanceof Uint8Array) return value;
       if (Array.isArray(value)) {
-        for (const element of value) sendable(element, index);
+        for (const element of value) sendable(element, index, objects);
         return value;
       }
       const proto = Object.getPrototypeOf(value);
       if (proto === Object.prototype || proto === null) return JSON.stringify(value);
+      if (objects) return value;
       throw new InterfaceError(
         "INVALID_ARGUMENT",
         `Query argument $${index + 1} is a ${
@@ -175,11 +189,14 @@ function sendable(value: unknown, index: number): unknown {
   }
 }
 
-function argsListOf(argsList: readonly (readonly unknown[])[]): readonly (readonly unknown[])[] {
+function argsListOf(
+  argsList: readonly (readonly unknown[])[],
+  objects = false,
+): readonly (readonly unknown[])[] {
   if (!Array.isArray(argsList)) {
     throw new InterfaceError("INVALID_ARGUMENT", "The argument lists must be an array of arrays");
   }
-  return argsList.map((args) => argsOf(args));
+  return argsList.map((args) => argsOf(args, objects));
 }
 
 function sqlOf(sql: unknown): string {
@@ -295,11 +312,17 @@ export class Connection {
   #closeListeners: ((error: Error | undefined) => void)[] = [];
   /** Set behind a transaction pooler: session features that cannot work there reject. */
   #transactionPooled = false;
+  /** The log listeners (made at the first `addLogListener`). */
+  #logListeners: LogListeners | undefined;
+  /** A type codec was set: arguments that are objects (not plain) go to the driver for its encoders. */
+  #codecs = false;
+  /** What a fetched row is (undefined: the driver's plain objects). */
+  readonly #rowFactory: RowFactory | undefined;
 
   static {
     internals = {
       driver: (con) => con.#driver,
-      listenerCount: (con) => con.#listenerCount,
+      listenerCount: (con) => con.#listenerCount + (con.#logListeners?.size ?? 0),
       clearSessionState: (con) => con.#clearSessionState(),
       transaction: (con, self, fn, opts) => con.#transaction(self, fn, opts),
       onClose: (con, listener) => {
@@ -308,6 +331,7 @@ export class Connection {
       useTransactionPoolMode: (con) => {
         con.#transactionPooled = true;
       },
+      rowFactory: (con) => con.#rowFactory,
     };
   }
 
@@ -315,9 +339,11 @@ export class Connection {
    * Wraps a driver connection. Drivers call this; users call `connect()`.
    *
    * @param driver The open driver connection.
+   * @param options The connection's `rowFactory` (see {@linkcode ConnectOptions.rowFactory}).
    */
-  constructor(driver: DriverConnection) {
+  constructor(driver: DriverConnection, options?: { rowFactory?: RowFactory }) {
     this.#driver = driver;
+    this.#rowFactory = options?.rowFactory;
     driver.onClose((error) => {
       const listeners = this.#closeListeners;
       this.#closeListeners = [];
@@ -342,7 +368,7 @@ export class Connection {
    * ```
    */
   async execute(sql: string, args?: readonly unknown[], opts?: QueryOptions): Promise<string> {
-    return (await this.#driver.query(sqlOf(sql), argsOf(args), opts)).command;
+    return (await this.#driver.query(sqlOf(sql), argsOf(args, this.#codecs), opts)).command;
   }
 
   /**
@@ -371,7 +397,7 @@ export class Connection {
     argsList: readonly (readonly unknown[])[],
     opts?: QueryOptions,
   ): Promise<void> {
-    await this.#driver.queryMany(sqlOf(sql), argsListOf(argsList), opts);
+    await this.#driver.queryMany(sqlOf(sql), argsListOf(argsList, this.#codecs), opts);
   }
 
   /**
@@ -391,7 +417,14 @@ export class Connection {
    * ```
    */
   async fetch<T = Row>(sql: string, args?: readonly unknown[], opts?: QueryOptions): Promise<T[]> {
-    return (await this.#driver.query(sqlOf(sql), argsOf(args), opts)).rows as T[];
+    const factory = this.#rowFactory;
+    if (factory === undefined) {
+      return (await this.#driver.query(sqlOf(sql), argsOf(args, this.#codecs), opts)).rows as T[];
+    }
+    return buildRows(
+      factory,
+      await this.#driver.query(sqlOf(sql), argsOf(args, this.#codecs), arrayRowOptions(opts)),
+    ) as T[];
   }
 
   /**
@@ -412,7 +445,14 @@ export class Connection {
    * ```
    */
   async fetchRow<T = Row>(sql: string, args?: readonly unknown[], opts?: QueryOptions): Promise<T | null> {
-    const rows = (await this.#driver.query(sqlOf(sql), argsOf(args), opts)).rows;
+    const factory = this.#rowFactory;
+    if (factory !== undefined) {
+      return buildRow(
+        factory,
+        await this.#driver.query(sqlOf(sql), argsOf(args, this.#codecs), arrayRowOptions(opts)),
+      ) as T;
+    }
+    const rows = (await this.#driver.query(sqlOf(sql), argsOf(args, this.#codecs), opts)).rows;
     return rows.length === 0 ? null : rows[0] as T;
   }
 
@@ -438,7 +478,7 @@ export class Connection {
     args?: readonly unknown[],
     opts?: FetchValOptions,
   ): Promise<T | null> {
-    const result = await this.#driver.query(sqlOf(sql), argsOf(args), opts);
+    const result = await this.#driver.query(sqlOf(sql), argsOf(args, this.#codecs), opts);
     return pickValue(result, opts?.column) as T | null;
   }
 
@@ -465,8 +505,17 @@ export class Connection {
     argsList: readonly (readonly unknown[])[],
     opts?: QueryOptions,
   ): Promise<T[]> {
-    const results = await this.#driver.queryMany(sqlOf(sql), argsListOf(argsList), opts);
-    return results.flatMap((r) => r.rows) as T[];
+    const factory = this.#rowFactory;
+    if (factory === undefined) {
+      const results = await this.#driver.queryMany(sqlOf(sql), argsListOf(argsList, this.#codecs), opts);
+      return results.flatMap((r) => r.rows) as T[];
+    }
+    const results = await this.#driver.queryMany(
+      sqlOf(sql),
+      argsListOf(argsList, this.#codecs),
+      arrayRowOptions(opts),
+    );
+    return results.flatMap((r) => buildRows(factory, r)) as T[];
   }
 
   /**
@@ -499,6 +548,10 @@ export class Connection {
   #clearSessionState(): void {
     this.#listeners.clear();
     this.#listenerCount = 0;
+    if (this.#logListeners !== undefined && this.#logListeners.size > 0) {
+      this.#logListeners.clear();
+      this.#driver.onNotice(undefined);
+    }
     this.#txDepth = 0;
     this.#epoch++;
   }
@@ -605,6 +658,157 @@ export class Connection {
       this.#listeners.delete(channel);
       if (!this.#driver.isClosed()) await this.#driver.unlisten(channel);
     }
+  }
+
+  /**
+   * Adds a log listener: it receives the server's notices and warnings on this
+   * connection (`RAISE NOTICE`, `RAISE WARNING`, and the server's own) with
+   * every field: see {@linkcode Notice}. A listener added twice is called once.
+   * A pool removes the listeners left on a connection at release, with the
+   * `RELEASED_WITH_LISTENERS` warning; `reset()` removes them too.
+   *
+   * @param listener Called with each notice, in the order they arrive.
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { connect, type Notice } from "@x/pgpool";
+   * await using con = await connect();
+   * const notices: Notice[] = [];
+   * con.addLogListener((notice) => notices.push(notice));
+   * await con.execute(`DO $$ BEGIN RAISE NOTICE 'step % done', 1 USING DETAIL = 'all rows'; END $$`);
+   * assert.equal(notices[0]?.severity, "NOTICE");
+   * assert.equal(notices[0]?.message, "step 1 done");
+   * assert.equal(notices[0]?.detail, "all rows");
+   * ```
+   */
+  addLogListener(listener: LogListener): void {
+    if (typeof listener !== "function") {
+      throw new InterfaceError("INVALID_ARGUMENT", "Cannot add a log listener that is not a function");
+    }
+    let listeners = this.#logListeners;
+    if (listeners === undefined) listeners = this.#logListeners = new LogListeners();
+    if (listeners.size === 0) this.#driver.onNotice((notice) => listeners.deliver(notice));
+    listeners.add(listener);
+  }
+
+  /**
+   * Removes a log listener added with {@linkcode Connection.addLogListener}
+   * (a listener not registered is ignored).
+   *
+   * @param listener The listener to remove.
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { connect } from "@x/pgpool";
+   * await using con = await connect();
+   * const seen: string[] = [];
+   * const listener = (notice: { message: string }): void => void seen.push(notice.message);
+   * con.addLogListener(listener);
+   * con.removeLogListener(listener);
+   * await con.execute(`DO $$ BEGIN RAISE NOTICE 'nobody hears this'; END $$`);
+   * assert.deepEqual(seen, []);
+   * ```
+   */
+  removeLogListener(listener: LogListener): void {
+    const listeners = this.#logListeners;
+    if (listeners === undefined || !listeners.remove(listener)) return;
+    if (listeners.size === 0) this.#driver.onNotice(undefined);
+  }
+
+  /**
+   * The session reset statements a pool runs on this server when a connection
+   * is released (asyncpg's `get_reset_query()`), as one text: on PostgreSQL
+   * `SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL;`, less
+   * on servers that lack some (CockroachDB, Redshift, CrateDB); empty in
+   * transaction pool mode, where nothing is reset. A custom `reset` hook runs
+   * it to extend the default reset rather than replace it.
+   *
+   * @returns The statements, separated by `;` (runnable with `execute()`).
+   * @example A custom reset that extends the default one
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { createPool } from "@x/pgpool";
+   * await using pool = await createPool({
+   *   maxSize: 1,
+   *   reset: async (con) => {
+   *     await con.execute(con.getResetQuery()); // the default reset
+   *     await con.execute("DISCARD TEMP"); // and more
+   *   },
+   * });
+   * await pool.execute("CREATE TEMP TABLE scratch (x int)");
+   * assert.equal(await pool.fetchVal("SELECT to_regclass('pg_temp.scratch')::text"), null);
+   * ```
+   */
+  getResetQuery(): string {
+    return this.#transactionPooled ? "" : this.#driver.resetQuery();
+  }
+
+  /**
+   * Sets this connection's own text codec of a type (asyncpg's `set_type_codec`):
+   * values of the type in results go through `decoder`, arguments bound to
+   * parameters of the type through `encoder`; arrays of the type use them per
+   * element. The type is looked up by name in the server's catalog (see
+   * {@linkcode TypeCodec.schema}). Codecs are the connection's client-side
+   * state: the session reset at release keeps them, so a pool's `init` hook is
+   * the place to set them for every connection. A plain-object argument is
+   * still sent as JSON; pass a class instance (or another non-plain object) to
+   * reach an encoder. A domain has no codec of its own (PostgreSQL sends its
+   * values as its base type): set the codec on the base type.
+   *
+   * On the postgres.js driver, a statement text the connection already prepared
+   * (run more than once) keeps the codecs in effect when it was prepared; set
+   * codecs before such statements run (in `init`).
+   *
+   * @param typeName The type's name (resolved like SQL does, or exactly within `codec.schema`).
+   * @param codec The encoder, the decoder, and optionally the schema and the format (`"text"`).
+   * @throws {InterfaceError} `UNKNOWN_TYPE` when the server has no such type; `UNSUPPORTED` for
+   *   a domain, a pseudo-type or a format other than text; `INVALID_ARGUMENT` for a malformed codec.
+   * @example Decode every numeric (a domain over numeric included) to an application class
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { createPool } from "@x/pgpool";
+   * class Decimal {
+   *   constructor(readonly text: string) {}
+   *   toString(): string {
+   *     return this.text;
+   *   }
+   * }
+   * await using pool = await createPool({
+   *   maxSize: 1,
+   *   init: (con) => con.setTypeCodec("numeric", { decoder: (t) => new Decimal(t), encoder: String }),
+   * });
+   * const total = await pool.fetchVal("SELECT $1::numeric + 0.05", [new Decimal("1.20")]);
+   * assert.deepEqual(total, new Decimal("1.25"));
+   * ```
+   */
+  async setTypeCodec<T>(typeName: string, codec: TypeCodec<T>): Promise<void> {
+    checkTypeCodec(typeName, codec);
+    const type = await resolveCodecType(this.#driver, typeName, codec.schema, "set a type codec");
+    this.#driver.setTypeCodec(type, codec as TypeCodec<unknown>);
+    this.#codecs = true;
+  }
+
+  /**
+   * Puts a type back on its built-in codec (asyncpg's `reset_type_codec`),
+   * undoing {@linkcode Connection.setTypeCodec}.
+   *
+   * @param typeName The type's name.
+   * @param opts `schema`, as for `setTypeCodec`.
+   * @throws {InterfaceError} `UNKNOWN_TYPE` when the server has no such type.
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { connect } from "@x/pgpool";
+   * await using con = await connect();
+   * await con.setTypeCodec("int4", { decoder: (t) => BigInt(t), encoder: String });
+   * assert.equal(await con.fetchVal("SELECT 7::int4"), 7n);
+   * await con.resetTypeCodec("int4");
+   * assert.equal(await con.fetchVal("SELECT 7::int4"), 7);
+   * ```
+   */
+  async resetTypeCodec(typeName: string, opts?: { schema?: string }): Promise<void> {
+    const type = await resolveCodecType(this.#driver, typeName, opts?.schema, "reset a type codec");
+    this.#driver.setTypeCodec(type, undefined);
   }
 
   /**

@@ -6,6 +6,10 @@
  * @module
  */
 
+import type { Notice } from "./log_listeners.ts";
+import type { RowFactory } from "./row_factory.ts";
+import type { CodecType, TextCodec } from "./type_codecs.ts";
+
 /** A result row: a plain object keyed by column name. */
 export type Row = Record<string, unknown>;
 
@@ -21,6 +25,17 @@ export interface QueryOptions {
   timeout?: number;
   /** Aborting cancels the query; it rejects with `signal.reason`. */
   signal?: AbortSignal;
+}
+
+/**
+ * Options of a driver's `query` / `queryMany`: the caller's bounds, and how the driver builds rows.
+ */
+export interface DriverQueryOptions extends QueryOptions {
+  /**
+   * Rows as arrays of values in column order (`QueryResult.rows` then holds arrays, duplicate
+   * column names kept): what a row factory builds its rows from.
+   */
+  arrayRows?: boolean;
 }
 
 /** What one statement returned. */
@@ -96,6 +111,12 @@ export interface ConnectOptions {
   /** Aborts the connection attempt; the attempt rejects with `signal.reason`. */
   signal?: AbortSignal;
   /**
+   * What a row of `fetch`, `fetchRow` and `fetchMany` is (asyncpg's `record_class`): `"array"`
+   * for arrays of values in column order, or a function `(columns, values) => row`. Default: plain
+   * objects keyed by column name. `fetchVal` is unaffected. See {@linkcode RowFactory}.
+   */
+  rowFactory?: RowFactory;
+  /**
    * Which driver speaks to the server: `"native"` (this package's own wire engine) or
    * `"postgres"` (npm `postgres`, postgres.js). Default: the `PGPOOL_DRIVER` environment
    * variable, else `"native"`. A pool uses one driver for all its connections.
@@ -125,6 +146,7 @@ export const CONNECT_OPTION_NAMES: ReadonlySet<string> = new Set([
   "statementCacheSize",
   "signal",
   "driver",
+  "rowFactory",
 ]);
 
 /** Receives a notification: its payload, its channel and the sending backend's pid. */
@@ -153,7 +175,7 @@ export interface DriverConnection {
   /** True once the connection closed for any reason; never false again. */
   isClosed(): boolean;
   /** Runs one statement with `$1…` parameters. */
-  query(sql: string, args: readonly unknown[], options?: QueryOptions): Promise<QueryResult>;
+  query(sql: string, args: readonly unknown[], options?: DriverQueryOptions): Promise<QueryResult>;
   /**
    * Runs one statement once per argument list, pipelined where possible; all or nothing
    * (outside a transaction, in a transaction of its own).
@@ -161,7 +183,7 @@ export interface DriverConnection {
   queryMany(
     sql: string,
     argsList: readonly (readonly unknown[])[],
-    options?: QueryOptions,
+    options?: DriverQueryOptions,
   ): Promise<QueryResult[]>;
   /** Runs a `COPY … TO STDOUT`, handing each chunk to `sink` (awaited: backpressure); resolves to the status tag. */
   copyOut(
@@ -201,6 +223,23 @@ export interface DriverConnection {
    * was not a local close. Called at most once per connection; a later call replaces it.
    */
   onClose(listener: (error: Error | undefined) => void): void;
+  /**
+   * The session reset statements this server supports (what `reset({ query: true })` sends),
+   * as one text of `;`-separated statements; empty when the server supports none.
+   */
+  resetQuery(): string;
+  /**
+   * Registers the receiver of the server's notices and warnings (`NoticeResponse`) on this
+   * connection, with every field; `undefined` drops them again. A later call replaces it.
+   */
+  onNotice(listener: ((notice: Notice) => void) | undefined): void;
+  /**
+   * Sets this connection's own text codec of a type (and of its array type, element by element),
+   * replacing the built-in one; `undefined` goes back to the built-in one. Results decode with it
+   * and arguments bound to parameters of the type encode with it. A driver that cannot apply it
+   * to statements it prepared before says so in its documentation.
+   */
+  setTypeCodec(type: CodecType, codec: TextCodec | undefined): void;
 }
 
 /**

@@ -20,6 +20,7 @@ export type InterfaceErrorCode =
   | "RELEASE_IN_SETUP"
   | "INVALID_ARGUMENT"
   | "INVALID_DSN"
+  | "UNKNOWN_TYPE"
   | "UNSUPPORTED";
 
 /** Codes of deadlines that passed. */

@@ -9,6 +9,7 @@ import type { Connection } from "./connection.ts";
 import { CONNECT_OPTION_NAMES, type ConnectOptions } from "./driver.ts";
 import type { PoolConnection } from "./pool_connection.ts";
 import type { ListenGapHandler } from "./listen_service.ts";
+import { checkRowFactory } from "./row_factory.ts";
 import { defaultPoolName, isPoolMeter, type PoolMeter } from "./pool_metrics.ts";
 import type { WarningHandler } from "./warnings.ts";
 
@@ -396,6 +397,7 @@ export function checkConnectOptions(options: ConnectOptions, where: string, allo
       }
     }
   }
+  checkRowFactory(options.rowFactory, where);
   if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
     throw new TypeError(`${where} as 'signal' must be an AbortSignal`);
   }

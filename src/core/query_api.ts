@@ -62,6 +62,11 @@ export type SessionApi = Pick<
   Connection,
   | "addListener"
   | "removeListener"
+  | "addLogListener"
+  | "removeLogListener"
+  | "getResetQuery"
+  | "setTypeCodec"
+  | "resetTypeCodec"
   | "getServerPid"
   | "getServerVersion"
   | "reset"
@@ -94,6 +99,11 @@ export const METHODS: { readonly [M in QueryMethod]: 1 | 2 } & { readonly [M in 
   copyRecordsToTable: 1,
   addListener: null,
   removeListener: null,
+  addLogListener: null,
+  removeLogListener: null,
+  getResetQuery: null,
+  setTypeCodec: null,
+  resetTypeCodec: null,
   getServerPid: null,
   getServerVersion: null,
   reset: null,

@@ -13,13 +13,17 @@ import { Connection } from "../../src/core/connection.ts";
 import type {
   ConnectOptions,
   DriverConnection,
+  DriverQueryOptions,
   NotificationListener,
   QueryOptions,
   QueryResult,
+  Row,
   ServerVersion,
   TransactionStatus,
 } from "../../src/core/driver.ts";
 import { ConnectionError, InterfaceError, PoolTimeoutError } from "../../src/core/errors.ts";
+import type { Notice } from "../../src/core/log_listeners.ts";
+import type { CodecType, TextCodec } from "../../src/core/type_codecs.ts";
 import type { FakeClock } from "./fake_clock.ts";
 
 export type Outcome = "ok" | "error" | "slow" | "never";
@@ -86,6 +90,8 @@ export class FakeDriverConnection implements DriverConnection {
   queries: string[] = [];
   /** The arguments of each statement in `queries`, in the same order. */
   args: (readonly unknown[])[] = [];
+  /** The options of each `query()` call, in the same order. */
+  options: (DriverQueryOptions | undefined)[] = [];
   #closed = false;
   #onClose: ((error: Error | undefined) => void) | undefined;
   #listeners = new Map<string, NotificationListener>();
@@ -131,9 +137,10 @@ export class FakeDriverConnection implements DriverConnection {
     }
   }
 
-  async query(sql: string, args: readonly unknown[], opts?: QueryOptions): Promise<QueryResult> {
+  async query(sql: string, args: readonly unknown[], opts?: DriverQueryOptions): Promise<QueryResult> {
     this.queries.push(sql);
     this.args.push(args);
+    this.options.push(opts);
     try {
       await this.#run(this.driver.query.next(), "query", opts);
     } catch (e) {
@@ -144,8 +151,10 @@ export class FakeDriverConnection implements DriverConnection {
     const verb = sql.trim().split(/\s+/)[0]!.toUpperCase();
     if (verb === "BEGIN") this.transactionStatus = "transaction";
     if (verb === "COMMIT" || verb === "ROLLBACK") this.transactionStatus = "idle";
+    const n = args.length > 0 ? args[0] : 1;
     return {
-      rows: [{ n: args.length > 0 ? args[0] : 1, pid: this.pid, sql }],
+      // Array rows when asked (a row factory), like the real drivers.
+      rows: [opts?.arrayRows === true ? [n, this.pid, sql] as unknown as Row : { n, pid: this.pid, sql }],
       columns: ["n", "pid", "sql"],
       command: verb === "SELECT" ? "SELECT 1" : verb,
     };
@@ -254,6 +263,25 @@ export class FakeDriverConnection implements DriverConnection {
   onClose(listener: (error: Error | undefined) => void): void {
     this.#onClose = listener;
   }
+
+  resetQuery(): string {
+    return "SELECT pg_advisory_unlock_all();\nCLOSE ALL;\nUNLISTEN *;\nRESET ALL;";
+  }
+
+  /** The notice receiver the connection registered (a test calls it to play a server notice). */
+  noticeListener: ((notice: Notice) => void) | undefined;
+
+  onNotice(listener: ((notice: Notice) => void) | undefined): void {
+    this.noticeListener = listener;
+  }
+
+  /** The codecs set, by type oid. */
+  codecs = new Map<number, TextCodec>();
+
+  setTypeCodec(type: CodecType, codec: TextCodec | undefined): void {
+    if (codec === undefined) this.codecs.delete(type.oid);
+    else this.codecs.set(type.oid, codec);
+  }
 }
 
 export class FakeDriver {
@@ -302,6 +330,6 @@ export class FakeDriver {
     this.connections.push(dc);
     this.open++;
     this.maxOpen = Math.max(this.maxOpen, this.open);
-    return new Connection(dc);
+    return new Connection(dc, options);
   };
 }

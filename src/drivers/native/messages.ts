@@ -4,7 +4,8 @@
  * @module
  */
 
-import { PostgresError, type PostgresErrorFields } from "../../core/errors.ts";
+import { PostgresError } from "../../core/errors.ts";
+import type { Notice } from "../../core/log_listeners.ts";
 import { cstrEnd, utf8 } from "./wire_reader.ts";
 import type { WireWriter } from "./wire_writer.ts";
 
@@ -79,8 +80,8 @@ export function writeQuery(w: WireWriter, sql: string): void {
  * assert.equal(fields.message, 'relation "t" does not exist');
  * ```
  */
-export function parseFields(b: Uint8Array, start: number, end: number): PostgresErrorFields {
-  const f: PostgresErrorFields = { code: "", message: "" };
+export function parseFields(b: Uint8Array, start: number, end: number): Notice {
+  const f: Notice = { code: "", message: "" };
   let i = start;
   while (i < end && b[i] !== 0) {
     const key = b[i]!;
@@ -126,6 +127,21 @@ export function parseFields(b: Uint8Array, start: number, end: number): Postgres
         break;
       case 0x6e:
         f.constraint = value;
+        break;
+      case 0x70: // p
+        f.internalPosition = Number(value);
+        break;
+      case 0x71: // q
+        f.internalQuery = value;
+        break;
+      case 0x46: // F
+        f.file = value;
+        break;
+      case 0x4c: // L
+        f.line = Number(value);
+        break;
+      case 0x52: // R
+        f.routine = value;
         break;
     }
   }

@@ -8,6 +8,7 @@
 
 import type {
   DriverConnection,
+  DriverQueryOptions,
   NotificationListener,
   QueryOptions,
   QueryResult,
@@ -21,6 +22,7 @@ import {
   PostgresError,
   type PostgresErrorFields,
 } from "../../core/errors.ts";
+import type { Notice } from "../../core/log_listeners.ts";
 import type { Alarm, Watchdog } from "../../core/watchdog.ts";
 import type { Connector, Transport, TransportTarget } from "../../runtime/transport.ts";
 import { checkQueryOptions, toConnectionError } from "../hosts.ts";
@@ -41,6 +43,8 @@ import {
 } from "./messages.ts";
 import { type Fields, Operation } from "./operation.ts";
 import { inferParamOid, serializeParam, type TypeRegistry } from "./values/index.ts";
+import { ConnectionCodecs } from "./values/codecs.ts";
+import type { CodecType, TextCodec } from "../../core/type_codecs.ts";
 import { cstrEnd, int32, utf8, WireReader } from "./wire_reader.ts";
 import { WireWriter } from "./wire_writer.ts";
 
@@ -181,6 +185,12 @@ export class NativeConnection implements DriverConnection {
   /** Whether the reset statements are prepared on the server (as r0, r1, ...). */
   #resetPrepared = false;
   #onClose: ((error: Error | undefined) => void) | undefined;
+  /** The connection's notice receiver (the log listeners of its `Connection`). */
+  #onNotice: ((notice: Notice) => void) | undefined;
+  /** Parsers by oid: the driver's shared registry, or the connection's own codecs in front of it. */
+  #types: TypeRegistry;
+  /** The connection's own type codecs (made at the first `setTypeCodec`). */
+  #codecs: ConnectionCodecs | undefined;
   /** LISTEN callbacks by channel (made at the first listen). */
   #listeners: Map<string, NotificationListener> | undefined;
   /**
@@ -204,6 +214,7 @@ export class NativeConnection implements DriverConnection {
   /** @param settings What the driver provides. */
   constructor(settings: NativeSettings) {
     this.#settings = settings;
+    this.#types = settings.types;
     this.#cache = new StatementCache(settings.prepare ? settings.statementCacheSize : 0);
     this.#reader = new WireReader((type, b, start, end) => this.#message(type, b, start, end));
   }
@@ -261,6 +272,36 @@ export class NativeConnection implements DriverConnection {
 
   onClose(listener: (error: Error | undefined) => void): void {
     this.#onClose = listener;
+  }
+
+  resetQuery(): string {
+    return resetQueryFor(this.#parameters);
+  }
+
+  onNotice(listener: ((notice: Notice) => void) | undefined): void {
+    this.#onNotice = listener;
+  }
+
+  setTypeCodec(type: CodecType, codec: TextCodec | undefined): void {
+    const codecs = this.#codecs ??= new ConnectionCodecs(this.#settings.types);
+    this.#types = codecs;
+    codecs.set(type, codec);
+    // Statements described before keep their columns' parsers: choose them again.
+    for (const prepared of this.#prepared.values()) {
+      const fields = prepared.fields;
+      if (fields !== undefined) fields.parsers = fields.oids.map((oid) => codecs.parser(oid));
+    }
+  }
+
+  /** The text of an argument: the connection's encoder of its type when it set one, else the built-in rules. */
+  #paramText(value: unknown, describedOid: number | undefined): string | null {
+    const codecs = this.#codecs;
+    if (codecs !== undefined && value !== null && value !== undefined) {
+      const inferred = inferParamOid(value);
+      const encode = codecs.encoder(inferred === 0 ? describedOid ?? 0 : inferred);
+      if (encode !== undefined) return encode(value);
+    }
+    return serializeParam(value, describedOid).text;
   }
 
   /**
@@ -394,11 +435,18 @@ export class NativeConnection implements DriverConnection {
         return;
       case 0x4e: { // NoticeResponse
         const onNotice = this.#settings.onNotice;
-        if (onNotice === undefined) return;
+        const own = this.#onNotice;
+        if (onNotice === undefined && own === undefined) return;
+        const notice = parseFields(b, start, end);
         try {
-          onNotice(parseFields(b, start, end));
+          onNotice?.(notice);
         } catch {
           // a failing notice handler must not break the connection's reading
+        }
+        try {
+          own?.(notice);
+        } catch {
+          // the same for the connection's own receiver
         }
         return;
       }
@@ -487,7 +535,7 @@ export class NativeConnection implements DriverConnection {
   ): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const op = new Operation(
-        this.#settings.types,
+        this.#types,
         readies,
         (r) => resolve(map(r)),
         reject,
@@ -495,6 +543,7 @@ export class NativeConnection implements DriverConnection {
         onDescribed,
       );
       setup?.(op);
+      if ((options as DriverQueryOptions | undefined)?.arrayRows === true) op.arrayRows = true;
       this.#queryCount++;
       const bytes = this.#writer.take();
       if (this.#held !== undefined) this.#held.push({ op, bytes });
@@ -575,7 +624,7 @@ export class NativeConnection implements DriverConnection {
       this.#absorb = false;
       // Its error (57014: the late cancel landed here; 25P02: a failed transaction) is expected.
       writeQuery(this.#writer, "SELECT 1");
-      const absorber = new Operation(this.#settings.types, 1, noop, noop);
+      const absorber = new Operation(this.#types, 1, noop, noop);
       absorber.own = true;
       this.#ops.push(absorber);
       this.#send(this.#writer.take());
@@ -701,7 +750,8 @@ export class NativeConnection implements DriverConnection {
     const name = prepared?.name ?? "";
     const types = prepared === undefined ? this.#paramTypes?.get(sql) : prepared.params;
     let promise: Promise<T>;
-    if (types === undefined && argsList.some(typeDependent)) {
+    // With codecs of its own the connection needs the parameter types to pick an encoder.
+    if (types === undefined && (this.#codecs !== undefined || argsList.some(typeDependent))) {
       // Describe first; the Binds are written when the parameter types are in.
       if (prepared === undefined || fresh) writeParse(w, name, sql, first.map(inferParamOid));
       writeDescribe(w, "S", name);
@@ -717,7 +767,7 @@ export class NativeConnection implements DriverConnection {
       });
     } else {
       // Every text first (a refused value must leave nothing half-written), then the messages.
-      const texts = argsList.map((args) => args.map((a, i) => serializeParam(a, types?.[i]).text));
+      const texts = argsList.map((args) => args.map((a, i) => this.#paramText(a, types?.[i])));
       let known: Fields | undefined;
       let onDescribed: ((f: Fields | undefined) => void) | undefined;
       let describePortal = true;
@@ -783,7 +833,7 @@ export class NativeConnection implements DriverConnection {
         known.set(sql, paramOids);
       }
       try {
-        const texts = argsList.map((args) => args.map((a, i) => serializeParam(a, paramOids[i]).text));
+        const texts = argsList.map((args) => args.map((a, i) => this.#paramText(a, paramOids[i])));
         const w = this.#writer;
         const name = prepared?.name ?? "";
         // An unnamed statement is parsed again in this round: behind a transaction pooler the first round's

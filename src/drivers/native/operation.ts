@@ -15,6 +15,8 @@ import type { Alarm } from "../../core/watchdog.ts";
 export interface Fields {
   /** Column names. */
   names: string[];
+  /** Column type oids (to choose the parsers again when the connection's codecs change). */
+  oids: number[];
   /** Parser per column (undefined: the text is the value). */
   parsers: (Parser | undefined)[];
 }
@@ -23,16 +25,19 @@ export interface Fields {
 export function decodeFields(b: Uint8Array, start: number, types: TypeRegistry): Fields {
   const n = int16(b, start);
   const names = new Array<string>(n);
+  const oids = new Array<number>(n);
   const parsers = new Array<Parser | undefined>(n);
   let i = start + 2;
   for (let c = 0; c < n; c++) {
     const stop = cstrEnd(b, i);
     names[c] = utf8(b, i, stop);
     i = stop + 1;
-    parsers[c] = types.parser(int32(b, i + 6) >>> 0);
+    const oid = int32(b, i + 6) >>> 0;
+    oids[c] = oid;
+    parsers[c] = types.parser(oid);
     i += 18;
   }
-  return { names, parsers };
+  return { names, oids, parsers };
 }
 
 function decodeRow(b: Uint8Array, start: number, fields: Fields): Row {
@@ -56,6 +61,27 @@ function decodeRow(b: Uint8Array, start: number, fields: Fields): Row {
     } else row[name] = value;
   }
   return row;
+}
+
+/** Decodes a DataRow body into an array of values in column order (for a row factory). */
+function decodeValues(b: Uint8Array, start: number, fields: Fields): unknown[] {
+  const { parsers } = fields;
+  const n = parsers.length;
+  const values = new Array<unknown>(n);
+  let i = start + 2;
+  for (let c = 0; c < n; c++) {
+    const len = int32(b, i);
+    i += 4;
+    if (len < 0) {
+      values[c] = null;
+      continue;
+    }
+    const text = utf8(b, i, i + len);
+    i += len;
+    const parse = parsers[c];
+    values[c] = parse === undefined ? text : parse(text);
+  }
+  return values;
 }
 
 /**
@@ -89,6 +115,8 @@ export class Operation {
   /** Receives the parameter types of a statement described in this round. */
   onParams: ((paramOids: readonly number[]) => void) | undefined;
   #paramOids: readonly number[] = [];
+  /** Rows as arrays of values in column order (a row factory builds the rows). */
+  arrayRows = false;
   /** A session reset: its failure closes the connection before any later answer is read. */
   reset = false;
   /** The driver's own round (a reset, a throwaway statement after a cancel), not a caller's. */
@@ -131,7 +159,13 @@ export class Operation {
   message(type: number, b: Uint8Array, start: number, end: number): boolean {
     switch (type) {
       case 0x44: // DataRow (none is kept without a description: the driver's own statements)
-        if (this.#fields !== undefined) this.#rows.push(decodeRow(b, start, this.#fields));
+        if (this.#fields !== undefined) {
+          this.#rows.push(
+            this.arrayRows
+              ? decodeValues(b, start, this.#fields) as unknown as Row
+              : decodeRow(b, start, this.#fields),
+          );
+        }
         return false;
       case 0x54: // RowDescription
         this.#fields = decodeFields(b, start, this.#types);

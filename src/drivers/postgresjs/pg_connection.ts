@@ -18,6 +18,7 @@
 import postgres from "postgres";
 import type {
   DriverConnection,
+  DriverQueryOptions,
   NotificationListener,
   QueryOptions,
   QueryResult,
@@ -35,11 +36,13 @@ import {
   PostgresError,
   type PostgresErrorFields,
 } from "../../core/errors.ts";
+import type { Notice } from "../../core/log_listeners.ts";
 import { type Alarm, Watchdog } from "../../core/watchdog.ts";
 import type { Connector, Transport, TransportHandlers, TransportTarget } from "../../runtime/transport.ts";
 import type { HostAddress, ResolvedConnectOptions } from "../dsn.ts";
-import { guardSerializers } from "./safe_serializers.ts";
-import { installArrayTypes, type TypeTables } from "./arrays.ts";
+import { guardSerializers, REFUSED_PARAMETER } from "./safe_serializers.ts";
+import { installArrayTypes, parseArray, serializeArray, type TypeTables } from "./arrays.ts";
+import type { CodecType, TextCodec } from "../../core/type_codecs.ts";
 import { PgSocket } from "./pg_socket.ts";
 import { fixQueryOrigin } from "./query_origin.ts";
 import { StatementCache } from "../statement_cache.ts";
@@ -87,6 +90,7 @@ interface NodeWritable {
 
 interface PgQuery extends Promise<unknown> {
   execute(): PgQuery;
+  values(): PgQuery;
   readable(): Promise<NodeReadable>;
   writable(): Promise<NodeWritable>;
 }
@@ -122,10 +126,20 @@ interface PgJsError {
   column_name?: string;
   constraint_name?: string;
   "data type_name"?: string;
+  internal_position?: string;
+  internal_query?: string;
+  file?: string;
+  line?: string;
+  routine?: string;
 }
 
 function fromPgJsError(e: PgJsError): PostgresError {
-  return new PostgresError({
+  return new PostgresError(fieldsOf(e));
+}
+
+/** The fields of a postgres.js error or notice, as a plain object (a notice keeps them all). */
+function fieldsOf(e: PgJsError): Notice {
+  const notice: Notice = {
     code: typeof e.code === "string" ? e.code : "XX000",
     message: e.message,
     severity: e.severity ?? e.severity_local,
@@ -138,7 +152,13 @@ function fromPgJsError(e: PgJsError): PostgresError {
     column: e.column_name,
     constraint: e.constraint_name,
     dataType: e["data type_name"],
-  });
+  };
+  if (e.internal_position !== undefined) notice.internalPosition = Number(e.internal_position);
+  if (e.internal_query !== undefined) notice.internalQuery = e.internal_query;
+  if (e.file !== undefined) notice.file = e.file;
+  if (e.line !== undefined) notice.line = Number(e.line);
+  if (e.routine !== undefined) notice.routine = e.routine;
+  return notice;
 }
 
 function isPgJsPostgresError(e: unknown): e is PgJsError {
@@ -217,7 +237,7 @@ function columnName(name: string): string {
   return name === PROTO_COLUMN ? "__proto__" : name;
 }
 
-function toQueryResult(value: unknown, cycle: Cycle | undefined): QueryResult {
+function toQueryResult(value: unknown, cycle: Cycle | undefined, arrayRows = false): QueryResult {
   const multi = isMultiResult(value);
   const last = (multi ? value[value.length - 1] : value) as PgResult | undefined;
   if (last === undefined) return { rows: [], columns: [], command: cycle?.tags.at(-1) ?? "" };
@@ -229,7 +249,8 @@ function toQueryResult(value: unknown, cycle: Cycle | undefined): QueryResult {
     columns.push(columnName(name));
   }
   return {
-    rows: rowsOf(last, protoColumn),
+    // Array rows (postgres.js `values()`) hold no column names: nothing to put back.
+    rows: rowsOf(last, protoColumn && !arrayRows),
     columns,
     command: cycle?.tags.at(-1) ?? commandTag(last),
   };
@@ -297,6 +318,15 @@ export class PostgresConnection implements DriverConnection {
   #listeners = new Map<string, NotificationListener>();
   #queryCount = 0;
   #resetSql = "";
+  /** The connection's notice receiver (the log listeners of its `Connection`). */
+  #onNotice: ((notice: Notice) => void) | undefined;
+  /** postgres.js's own parser and serializer of each type given a codec, to put back at a reset. */
+  #builtInCodecs:
+    | Map<
+      number,
+      { parse: ((text: string) => unknown) | undefined; serialize: ((value: unknown) => string) | undefined }
+    >
+    | undefined;
   /** Encoded simple-query messages for the reset, by statement text. */
   #resetMessages = new Map<string, Uint8Array>();
   /** Waiters for the driver's own statements, answered in order by swallowed cycles. */
@@ -380,6 +410,55 @@ export class PostgresConnection implements DriverConnection {
 
   isClosed(): boolean {
     return this.#closed;
+  }
+
+  resetQuery(): string {
+    return this.#resetSql;
+  }
+
+  onNotice(listener: ((notice: Notice) => void) | undefined): void {
+    this.#onNotice = listener;
+  }
+
+  /**
+   * postgres.js looks a column's parser up when it reads the statement's description and keeps
+   * it with the prepared statement: texts this connection prepared before keep their parsers.
+   */
+  setTypeCodec(type: CodecType, codec: TextCodec | undefined): void {
+    const tables = this.#sql?.options;
+    if (tables === undefined) return;
+    const builtIn = this.#builtInCodecs ??= new Map();
+    for (const oid of type.arrayOid === 0 ? [type.oid] : [type.oid, type.arrayOid]) {
+      if (!builtIn.has(oid)) {
+        builtIn.set(oid, { parse: tables.parsers[oid], serialize: tables.serializers[oid] });
+      }
+    }
+    if (codec === undefined) {
+      for (const oid of [type.oid, type.arrayOid]) {
+        const saved = builtIn.get(oid);
+        if (saved === undefined) continue;
+        tables.parsers[oid] = saved.parse;
+        tables.serializers[oid] = saved.serialize;
+        if (saved.parse === undefined) delete tables.parsers[oid];
+        if (saved.serialize === undefined) delete tables.serializers[oid];
+      }
+      return;
+    }
+    const { decoder, encoder } = codec;
+    // A serializer that throws would break postgres.js's writing (see safe_serializers.ts).
+    const encode = (value: unknown): string => {
+      try {
+        return encoder(value);
+      } catch {
+        return REFUSED_PARAMETER;
+      }
+    };
+    tables.parsers[type.oid] = (text: string): unknown => decoder(text);
+    tables.serializers[type.oid] = encode;
+    if (type.arrayOid !== 0) {
+      tables.parsers[type.arrayOid] = (text: string): unknown => parseArray(text, decoder);
+      tables.serializers[type.arrayOid] = (value: unknown): string => serializeArray(value, encode);
+    }
   }
 
   onClose(listener: (error: Error | undefined) => void): void {
@@ -545,7 +624,11 @@ export class PostgresConnection implements DriverConnection {
         // A plain object cannot hold a "__proto__" key by assignment: postgres.js gets a safe stand-in.
         transform: { column: { from: (name: string) => name === "__proto__" ? PROTO_COLUMN : name } },
         onnotice: (notice: PgJsError) => {
-          if (onNotice) onNotice(fromPgJsError(notice));
+          const own = this.#onNotice;
+          if (onNotice === undefined && own === undefined) return;
+          const fields = fieldsOf(notice);
+          if (onNotice !== undefined) onNotice(new PostgresError(fields));
+          own?.(fields);
         },
         onclose: () => {
           if (!this.#closed) this.#lose(new ConnectionError("CONNECTION_LOST", "The connection was closed"));
@@ -1010,23 +1093,26 @@ export class PostgresConnection implements DriverConnection {
     );
   }
 
-  query(sql: string, args: readonly unknown[], options?: QueryOptions): Promise<QueryResult> {
+  query(sql: string, args: readonly unknown[], options?: DriverQueryOptions): Promise<QueryResult> {
     return this.#run(options, async () => {
       this.#queryCount++;
-      const result = await this.#sql!.unsafe(sql, args as unknown[], {
+      const query = this.#sql!.unsafe(sql, args as unknown[], {
         prepare: this.#statements.admit(sql, 1),
       });
-      return toQueryResult(result, this.#cycleLog.at(-1));
+      const arrayRows = options?.arrayRows === true;
+      const result = await (arrayRows ? query.values() : query);
+      return toQueryResult(result, this.#cycleLog.at(-1), arrayRows);
     });
   }
 
   queryMany(
     sql: string,
     argsList: readonly (readonly unknown[])[],
-    options?: QueryOptions,
+    options?: DriverQueryOptions,
   ): Promise<QueryResult[]> {
     return this.#run(options, async () => {
       const sqlJs = this.#sql!;
+      const arrayRows = options?.arrayRows === true;
       const prepare = this.#statements.admit(sql, argsList.length);
       // Outside a transaction the batch runs in one of its own, so it takes effect whole or not at
       // all: after a failed run the later ones fail too and COMMIT rolls back. Still one pipeline
@@ -1035,7 +1121,10 @@ export class PostgresConnection implements DriverConnection {
       const wrap = argsList.length > 1 && this.#tap.status === "idle";
       const all: PgQuery[] = [];
       if (wrap) all.push(sqlJs.unsafe("BEGIN"));
-      for (const args of argsList) all.push(sqlJs.unsafe(sql, args as unknown[], { prepare }));
+      for (const args of argsList) {
+        const query = sqlJs.unsafe(sql, args as unknown[], { prepare });
+        all.push(arrayRows ? query.values() : query);
+      }
       if (wrap) all.push(sqlJs.unsafe("COMMIT"));
       this.#queryCount += argsList.length; // the runs; the BEGIN/COMMIT around them are the driver's
       const settled = await Promise.allSettled(all);
@@ -1046,7 +1135,11 @@ export class PostgresConnection implements DriverConnection {
       const cycles = this.#cycleLog.length === settled.length ? this.#cycleLog : [];
       const first = wrap ? 1 : 0;
       return argsList.map((_, i) =>
-        toQueryResult((settled[first + i] as PromiseFulfilledResult<unknown>).value, cycles[first + i])
+        toQueryResult(
+          (settled[first + i] as PromiseFulfilledResult<unknown>).value,
+          cycles[first + i],
+          arrayRows,
+        )
       );
     });
   }
