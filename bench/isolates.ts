@@ -11,7 +11,7 @@
  *
  * Every flag can also be given as an environment variable: ISOLATES_WORKERS, ISOLATES_RUNTIME,
  * ISOLATES_SECONDS, ISOLATES_MAX_SIZE, ISOLATES_CONCURRENCY, ISOLATES_CASES, ISOLATES_MAX_CONNECTIONS,
- * ISOLATES_PGBOUNCER_POOL_SIZE. The workers run on `--runtime` (default: the runtime running this
+ * ISOLATES_PGBOUNCER_POOL_SIZE; ISOLATES_DEBUG=1 prints each worker's pool stats. The workers run on `--runtime` (default: the runtime running this
  * script); `--over-max-size` sets the per-worker maxSize of the oversubscribed cases (default: the
  * larger of 2 × maxSize and what makes N × maxSize 1.5 × max_connections).
  *
@@ -148,6 +148,8 @@ interface CaseResult {
   messages: Record<string, string>;
   opened: number;
   connectErrors: number;
+  /** The workers' CPU time per successful operation, µs. */
+  cpuUsPerOp: number;
   /** Workers that exited by themselves after reporting, and the ones killed. */
   exited: number;
   killed: number;
@@ -310,6 +312,7 @@ async function runCase(spec: CaseSpec, dsn: string, admin: Connection): Promise<
       await w.exited;
     }
     everyWorker.delete(w);
+    if (process.env.ISOLATES_DEBUG && w.stderr) log(`  worker stderr: ${w.stderr.trim()}`);
   }
 
   const ok = results.filter((r): r is WorkerResult => r !== undefined);
@@ -339,6 +342,7 @@ async function runCase(spec: CaseSpec, dsn: string, admin: Connection): Promise<
     messages,
     opened: ok.reduce((s, r) => s + r.opened, 0),
     connectErrors: ok.reduce((s, r) => s + r.connectErrors, 0),
+    cpuUsPerOp: ok.reduce((s, r) => s + r.cpuUs, 0) / Math.max(1, ok.reduce((s, r) => s + r.ops, 0)),
     exited: list.length - killed - (list.length - ok.length),
     killed,
     failedWorkers: list.length - ok.length,
@@ -372,8 +376,8 @@ function fmt(n: number, digits = 1): string {
 function table(results: CaseResult[], version: string): string {
   const base = results.find((r) => r.spec.key === "direct");
   const lines = [
-    `| ${version}: case | through | per-worker maxSize (× ${workers}) | server backends (peak / mean) | ops/s | vs direct | p50 ms | p99 ms | errors (by code) | exited by themselves |`,
-    "|---|---|--:|--:|--:|--:|--:|--:|---|--:|",
+    `| ${version}: case | through | per-worker maxSize (× ${workers}) | server backends (peak / mean) | ops/s | vs direct | p50 ms | p99 ms | workers' CPU µs/op | errors (by code) | exited by themselves |`,
+    "|---|---|--:|--:|--:|--:|--:|--:|--:|---|--:|",
   ];
   for (const r of results) {
     const vs = base && base.opsPerS > 0 ? `${(r.opsPerS / base.opsPerS).toFixed(2)}×` : "–";
@@ -383,9 +387,11 @@ function table(results: CaseResult[], version: string): string {
       } | ` +
         `${r.spec.maxSize} (${r.spec.maxSize * workers}) | ${r.peakBackends} / ${fmt(r.meanBackends)} | ${
           fmt(r.opsPerS)
-        } | ${vs} | ${fmt(r.p50, 2)} | ${fmt(r.p99, 2)} | ${formatErrors(r.errors)} | ${r.exited}/${workers}${
-          r.killed ? ` (${r.killed} killed)` : ""
-        }${r.failedWorkers ? ` (${r.failedWorkers} failed)` : ""} |`,
+        } | ${vs} | ${fmt(r.p50, 2)} | ${fmt(r.p99, 2)} | ${fmt(r.cpuUsPerOp)} | ${
+          formatErrors(r.errors)
+        } | ${r.exited}/${workers}${r.killed ? ` (${r.killed} killed)` : ""}${
+          r.failedWorkers ? ` (${r.failedWorkers} failed)` : ""
+        } |`,
     );
   }
   return lines.join("\n");

@@ -56,6 +56,8 @@ export interface WorkerResult {
   /** Connections the pool opened, and connection attempts that failed (its stats at the end). */
   opened: number;
   connectErrors: number;
+  /** CPU time (user + system) this process used while the load ran, µs. */
+  cpuUs: number;
   /** Milliseconds `close()` took. */
   closeMs: number;
 }
@@ -100,6 +102,7 @@ async function main(): Promise<void> {
   let reads = 0;
   let writes = 0;
   let seq = cfg.id * 7919;
+  const cpu0 = process.cpuUsage();
   const started = performance.now();
   const deadline = started + cfg.durationMs;
 
@@ -141,7 +144,9 @@ async function main(): Promise<void> {
   };
   await Promise.all(Array.from({ length: cfg.concurrency }, task));
   const elapsedMs = performance.now() - started;
+  const cpu = process.cpuUsage(cpu0);
   const { connectCount: opened, connectErrorCount: connectErrors } = pool.stats();
+  if (process.env.ISOLATES_DEBUG) process.stderr.write(JSON.stringify(pool.stats()) + "\n");
   const c0 = performance.now();
   await pool.close({ timeout: 5 });
   const result: WorkerResult = {
@@ -156,6 +161,7 @@ async function main(): Promise<void> {
     messages,
     opened,
     connectErrors,
+    cpuUs: cpu.user + cpu.system,
     closeMs: performance.now() - c0,
   };
   send(result);
