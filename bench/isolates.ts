@@ -451,6 +451,8 @@ async function main(): Promise<void> {
         poolMode: "transaction",
         server: appServer,
         poolSize: bouncerPoolSize,
+        // ISOLATES_DEBUG: PgBouncer logs its averages (transaction, query and wait times) every second.
+        config: process.env.ISOLATES_DEBUG ? { stats_period: "1", log_stats: "1" } : {},
       });
     }
     const specs: Record<CaseKey, CaseSpec> = {
@@ -543,6 +545,10 @@ async function main(): Promise<void> {
       log(`wrote ${path.relative(ROOT, file)}`);
     }
   } finally {
+    if (process.env.ISOLATES_DEBUG && bouncer) {
+      const stats = fs.readFileSync(bouncer.logFile, "utf8").split("\n").filter((l) => l.includes("stats:"));
+      log(`PgBouncer stats:\n${stats.join("\n")}`);
+    }
     killAllWorkers();
     await bouncer?.destroy().catch((e) => log(`PgBouncer did not stop: ${String(e)}`));
     await admin.close().catch(() => {});
