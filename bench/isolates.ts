@@ -4,24 +4,28 @@
  * through PgBouncer in transaction mode — to show how many server backends they use, what throughput
  * and latency they get, and what fails when N × maxSize exceeds the server's `max_connections`.
  *
- *   deno task bench:isolates [--workers=20] [--runtime=deno|bun] [--seconds=5] [--max-size=4]
+ *   deno task bench:isolates [--workers=20] [--runtime=deno|bun] [--seconds=2.5] [--reps=3] [--max-size=4]
  *                            [--concurrency=8] [--cases=direct,over-direct,pgbouncer,over-pgbouncer]
  *                            [--max-connections=100] [--pgbouncer-pool-size=20] [--no-write]
  *   bun run bench:isolates   [same flags]
  *
  * Every flag can also be given as an environment variable: ISOLATES_WORKERS, ISOLATES_RUNTIME,
- * ISOLATES_SECONDS, ISOLATES_MAX_SIZE, ISOLATES_CONCURRENCY, ISOLATES_CASES, ISOLATES_MAX_CONNECTIONS,
- * ISOLATES_PGBOUNCER_POOL_SIZE; ISOLATES_DEBUG=1 prints each worker's pool stats. The workers run on `--runtime` (default: the runtime running this
- * script); `--over-max-size` sets the per-worker maxSize of the oversubscribed cases (default: the
+ * ISOLATES_SECONDS, ISOLATES_REPS, ISOLATES_MAX_SIZE, ISOLATES_CONCURRENCY, ISOLATES_CASES,
+ * ISOLATES_MAX_CONNECTIONS, ISOLATES_PGBOUNCER_POOL_SIZE; ISOLATES_DEBUG=1 prints each worker's pool
+ * stats and PgBouncer's. The workers run on `--runtime` (default: the runtime running this script); `--over-max-size` sets the per-worker maxSize of the oversubscribed cases (default: the
  * larger of 2 × maxSize and what makes N × maxSize 1.5 × max_connections).
  *
  * Starts its own throwaway PostgreSQL (tests/support/pg_server.ts, `max_connections` 100) and a real
  * PgBouncer (tests/support/pgbouncer.ts, Debian's `pgbouncer`, transaction mode, `default_pool_size`
- * 20) and stops both at the end. Each case spawns the workers (bench/isolates_worker.ts), waits until
- * all have created their pool, starts them together, samples the server's client backends every 50 ms
- * while they run `concurrency` tasks of a fixed mix (3 one-shot `SELECT … WHERE id = $1` for 1 short
- * write transaction `UPDATE` + `INSERT`) for `seconds`, then collects their numbers. Workers close their
- * pool and exit by themselves; one still alive 10 s after reporting is killed and counted.
+ * 20) and stops both at the end. Spawns the N workers (bench/isolates_worker.ts) once; then each phase
+ * (one case, one repetition) has every worker create a pool of its own, starts them together, samples
+ * the server's client backends every 50 ms while they run `concurrency` tasks of a fixed mix (3 one-shot
+ * `SELECT … WHERE id = $1` for 1 short write transaction `UPDATE` + `INSERT`) for `seconds`, and
+ * collects their numbers after each worker closed its pool. A 1 s warm-up phase (not counted) comes
+ * first; repetitions go round-robin over the cases, each in a rotated order, so a busy moment of a
+ * shared machine does not fall on one case only; figures are medians over repetitions. At the end the
+ * workers' stdin is closed and they exit by themselves; one still alive 10 s later is killed and
+ * counted.
  *
  * Prints a markdown table on stdout (progress on stderr) and writes it to
  * bench/results/isolates-<runtime>.md unless `--no-write`. The run is bounded: a watchdog ends it
@@ -39,7 +43,7 @@ import { fileURLToPath } from "node:url";
 import { connect, type Connection } from "../mod.ts";
 import { startPostgres } from "../tests/support/pg_server.ts";
 import { type PgBouncerInstance, pgBouncerVersion, startPgBouncer } from "../tests/support/pgbouncer.ts";
-import type { WorkerConfig, WorkerResult } from "./isolates_worker.ts";
+import type { PhaseMessage, WorkerConfig, WorkerResult } from "./isolates_worker.ts";
 
 type Runtime = "deno" | "bun";
 type CaseKey = "direct" | "over-direct" | "pgbouncer" | "over-pgbouncer";
@@ -50,7 +54,9 @@ const ROLE = "isolates";
 const ITEMS = 1000;
 const COUNTERS = 100;
 const WRITE_EVERY = 4;
-const READY_TIMEOUT_MS = 60_000;
+const START_TIMEOUT_MS = 60_000;
+const READY_TIMEOUT_MS = 20_000;
+const WARM_UP_MS = 1000;
 const EXIT_GRACE_MS = 10_000;
 const SAMPLE_EVERY_MS = 50;
 
@@ -82,7 +88,8 @@ const runtime: Runtime = (() => {
   return r;
 })();
 const workers = intOption("workers", "ISOLATES_WORKERS", 20);
-const seconds = intOption("seconds", "ISOLATES_SECONDS", 5, 0.1);
+const seconds = intOption("seconds", "ISOLATES_SECONDS", 2.5, 0.1);
+const reps = intOption("reps", "ISOLATES_REPS", 3);
 const maxSize = intOption("max-size", "ISOLATES_MAX_SIZE", 4);
 const concurrency = intOption("concurrency", "ISOLATES_CONCURRENCY", 8);
 const maxConnections = intOption("max-connections", "ISOLATES_MAX_CONNECTIONS", 100, 10);
@@ -134,14 +141,12 @@ interface CaseSpec {
   maxSize: number;
 }
 
-interface CaseResult {
+/** One case run once by every worker. */
+interface PhaseResult {
   spec: CaseSpec;
-  /** Seconds from spawning the workers until every one had its pool. */
-  startupS: number;
   peakBackends: number;
   meanBackends: number;
   opsPerS: number;
-  ops: number;
   p50: number;
   p99: number;
   errors: Record<string, number>;
@@ -150,38 +155,33 @@ interface CaseResult {
   connectErrors: number;
   /** The workers' CPU time per successful operation, µs. */
   cpuUsPerOp: number;
-  /** Workers that exited by themselves after reporting, and the ones killed. */
-  exited: number;
-  killed: number;
-  failedWorkers: number;
+  /** Workers that did not report (they died). */
+  missing: number;
 }
 
 /** One spawned worker and what it said. */
 class Worker {
   readonly child: ChildProcess;
-  readonly ready: Promise<void>;
-  readonly result: Promise<WorkerResult | undefined>;
   readonly exited: Promise<number | null>;
+  readonly #received = new Map<string, unknown>();
+  readonly #waiting = new Map<string, { resolve: (m: unknown) => void; reject: (e: Error) => void }>();
   #stderr = "";
+  #gone = false;
 
   constructor(config: WorkerConfig) {
     const [cmd, ...args] = runtimeCommand();
     this.child = spawn(cmd!, args, {
       cwd: ROOT,
-      env: {
-        ...process.env,
-        ISOLATES_WORKER: JSON.stringify(config),
-        PGPOOL_DRIVER: process.env.PGPOOL_DRIVER,
-      },
+      env: { ...process.env, ISOLATES_WORKER: JSON.stringify(config) },
       stdio: ["pipe", "pipe", "pipe"],
     });
-    let onReady!: () => void;
-    let onResult!: (r: WorkerResult | undefined) => void;
-    this.ready = new Promise((r) => onReady = r);
-    this.result = new Promise((r) => onResult = r);
+    this.child.stdin!.on("error", () => {}); // a worker that died: its exit says so
     this.exited = new Promise((resolve) => {
       this.child.on("exit", (code) => {
-        onResult(undefined); // no result line: the worker failed (a no-op when it reported)
+        this.#gone = true;
+        const why = new Error(`Worker ${config.id} exited (${code}): ${this.#stderr.trim().slice(-500)}`);
+        for (const w of this.#waiting.values()) w.reject(why);
+        this.#waiting.clear();
         resolve(code);
       });
     });
@@ -192,15 +192,22 @@ class Worker {
       while ((nl = buffered.indexOf("\n")) >= 0) {
         const line = buffered.slice(0, nl);
         buffered = buffered.slice(nl + 1);
+        let msg: { type?: string; phase?: number };
         try {
-          const msg = JSON.parse(line) as { type?: string };
-          if (msg.type === "ready") onReady();
-          else if (msg.type === "result") onResult(msg as WorkerResult);
-        } catch { /* not ours */ }
+          msg = JSON.parse(line);
+        } catch {
+          continue; // not ours
+        }
+        const key = `${msg.type}:${msg.phase ?? ""}`;
+        const waiter = this.#waiting.get(key);
+        if (waiter) {
+          this.#waiting.delete(key);
+          waiter.resolve(msg);
+        } else this.#received.set(key, msg);
       }
     });
     this.child.stderr!.on("data", (d: Uint8Array) => {
-      this.#stderr = (this.#stderr + new TextDecoder().decode(d)).slice(-2000);
+      this.#stderr = (this.#stderr + new TextDecoder().decode(d)).slice(-4000);
     });
   }
 
@@ -208,8 +215,27 @@ class Worker {
     return this.#stderr;
   }
 
-  go(): void {
-    this.child.stdin!.end("go\n");
+  /** The message of this type (and phase); rejects if the worker exits first. */
+  message<T>(type: string, phase?: number): Promise<T> {
+    const key = `${type}:${phase ?? ""}`;
+    if (this.#received.has(key)) {
+      const msg = this.#received.get(key);
+      this.#received.delete(key);
+      return Promise.resolve(msg as T);
+    }
+    if (this.#gone) return Promise.reject(new Error(`Worker exited: ${this.#stderr.trim().slice(-500)}`));
+    return new Promise((resolve, reject) =>
+      this.#waiting.set(key, { resolve: resolve as (m: unknown) => void, reject })
+    );
+  }
+
+  send(message: object): void {
+    if (!this.#gone) this.child.stdin!.write(JSON.stringify(message) + "\n");
+  }
+
+  /** Closes its stdin: the worker has nothing left to do and should exit by itself. */
+  end(): void {
+    this.child.stdin!.end();
   }
 
   isAlive(): boolean {
@@ -249,37 +275,38 @@ async function backends(admin: Connection): Promise<number> {
   ) ?? 0;
 }
 
-async function runCase(spec: CaseSpec, dsn: string, admin: Connection): Promise<CaseResult> {
-  log(`${spec.title}: ${workers} ${runtime} workers × maxSize ${spec.maxSize} through the ${spec.through}`);
-  const t0 = performance.now();
-  const list = Array.from({ length: workers }, (_, id) => {
-    const w = new Worker({
-      id,
-      dsn,
-      poolMode: spec.poolMode,
-      maxSize: spec.maxSize,
-      concurrency,
-      durationMs: seconds * 1000,
-      items: ITEMS,
-      counters: COUNTERS,
-      writeEvery: WRITE_EVERY,
-    });
-    everyWorker.add(w);
-    return w;
-  });
-  try {
-    await within(
-      Promise.all(list.map((w) => Promise.race([w.ready, w.exited.then(() => Promise.reject(w.stderr))]))),
-      READY_TIMEOUT_MS,
-      "Every worker did not create its pool",
-    );
-  } catch (e) {
-    killAllWorkers();
-    throw new Error(`${spec.title}: a worker did not start: ${String(e)}`);
-  }
-  const startupS = (performance.now() - t0) / 1000;
-  log(`  all ${workers} ready in ${startupS.toFixed(1)} s; running ${seconds} s`);
+function median(values: number[]): number {
+  const xs = values.filter((v) => !Number.isNaN(v)).sort((a, b) => a - b);
+  if (xs.length === 0) return Number.NaN;
+  const mid = xs.length >> 1;
+  return xs.length % 2 === 1 ? xs[mid]! : (xs[mid - 1]! + xs[mid]!) / 2;
+}
 
+let phaseCounter = 0;
+
+/** Every worker runs `spec` once against `dsn` for `durationMs`. */
+async function runPhase(
+  list: Worker[],
+  spec: CaseSpec,
+  dsn: string,
+  durationMs: number,
+  admin: Connection,
+): Promise<PhaseResult> {
+  const phase = ++phaseCounter;
+  const message: PhaseMessage = {
+    type: "phase",
+    phase,
+    dsn,
+    poolMode: spec.poolMode,
+    maxSize: spec.maxSize,
+    durationMs,
+  };
+  for (const w of list) w.send(message);
+  await within(
+    Promise.all(list.map((w) => w.message("ready", phase))),
+    READY_TIMEOUT_MS,
+    `${spec.title}: every worker did not create its pool`,
+  );
   const samples: number[] = [];
   let sampling = true;
   const sampler = (async () => {
@@ -288,31 +315,16 @@ async function runCase(spec: CaseSpec, dsn: string, admin: Connection): Promise<
       await sleep(SAMPLE_EVERY_MS);
     }
   })();
-  for (const w of list) w.go();
+  for (const w of list) w.send({ type: "go" });
   const results = await within(
-    Promise.all(list.map((w) => w.result)),
-    seconds * 1000 + 30_000,
-    "Every worker did not report",
-  ).catch((e) => {
-    killAllWorkers();
-    throw e;
-  });
+    Promise.all(list.map((w) => w.message<WorkerResult>("result", phase).catch(() => undefined))),
+    durationMs + 30_000,
+    `${spec.title}: every worker did not report`,
+  );
   sampling = false;
   await sampler;
-
-  // Exiting by itself is part of the test: a pool must not keep its process alive after close().
-  const exitedBy = performance.now() + EXIT_GRACE_MS;
-  let killed = 0;
-  for (const w of list) {
-    const left = Math.max(0, exitedBy - performance.now());
-    const code = await Promise.race([w.exited, sleep(left).then(() => "late" as const)]);
-    if (code === "late") {
-      killed++;
-      w.kill();
-      await w.exited;
-    }
-    everyWorker.delete(w);
-    if (process.env.ISOLATES_DEBUG && w.stderr) log(`  worker stderr: ${w.stderr.trim()}`);
+  if (process.env.ISOLATES_DEBUG) {
+    for (const w of list) if (w.stderr) log(`  worker stderr: ${w.stderr.trim()}`);
   }
 
   const ok = results.filter((r): r is WorkerResult => r !== undefined);
@@ -329,35 +341,21 @@ async function runCase(spec: CaseSpec, dsn: string, admin: Connection): Promise<
     for (const [code, n] of Object.entries(r.errors)) errors[code] = (errors[code] ?? 0) + n;
     for (const [code, m] of Object.entries(r.messages)) messages[code] ??= m;
   }
-  const result: CaseResult = {
+  const ops = ok.reduce((s, r) => s + r.ops, 0);
+  const result: PhaseResult = {
     spec,
-    startupS,
     peakBackends: Math.max(0, ...samples),
     meanBackends: samples.length ? samples.reduce((a, b) => a + b, 0) / samples.length : 0,
     opsPerS: ok.reduce((s, r) => s + r.ops / (r.elapsedMs / 1000), 0),
-    ops: ok.reduce((s, r) => s + r.ops, 0),
     p50: quantile(all, 0.5),
     p99: quantile(all, 0.99),
     errors,
     messages,
     opened: ok.reduce((s, r) => s + r.opened, 0),
     connectErrors: ok.reduce((s, r) => s + r.connectErrors, 0),
-    cpuUsPerOp: ok.reduce((s, r) => s + r.cpuUs, 0) / Math.max(1, ok.reduce((s, r) => s + r.ops, 0)),
-    exited: list.length - killed - (list.length - ok.length),
-    killed,
-    failedWorkers: list.length - ok.length,
+    cpuUsPerOp: ok.reduce((s, r) => s + r.cpuUs, 0) / Math.max(1, ops),
+    missing: list.length - ok.length,
   };
-  log(
-    `  ${Math.round(result.opsPerS)} ops/s, p50 ${result.p50.toFixed(2)} ms, p99 ${
-      result.p99.toFixed(2)
-    } ms, ` +
-      `peak ${result.peakBackends} backends, errors ${formatErrors(errors)}, ${killed} killed`,
-  );
-  // The next case starts from a server without our backends (a closed pool's backends take a moment).
-  const quietBy = performance.now() + 10_000;
-  while (spec.through === "server" && (await backends(admin)) > 0 && performance.now() < quietBy) {
-    await sleep(50);
-  }
   return result;
 }
 
@@ -373,24 +371,39 @@ function fmt(n: number, digits = 1): string {
   return n >= 100 ? Math.round(n).toLocaleString("en-US") : n.toFixed(digits);
 }
 
-function table(results: CaseResult[], version: string): string {
-  const base = results.find((r) => r.spec.key === "direct");
+interface CaseSummary {
+  spec: CaseSpec;
+  phases: PhaseResult[];
+  opsPerS: number;
+}
+
+function summarize(spec: CaseSpec, phases: PhaseResult[]): CaseSummary {
+  return { spec, phases, opsPerS: median(phases.map((p) => p.opsPerS)) };
+}
+
+function table(summaries: CaseSummary[], version: string): string {
+  const base = summaries.find((r) => r.spec.key === "direct");
   const lines = [
-    `| ${version}: case | through | per-worker maxSize (× ${workers}) | server backends (peak / mean) | ops/s | vs direct | p50 ms | p99 ms | workers' CPU µs/op | errors (by code) | exited by themselves |`,
-    "|---|---|--:|--:|--:|--:|--:|--:|--:|---|--:|",
+    `| ${version}: case | through | maxSize per worker (× ${workers}) | server backends (peak / mean) | ops/s (min–max) | vs direct | p50 ms | p99 ms | workers' CPU µs/op | failed operations (by code, all reps) |`,
+    "|---|---|--:|--:|--:|--:|--:|--:|--:|---|",
   ];
-  for (const r of results) {
+  for (const r of summaries) {
+    const ps = r.phases;
+    const errors: Record<string, number> = {};
+    for (const p of ps) for (const [c, n] of Object.entries(p.errors)) errors[c] = (errors[c] ?? 0) + n;
+    const missing = ps.reduce((s, p) => s + p.missing, 0);
     const vs = base && base.opsPerS > 0 ? `${(r.opsPerS / base.opsPerS).toFixed(2)}×` : "–";
+    const rates = ps.map((p) => p.opsPerS);
     lines.push(
       `| ${r.spec.title} | ${
         r.spec.through === "server" ? "server" : `PgBouncer (transaction, pool ${bouncerPoolSize})`
       } | ` +
-        `${r.spec.maxSize} (${r.spec.maxSize * workers}) | ${r.peakBackends} / ${fmt(r.meanBackends)} | ${
-          fmt(r.opsPerS)
-        } | ${vs} | ${fmt(r.p50, 2)} | ${fmt(r.p99, 2)} | ${fmt(r.cpuUsPerOp)} | ${
-          formatErrors(r.errors)
-        } | ${r.exited}/${workers}${r.killed ? ` (${r.killed} killed)` : ""}${
-          r.failedWorkers ? ` (${r.failedWorkers} failed)` : ""
+        `${r.spec.maxSize} (${r.spec.maxSize * workers}) | ` +
+        `${Math.max(...ps.map((p) => p.peakBackends))} / ${fmt(median(ps.map((p) => p.meanBackends)))} | ` +
+        `${fmt(r.opsPerS)} (${fmt(Math.min(...rates))}–${fmt(Math.max(...rates))}) | ${vs} | ` +
+        `${fmt(median(ps.map((p) => p.p50)), 2)} | ${fmt(median(ps.map((p) => p.p99)), 2)} | ` +
+        `${fmt(median(ps.map((p) => p.cpuUsPerOp)))} | ${formatErrors(errors)}${
+          missing ? ` (${missing} worker reports missing)` : ""
         } |`,
     );
   }
@@ -408,8 +421,9 @@ async function main(): Promise<void> {
   const began = performance.now();
   const loadBefore = os.loadavg().map((l) => l.toFixed(2)).join(" ");
   const version = runtimeVersion();
-  // Spawn, ready, run, report and exit per case, plus the servers: past this the run is a hang.
-  const budgetMs = 60_000 + cases.length * (READY_TIMEOUT_MS + seconds * 1000 + 30_000 + EXIT_GRACE_MS);
+  // Spawning, then per phase ready + run + report, then the exits, plus the servers: past this it hangs.
+  const budgetMs = 60_000 + START_TIMEOUT_MS + EXIT_GRACE_MS +
+    (cases.length * reps + 1) * (READY_TIMEOUT_MS + seconds * 1000 + 30_000 + 10_000);
   const watchdog = setTimeout(() => {
     log(`isolates bench: over its ${budgetMs / 1000} s budget; killing the workers`);
     killAllWorkers();
@@ -479,17 +493,83 @@ async function main(): Promise<void> {
         maxSize: overMaxSize,
       },
     };
-    const results: CaseResult[] = [];
-    for (const key of cases) {
-      const spec = specs[key];
-      if (spec.through === "PgBouncer") await bouncer!.restart(); // each case starts with no server connections
-      results.push(await runCase(spec, spec.through === "PgBouncer" ? bouncer!.dsn : appServer.dsn, admin));
+    const slots = Number(serverInfo?.m ?? maxConnections) - Number(serverInfo?.r ?? 3) - 1; // - our own connection
+    if (cases.includes("direct") && workers * maxSize > slots) {
+      log(
+        `warning: ${workers} × maxSize ${maxSize} is more than the ${slots} slots the server has: "direct" is oversubscribed too`,
+      );
     }
+    log(`spawning ${workers} ${runtime} workers`);
+    const t0 = performance.now();
+    const list = Array.from({ length: workers }, (_, id) => {
+      const w = new Worker({ id, concurrency, items: ITEMS, counters: COUNTERS, writeEvery: WRITE_EVERY });
+      everyWorker.add(w);
+      return w;
+    });
+    await within(
+      Promise.all(list.map((w) => w.message("started"))),
+      START_TIMEOUT_MS,
+      "Every worker did not start",
+    );
+    const startupS = (performance.now() - t0) / 1000;
+    log(`  all started in ${startupS.toFixed(1)} s`);
+    const dsnOf = (spec: CaseSpec): string => spec.through === "PgBouncer" ? bouncer!.dsn : appServer.dsn;
+    // Warm-up (not counted): every worker's JIT compiles the load's code paths.
+    const phase = async (spec: CaseSpec, ms: number): Promise<PhaseResult> => {
+      // Each phase starts from a server without our backends: PgBouncer runs only during its own phases
+      // (its server connections would count in the next phase), and a closed pool's backends take a moment.
+      if (spec.through === "PgBouncer") await bouncer!.start();
+      try {
+        return await runPhase(list, spec, dsnOf(spec), ms, admin);
+      } finally {
+        if (spec.through === "PgBouncer") await bouncer!.stop();
+        const quietBy = performance.now() + 10_000;
+        while ((await backends(admin)) > 0 && performance.now() < quietBy) await sleep(20);
+      }
+    };
+    await phase(specs[cases.includes("direct") ? "direct" : cases[0]!], WARM_UP_MS);
+    const phases = new Map<CaseKey, PhaseResult[]>(cases.map((c) => [c, []]));
+    for (let rep = 0; rep < reps; rep++) {
+      for (let i = 0; i < cases.length; i++) {
+        const spec = specs[cases[(i + rep) % cases.length]!];
+        const p0 = performance.now();
+        const r = await phase(spec, seconds * 1000);
+        phases.get(spec.key)!.push(r);
+        log(
+          `  rep ${rep + 1}/${reps} ${spec.title} (maxSize ${spec.maxSize}): ${
+            Math.round(r.opsPerS)
+          } ops/s, ` +
+            `p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms, peak ${r.peakBackends} backends, ` +
+            `errors ${formatErrors(r.errors)} (${((performance.now() - p0) / 1000).toFixed(1)} s)`,
+        );
+      }
+    }
+    // Exiting by itself is part of the test: a closed pool must not keep its process alive.
+    for (const w of list) w.end();
+    const exitBy = performance.now() + EXIT_GRACE_MS;
+    let killed = 0;
+    for (const w of list) {
+      const code = await Promise.race([
+        w.exited,
+        sleep(Math.max(0, exitBy - performance.now())).then(() => "late"),
+      ]);
+      if (code === "late") {
+        killed++;
+        w.kill();
+        await w.exited;
+      }
+      everyWorker.delete(w);
+    }
+    const exitedAlone = list.filter((w) => w.child.exitCode === 0).length;
+    log(`  ${exitedAlone}/${workers} workers exited by themselves (status 0), ${killed} killed`);
+    const summaries = cases.map((c) => summarize(specs[c], phases.get(c)!));
     const loadAfter = os.loadavg().map((l) => l.toFixed(2)).join(" ");
-    const tableText = table(results, version);
+    const tableText = table(summaries, version);
     const messages = new Map<string, string>();
-    for (const r of results) {
-      for (const [c, m] of Object.entries(r.messages)) if (!messages.has(c)) messages.set(c, m);
+    for (const r of summaries) {
+      for (const p of r.phases) {
+        for (const [c, m] of Object.entries(p.messages)) if (!messages.has(c)) messages.set(c, m);
+      }
     }
     const reserved = Number(serverInfo?.r ?? 3);
     const header = [
@@ -508,18 +588,28 @@ async function main(): Promise<void> {
         Number(serverInfo?.m) - reserved
       } for the application role, ${reserved} reserved for superusers), fsync off. ` +
       `PgBouncer ${pgBouncerVersion() ?? "?"} in transaction mode, default_pool_size=${bouncerPoolSize}, ` +
-      "restarted before each of its cases.",
-      `- Load: ${workers} ${runtime} processes, each with its own pool (minSize 0) and ${concurrency} tasks looping for ` +
-      `${seconds} s over 3 one-shot \`SELECT id, name FROM isolates_items WHERE id = $1\` (pool.fetchRow) for 1 ` +
-      "write transaction (acquire, BEGIN, UPDATE a counter, INSERT a history row, COMMIT, release), all started " +
-      "together once every worker had its pool. Latency includes the wait for a connection; errors are " +
-      "counted per failed operation (each failure then waits 5 ms). Server backends: the peak and mean of the " +
-      `application role's client backends in pg_stat_activity, sampled every ${SAMPLE_EVERY_MS} ms.`,
-      `- Worker start-up (spawn to pool created): ${
-        results.map((r) => `${r.spec.title} ${r.startupS.toFixed(1)} s`).join(", ")
+      "running only during its own phases.",
+      `- Load: ${workers} ${runtime} processes; in each phase every one creates a pool of its own (minSize 0) and ` +
+      `runs ${concurrency} tasks looping for ${seconds} s over 3 one-shot ` +
+      "`SELECT id, name FROM isolates_items WHERE id = $1` (pool.fetchRow) for 1 write transaction (acquire, " +
+      "BEGIN, UPDATE a counter, INSERT a history row, COMMIT, release), all started together once every " +
+      `worker had its pool, then closes the pool. ${reps} repetitions round-robin over the cases (after a 1 s ` +
+      "warm-up); ops/s, latencies and CPU are medians over them. Latency includes the wait for a connection; " +
+      "a failed operation is counted by its error code, and its task waits 5 ms before the next one. Server " +
+      "backends: the application role's client backends in pg_stat_activity, sampled every " +
+      `${SAMPLE_EVERY_MS} ms (peak over all repetitions / median of the means).`,
+      `- Workers: started in ${
+        startupS.toFixed(1)
+      } s (spawn to first message); at the end ${exitedAlone}/${workers} ` +
+      `exited by themselves once their last pool was closed and stdin ended${
+        killed ? `, ${killed} had to be killed` : ""
       }.`,
-      `- Connections the workers opened (failed attempts): ${
-        results.map((r) => `${r.spec.title} ${r.opened} (${r.connectErrors})`).join(", ")
+      `- Connections the workers opened per repetition (failed attempts), median: ${
+        summaries.map((r) =>
+          `${r.spec.title} ${fmt(median(r.phases.map((p) => p.opened)), 0)} (${
+            fmt(median(r.phases.map((p) => p.connectErrors)), 0)
+          })`
+        ).join(", ")
       }.`,
     ];
     const notes = [...messages].map(([code, m]) => `- \`${code}\`: ${m}`);

@@ -2,11 +2,13 @@
  * One worker of bench/isolates.ts: a process of its own (so an isolate of its own) with its own small
  * pool, as one Deno Deploy isolate or one Bun instance would have.
  *
- * Reads its settings from the `ISOLATES_WORKER` environment variable (JSON, see {@linkcode WorkerConfig}),
- * creates its pool, prints `{"type":"ready"}` on stdout, waits for a line on stdin (the parent's go), runs
- * `concurrency` tasks for `durationMs` — each loops over a fixed mix of a one-shot `SELECT` by id and a
- * short write transaction — closes the pool, prints `{"type":"result", …}` and exits by itself: nothing
- * of the pool may keep the process alive (the parent kills it if it does, and says so).
+ * Reads its fixed settings from the `ISOLATES_WORKER` environment variable (JSON, see
+ * {@linkcode WorkerConfig}), prints `{"type":"started"}`, then follows the parent's lines on stdin: for each
+ * `{"type":"phase", …}` it creates a pool of its own (the phase's DSN, poolMode and maxSize), prints
+ * `{"type":"ready"}`, waits for the next line (the go), runs `concurrency` tasks for the phase's duration —
+ * each loops over a fixed mix of a one-shot `SELECT` by id and a short write transaction — closes the pool
+ * and prints `{"type":"result", …}`. When stdin ends it exits by itself: nothing of a closed pool may keep
+ * the process alive (the parent kills it if it does, and says so).
  *
  * @module
  */
@@ -14,20 +16,12 @@
 import process from "node:process";
 import { createPool, type PoolMode } from "../mod.ts";
 
-/** What the parent tells a worker. */
+/** What a worker is told once, at spawn (the `ISOLATES_WORKER` environment variable). */
 export interface WorkerConfig {
   /** Worker number, from 0. */
   id: number;
-  /** Where to connect: the server or PgBouncer. */
-  dsn: string;
-  /** The pool's `poolMode`. */
-  poolMode: PoolMode;
-  /** The pool's `maxSize`. */
-  maxSize: number;
   /** Tasks running the load at once. */
   concurrency: number;
-  /** How long the load runs, in milliseconds. */
-  durationMs: number;
   /** Rows of `isolates_items` (ids 1..items). */
   items: number;
   /** Rows of `isolates_counters` (ids 1..counters). */
@@ -36,10 +30,26 @@ export interface WorkerConfig {
   writeEvery: number;
 }
 
-/** What a worker reports. */
+/** One phase: a pool of its own against `dsn`, the load for `durationMs`, the pool closed. */
+export interface PhaseMessage {
+  type: "phase";
+  /** Phase number (echoed in the answers). */
+  phase: number;
+  /** Where to connect: the server or PgBouncer. */
+  dsn: string;
+  /** The pool's `poolMode`. */
+  poolMode: PoolMode;
+  /** The pool's `maxSize`. */
+  maxSize: number;
+  /** How long the load runs, in milliseconds. */
+  durationMs: number;
+}
+
+/** What a worker reports at the end of a phase. */
 export interface WorkerResult {
   type: "result";
   id: number;
+  phase: number;
   /** Operations that succeeded. */
   ops: number;
   /** Reads and writes among them. */
@@ -66,45 +76,67 @@ function send(message: object): void {
   process.stdout.write(JSON.stringify(message) + "\n");
 }
 
-/** Resolves on the first line (or the end) of stdin: the parent's go. */
-function waitForGo(): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      process.stdin.off("data", done);
-      process.stdin.off("end", done);
-      process.stdin.pause();
-      resolve();
-    };
-    process.stdin.on("data", done);
-    process.stdin.on("end", done);
-    process.stdin.resume();
+/** The lines the parent writes on stdin, one at a time; undefined once stdin ended. */
+function stdinLines(): () => Promise<string | undefined> {
+  const queue: string[] = [];
+  let waiter: ((line: string | undefined) => void) | undefined;
+  let ended = false;
+  let buffered = "";
+  const deliver = (line: string | undefined): void => {
+    const w = waiter;
+    waiter = undefined;
+    if (w) w(line);
+    else if (line !== undefined) queue.push(line);
+  };
+  process.stdin.on("data", (d: Uint8Array | string) => {
+    buffered += typeof d === "string" ? d : new TextDecoder().decode(d);
+    let nl: number;
+    while ((nl = buffered.indexOf("\n")) >= 0) {
+      const line = buffered.slice(0, nl);
+      buffered = buffered.slice(nl + 1);
+      deliver(line);
+    }
   });
+  process.stdin.on("end", () => {
+    ended = true;
+    deliver(undefined);
+  });
+  return () => {
+    if (queue.length > 0) return Promise.resolve(queue.shift());
+    if (ended) return Promise.resolve(undefined);
+    return new Promise((resolve) => waiter = resolve);
+  };
 }
 
-async function main(): Promise<void> {
-  const raw = process.env.ISOLATES_WORKER;
-  if (!raw) throw new Error("ISOLATES_WORKER is not set: this file is started by bench/isolates.ts");
-  const cfg = JSON.parse(raw) as WorkerConfig;
+async function runPhase(
+  cfg: WorkerConfig,
+  phase: PhaseMessage,
+  next: () => Promise<string | undefined>,
+): Promise<WorkerResult | undefined> {
   // What a deployment would set per isolate: a small maxSize, no kept floor, idle connections closed soon.
-  const pool = await createPool(cfg.dsn, {
-    poolMode: cfg.poolMode,
-    maxSize: cfg.maxSize,
+  const pool = await createPool(phase.dsn, {
+    poolMode: phase.poolMode,
+    maxSize: phase.maxSize,
     minSize: 0,
     maxInactiveConnectionLifetime: 30,
     onWarning: () => {},
   });
-  send({ type: "ready", id: cfg.id });
-  await waitForGo();
+  send({ type: "ready", id: cfg.id, phase: phase.phase });
+  const go = await next();
+  if (go === undefined) {
+    await pool.close({ timeout: 5 });
+    return undefined;
+  }
 
   const latencies: number[] = [];
   const errors: Record<string, number> = {};
   const messages: Record<string, string> = {};
   let reads = 0;
   let writes = 0;
-  let seq = cfg.id * 7919;
+  let seq = cfg.id * 7919 + phase.phase * 104729;
   const cpu0 = process.cpuUsage();
   const started = performance.now();
-  const deadline = started + cfg.durationMs;
+  const deadline = started + phase.durationMs;
 
   const read = async (id: number): Promise<void> => {
     const row = await pool.fetchRow<{ id: number; name: string }>(
@@ -149,9 +181,10 @@ async function main(): Promise<void> {
   if (process.env.ISOLATES_DEBUG) process.stderr.write(JSON.stringify(pool.stats()) + "\n");
   const c0 = performance.now();
   await pool.close({ timeout: 5 });
-  const result: WorkerResult = {
+  return {
     type: "result",
     id: cfg.id,
+    phase: phase.phase,
     ops: reads + writes,
     reads,
     writes,
@@ -164,7 +197,22 @@ async function main(): Promise<void> {
     cpuUs: cpu.user + cpu.system,
     closeMs: performance.now() - c0,
   };
-  send(result);
+}
+
+async function main(): Promise<void> {
+  const raw = process.env.ISOLATES_WORKER;
+  if (!raw) throw new Error("ISOLATES_WORKER is not set: this file is started by bench/isolates.ts");
+  const cfg = JSON.parse(raw) as WorkerConfig;
+  const next = stdinLines();
+  send({ type: "started", id: cfg.id });
+  for (let line = await next(); line !== undefined; line = await next()) {
+    const msg = JSON.parse(line) as PhaseMessage | { type: "end" };
+    if (msg.type !== "phase") break;
+    const result = await runPhase(cfg, msg, next);
+    if (result === undefined) break;
+    send(result);
+  }
+  // Nothing else: with every pool closed and stdin at its end, the process exits by itself.
 }
 
 main().catch((e) => {
