@@ -604,7 +604,7 @@ async function main(): Promise<void> {
       `exited by themselves once their last pool was closed and stdin ended${
         killed ? `, ${killed} had to be killed` : ""
       }.`,
-      `- Connections the workers opened per repetition (failed attempts), median: ${
+      `- Connections the workers opened per repetition (failed attempts), median (above the server's slots when oversubscribed: workers end a phase a few ms apart, and pools still running take the slots of closed ones): ${
         summaries.map((r) =>
           `${r.spec.title} ${fmt(median(r.phases.map((p) => p.opened)), 0)} (${
             fmt(median(r.phases.map((p) => p.connectErrors)), 0)
