@@ -5,15 +5,18 @@
  * and latency they get, and what fails when N × maxSize exceeds the server's `max_connections`.
  *
  *   deno task bench:isolates [--workers=20] [--runtime=deno|bun] [--seconds=2.5] [--reps=3] [--max-size=4]
- *                            [--concurrency=8] [--cases=direct,over-direct,pgbouncer,over-pgbouncer]
+ *                            [--over-max-size=8] [--concurrency=8]
+ *                            [--cases=direct,over-direct,pgbouncer,over-pgbouncer]
  *                            [--max-connections=100] [--pgbouncer-pool-size=20] [--no-write]
  *   bun run bench:isolates   [same flags]
  *
  * Every flag can also be given as an environment variable: ISOLATES_WORKERS, ISOLATES_RUNTIME,
- * ISOLATES_SECONDS, ISOLATES_REPS, ISOLATES_MAX_SIZE, ISOLATES_CONCURRENCY, ISOLATES_CASES,
- * ISOLATES_MAX_CONNECTIONS, ISOLATES_PGBOUNCER_POOL_SIZE; ISOLATES_DEBUG=1 prints each worker's pool
- * stats and PgBouncer's. The workers run on `--runtime` (default: the runtime running this script); `--over-max-size` sets the per-worker maxSize of the oversubscribed cases (default: the
- * larger of 2 × maxSize and what makes N × maxSize 1.5 × max_connections).
+ * ISOLATES_SECONDS, ISOLATES_REPS, ISOLATES_MAX_SIZE, ISOLATES_OVER_MAX_SIZE, ISOLATES_CONCURRENCY,
+ * ISOLATES_CASES, ISOLATES_MAX_CONNECTIONS, ISOLATES_PGBOUNCER_POOL_SIZE; ISOLATES_DEBUG=1 prints each
+ * worker's pool stats and PgBouncer's. The workers run on `--runtime` (default: the runtime running this
+ * script). `--over-max-size` sets the per-worker maxSize of the two oversubscribed cases (default: the
+ * larger of 2 × maxSize and what makes N × maxSize 1.5 × max_connections). `PGPOOL_DRIVER` picks the
+ * workers' driver as usual.
  *
  * Starts its own throwaway PostgreSQL (tests/support/pg_server.ts, `max_connections` 100) and a real
  * PgBouncer (tests/support/pgbouncer.ts, Debian's `pgbouncer`, transaction mode, `default_pool_size`
@@ -68,12 +71,14 @@ function option(name: string, env: string): string | undefined {
   return process.env[env] || undefined;
 }
 
-function intOption(name: string, env: string, fallback: number, min = 1): number {
+function numberOption(name: string, env: string, fallback: number, min = 1, integer = true): number {
   const raw = option(name, env);
   if (raw === undefined) return fallback;
   const n = Number(raw);
-  if (!Number.isFinite(n) || n < min) {
-    throw new Error(`--${name} must be a number of at least ${min}: got ${raw}`);
+  if (!Number.isFinite(n) || n < min || (integer && !Number.isInteger(n))) {
+    throw new Error(
+      `--${name} must be ${integer ? "an integer" : "a number"} of at least ${min}: got ${raw}`,
+    );
   }
   return n;
 }
@@ -87,14 +92,14 @@ const runtime: Runtime = (() => {
   if (r !== "deno" && r !== "bun") throw new Error(`--runtime must be deno or bun: got ${r}`);
   return r;
 })();
-const workers = intOption("workers", "ISOLATES_WORKERS", 20);
-const seconds = intOption("seconds", "ISOLATES_SECONDS", 2.5, 0.1);
-const reps = intOption("reps", "ISOLATES_REPS", 3);
-const maxSize = intOption("max-size", "ISOLATES_MAX_SIZE", 4);
-const concurrency = intOption("concurrency", "ISOLATES_CONCURRENCY", 8);
-const maxConnections = intOption("max-connections", "ISOLATES_MAX_CONNECTIONS", 100, 10);
-const bouncerPoolSize = intOption("pgbouncer-pool-size", "ISOLATES_PGBOUNCER_POOL_SIZE", 20);
-const overMaxSize = intOption(
+const workers = numberOption("workers", "ISOLATES_WORKERS", 20);
+const seconds = numberOption("seconds", "ISOLATES_SECONDS", 2.5, 0.1, false);
+const reps = numberOption("reps", "ISOLATES_REPS", 3);
+const maxSize = numberOption("max-size", "ISOLATES_MAX_SIZE", 4);
+const concurrency = numberOption("concurrency", "ISOLATES_CONCURRENCY", 8);
+const maxConnections = numberOption("max-connections", "ISOLATES_MAX_CONNECTIONS", 100, 10);
+const bouncerPoolSize = numberOption("pgbouncer-pool-size", "ISOLATES_PGBOUNCER_POOL_SIZE", 20);
+const overMaxSize = numberOption(
   "over-max-size",
   "ISOLATES_OVER_MAX_SIZE",
   Math.max(2 * maxSize, Math.ceil((1.5 * maxConnections) / workers)),
