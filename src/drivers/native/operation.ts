@@ -17,6 +17,8 @@ export interface Fields {
   names: string[];
   /** Parser per column (undefined: the text is the value). */
   parsers: (Parser | undefined)[];
+  /** Type oid per column (what `describe()` reports). */
+  oids: number[];
 }
 
 /** Decodes a RowDescription body. */
@@ -24,15 +26,18 @@ export function decodeFields(b: Uint8Array, start: number, types: TypeRegistry):
   const n = int16(b, start);
   const names = new Array<string>(n);
   const parsers = new Array<Parser | undefined>(n);
+  const oids = new Array<number>(n);
   let i = start + 2;
   for (let c = 0; c < n; c++) {
     const stop = cstrEnd(b, i);
     names[c] = utf8(b, i, stop);
     i = stop + 1;
-    parsers[c] = types.parser(int32(b, i + 6) >>> 0);
+    const oid = int32(b, i + 6) >>> 0;
+    oids[c] = oid;
+    parsers[c] = types.parser(oid);
     i += 18;
   }
-  return { names, parsers };
+  return { names, parsers, oids };
 }
 
 function decodeRow(b: Uint8Array, start: number, fields: Fields): Row {
