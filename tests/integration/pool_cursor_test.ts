@@ -110,8 +110,9 @@ describe("Cursor on a real server", () => {
     assert.throws(() => con.cursor("SELECT 1"), { code: "NO_TRANSACTION" });
     // Made inside a transaction that ended before its first use: rejected, nothing sent.
     let late: Cursor | undefined;
-    await con.transaction(async (tx) => {
+    await con.transaction((tx) => {
       late = tx.cursor("SELECT 1 AS a");
+      return Promise.resolve();
     });
     assert.equal((await rejection(late!.fetchRow())).code, "NO_TRANSACTION");
     assert.throws(() => late![Symbol.asyncIterator](), { code: "NO_TRANSACTION" });
