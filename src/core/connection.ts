@@ -552,7 +552,7 @@ export class Connection {
    *
    * @param sql The query, with `$1…` placeholders.
    * @param args Values for the placeholders.
-   * @param opts `prefetch`: rows per round while iterating.
+   * @param opts `prefetch`: rows per round while iterating; `timeout` / `signal` bound each round.
    * @returns The cursor (declared on the server at its first use).
    * @example
    * ```ts

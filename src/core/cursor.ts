@@ -15,8 +15,11 @@ import { quoteIdentifier } from "./sql_text.ts";
 /** Rows fetched per round while a cursor is iterated, unless `prefetch` says otherwise (asyncpg's default). */
 export const DEFAULT_PREFETCH = 50;
 
-/** Options of `cursor()`. */
-export interface CursorOptions {
+/**
+ * Options of `cursor()`. `timeout` and `signal` bound each round on its own: the `DECLARE` and
+ * every `FETCH` / `MOVE` / `CLOSE` (a cursor may be read slowly over a long time).
+ */
+export interface CursorOptions extends QueryOptions {
   /** Rows fetched per round while iterating with `for await` (default 50). */
   prefetch?: number;
 }
@@ -116,6 +119,7 @@ export class Cursor<T = Row> implements AsyncIterable<T> {
   readonly #sql: string;
   readonly #args: readonly unknown[] | undefined;
   readonly #prefetch: number;
+  readonly #bounds: QueryOptions | undefined;
   readonly #name: string;
   #state: CursorState = { kind: "unopened" };
 
@@ -138,6 +142,9 @@ export class Cursor<T = Row> implements AsyncIterable<T> {
     this.#sql = sql;
     this.#args = args;
     this.#prefetch = prefetch;
+    this.#bounds = opts?.timeout === undefined && opts?.signal === undefined
+      ? undefined
+      : { timeout: opts.timeout, signal: opts.signal };
     this.#name = `pgpool_cursor_${nextCursor++}`;
   }
 
@@ -158,6 +165,7 @@ export class Cursor<T = Row> implements AsyncIterable<T> {
     const declared = this.#owner.query(
       `DECLARE ${quoteIdentifier(this.#name)} NO SCROLL CURSOR FOR ${this.#sql}`,
       this.#args,
+      this.#bounds,
     );
     this.#to({ kind: "open", declared });
     return declared;
@@ -165,7 +173,7 @@ export class Cursor<T = Row> implements AsyncIterable<T> {
 
   async #command(sql: string): Promise<QueryResult> {
     await this.#declared();
-    return await this.#owner.query(sql, undefined);
+    return await this.#owner.query(sql, undefined, this.#bounds);
   }
 
   /**
@@ -274,7 +282,7 @@ export class Cursor<T = Row> implements AsyncIterable<T> {
       return; // never declared: nothing to close
     }
     if (this.#owner.transactionStatus() !== "transaction") return;
-    await this.#owner.query(`CLOSE ${quoteIdentifier(this.#name)}`, undefined);
+    await this.#owner.query(`CLOSE ${quoteIdentifier(this.#name)}`, undefined, this.#bounds);
   }
 
   /**

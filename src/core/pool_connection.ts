@@ -159,7 +159,9 @@ export class PoolConnection {
   prepare(sql: string, opts?: QueryOptions): Promise<PreparedStatement> {
     const s = this.#state;
     if (s.released) throw released("prepare");
-    const out = txInternals.prepare(s.con, () => s.released, sql, opts);
+    // The guard holds this proxy: while a statement made here is reachable, the checkout is not a
+    // leak to reclaim (its connection is not closed under the statement).
+    const out = txInternals.prepare(s.con, () => this.#state.released, sql, opts);
     (s.slot as Checkout).lastStatement = out;
     return out;
   }
@@ -188,7 +190,7 @@ export class PoolConnection {
   cursor<T = Row>(sql: string, args?: readonly unknown[], opts?: CursorOptions): Cursor<T> {
     const s = this.#state;
     if (s.released) throw released("cursor");
-    return txInternals.cursor<T>(s.con, () => s.released, sql, args, opts);
+    return txInternals.cursor<T>(s.con, () => this.#state.released, sql, args, opts);
   }
 
   /** Releases this connection to its pool (`await using`). */

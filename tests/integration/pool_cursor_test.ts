@@ -129,6 +129,23 @@ describe("Cursor on a real server", () => {
     assert.equal(await con.fetchVal("SELECT 1"), 1);
   });
 
+  it("Cursor rounds are bounded by the cursor's timeout: a slow FETCH rejects with QUERY_TIMEOUT", async () => {
+    await using pool = await createTestPool(server.dsn, { minSize: 0, maxSize: 1 });
+    await using con = await pool.acquire();
+    const error = await rejection(con.transaction(async (tx) => {
+      const cursor = tx.cursor<{ n: number }>(
+        "SELECT n, pg_sleep(CASE WHEN n = 3 THEN 30 ELSE 0 END) FROM generate_series(1, 5) AS n",
+        [],
+        { timeout: 0.5 },
+      );
+      assert.equal((await cursor.fetchRow())?.n, 1);
+      assert.equal((await cursor.fetchRow())?.n, 2);
+      await cursor.fetchRow(); // row 3 sleeps
+    }));
+    assert.equal(error.code, "QUERY_TIMEOUT");
+    assert.equal(await con.fetchVal("SELECT 1"), 1, "the connection stays usable");
+  });
+
   it("Cursor methods throw CONNECTION_RELEASED synchronously after release", async () => {
     const warnings = warningLog();
     await using pool = await createTestPool(server.dsn, {

@@ -8,7 +8,8 @@
 import { before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { connect, PostgresError, type PreparedStatement } from "../../mod.ts";
-import { createTestPool, getTestServer, rejection, type TestServer } from "./pool_support.ts";
+import { createTestPool, getTestServer, rejection, type TestServer, warningLog } from "./pool_support.ts";
+import { collectGarbage } from "../support/gc.ts";
 
 let server: TestServer;
 
@@ -130,6 +131,27 @@ describe("PreparedStatement on a real server", () => {
     const releasing = pool.release(con);
     assertAllReleased(stmt);
     await releasing;
+  });
+
+  it("PreparedStatement keeps its checkout: a dropped proxy is not reclaimed as a leak while the statement is reachable", async () => {
+    const warnings = warningLog();
+    await using pool = await createTestPool(server.dsn, {
+      minSize: 0,
+      maxSize: 1,
+      onWarning: warnings.onWarning,
+    });
+    const stmt = await (async () => {
+      const con = await pool.acquire();
+      return await con.prepare("SELECT $1::int AS n");
+    })(); // the proxy is unreachable from here, except through the statement
+    for (let i = 0; i < 5; i++) {
+      collectGarbage();
+      await new Promise((resolve) => setTimeout(resolve, 0));
+    }
+    assert.deepEqual(warnings.codes(), []);
+    assert.equal(pool.getIdleSize(), 0);
+    assert.equal(await stmt.fetchVal([6]), 6);
+    pool.terminate();
   });
 
   it("PreparedStatement statements stay on the server only within the connection's statement cache", async () => {
