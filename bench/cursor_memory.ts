@@ -4,6 +4,9 @@
  * short text column, on each driver and a few `prefetch` sizes. The heap is
  * sampled after a full collection every tenth of the way; growth is the
  * largest sample minus the first (memory stays flat: it does not grow with n).
+ * For comparison, a plain `fetch()` of the same query (up to a million rows,
+ * all held at once) gives the per-row cost without cursor rounds and what
+ * holding the rows costs.
  *
  *   deno run -A tests/support/with_server.ts deno run -A --v8-flags=--expose-gc bench/cursor_memory.ts [n] [prefetch,...] [driver,...]
  *   deno run -A tests/support/with_server.ts bun bench/cursor_memory.ts [n] [prefetch,...] [driver,...]
@@ -70,8 +73,29 @@ async function run(driver: DriverName, prefetch: number): Promise<void> {
   );
 }
 
+/** The same query fetched whole: rows/s without rounds, and the heap the rows take. */
+async function baseline(driver: DriverName): Promise<void> {
+  const rows = Math.min(n, 1_000_000);
+  await using pool = await createPool({ dsn, driver, minSize: 0, maxSize: 1 });
+  await using con = await pool.acquire();
+  const before = heap();
+  const started = performance.now();
+  const all = await con.fetch<{ n: number; pad: string }>(
+    "SELECT n, repeat('x', 20) AS pad FROM generate_series(1, $1::int) AS n",
+    [rows],
+  );
+  const seconds = (performance.now() - started) / 1000;
+  const held = heap() - before;
+  if (all.length !== rows) throw new Error(`fetched ${all.length} rows, expected ${rows}`);
+  console.log(
+    `${driver.padEnd(8)} fetch() whole: ${rows} rows in ${seconds.toFixed(1)} s ` +
+      `(${Math.round(rows / seconds)} rows/s); holding them takes ${mb(held)} MB`,
+  );
+}
+
 const runtime = "Bun" in globalThis ? "bun" : "deno";
 console.log(`cursor_memory on ${runtime}: ${n} rows`);
 for (const driver of drivers) {
+  await baseline(driver);
   for (const prefetch of prefetches) await run(driver, prefetch);
 }
