@@ -17,7 +17,16 @@ export {
   type FetchValOptions,
   type TransactionOptions,
 } from "./core/connection.ts";
+export { Cursor, type CursorOptions } from "./core/cursor.ts";
+export {
+  type Attribute,
+  type ExplainOptions,
+  type PgType,
+  type PgTypeKind,
+  PreparedStatement,
+} from "./core/prepared_statement.ts";
 export type {
+  ColumnDescription,
   ConnectOptions,
   Driver,
   DriverConnection,
@@ -29,6 +38,7 @@ export type {
   Row,
   ServerVersion,
   SslMode,
+  StatementDescription,
   TransactionStatus,
 } from "./core/driver.ts";
 export {

@@ -17,6 +17,8 @@ import { InterfaceError } from "./errors.ts";
 import { type LogListener, LogListeners } from "./log_listeners.ts";
 import { arrayRowOptions, buildRow, buildRows, type RowFactory } from "./row_factory.ts";
 import { checkTypeCodec, resolveCodecType, type TypeCodec } from "./type_codecs.ts";
+import { Cursor, type CursorOptions, noTransaction, type StatementOwner } from "./cursor.ts";
+import { type PreparedStatement, prepareStatement } from "./prepared_statement.ts";
 import {
   columnListSql,
   type CopyFormatOptions,
@@ -107,7 +109,24 @@ export interface ConnectionInternals {
    * `buildRows()` / `buildRow()` of `row_factory.ts` when it is set.
    */
   rowFactory(con: Connection): RowFactory | undefined;
+  /** `prepare()` for a checkout: `released()` true once it is over. */
+  prepare(
+    con: Connection,
+    released: () => boolean,
+    sql: string,
+    opts?: QueryOptions,
+  ): Promise<PreparedStatement>;
+  /** `cursor()` for a checkout: `released()` true once it is over. */
+  cursor<T>(
+    con: Connection,
+    released: () => boolean,
+    sql: string,
+    args?: readonly unknown[],
+    opts?: CursorOptions,
+  ): Cursor<T>;
 }
+
+const NEVER_RELEASED = (): boolean => false;
 
 let internals!: ConnectionInternals;
 
@@ -332,6 +351,8 @@ export class Connection {
         con.#transactionPooled = true;
       },
       rowFactory: (con) => con.#rowFactory,
+      prepare: (con, released, sql, opts) => con.#prepare(released, sql, opts),
+      cursor: (con, released, sql, args, opts) => con.#cursor(released, sql, args, opts),
     };
   }
 
@@ -543,6 +564,113 @@ export class Connection {
    */
   transaction<T>(fn: (con: Connection) => Promise<T>, opts?: TransactionOptions): Promise<T> {
     return this.#transaction(this, fn, opts);
+  }
+
+  /**
+   * Prepares a statement: the server describes it once (parameter and column
+   * types), then each run binds it. It stays valid while this connection is
+   * checked out (a pool's release, or `reset()`, ends it: every method then
+   * throws `CONNECTION_RELEASED`); on the server it lives within the
+   * connection's bounded statement cache (`statementCacheSize`). The
+   * postgres.js driver with `prepare: false` rejects with `UNSUPPORTED`.
+   *
+   * @param sql The statement, with `$1…` placeholders.
+   * @param opts Timeout / abort signal for the preparation.
+   * @returns The prepared statement.
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { connect } from "@x/pgpool";
+   * await using con = await connect();
+   * const stmt = await con.prepare("SELECT $1::int + $2::int AS sum");
+   * assert.equal(await stmt.fetchVal([1, 2]), 3);
+   * assert.equal(await stmt.fetchVal([3, 4]), 7);
+   * assert.deepEqual(stmt.getAttributes().map((a) => a.name), ["sum"]);
+   * ```
+   */
+  prepare(sql: string, opts?: QueryOptions): Promise<PreparedStatement> {
+    return this.#prepare(NEVER_RELEASED, sql, opts);
+  }
+
+  /**
+   * A server-side cursor over a query's rows, read in batches so memory stays
+   * flat however many rows there are. PostgreSQL keeps a cursor only within a
+   * transaction: outside one this throws `NO_TRANSACTION` (nothing is sent).
+   * Iterate it with `for await` (`prefetch` rows per round, default 50) or read
+   * it with `fetch(n)`, `fetchRow()`, `forward(n)`; see {@linkcode Cursor}.
+   *
+   * @param sql The query, with `$1…` placeholders.
+   * @param args Values for the placeholders.
+   * @param opts `prefetch`: rows per round while iterating; `timeout` / `signal` bound each round.
+   * @returns The cursor (declared on the server at its first use).
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { connect } from "@x/pgpool";
+   * await using con = await connect();
+   * let count = 0;
+   * await con.transaction(async (tx) => {
+   *   for await (const _row of tx.cursor("SELECT * FROM generate_series(1, $1::int)", [1000])) count++;
+   * });
+   * assert.equal(count, 1000);
+   * assert.throws(() => con.cursor("SELECT 1"), { code: "NO_TRANSACTION" });
+   * ```
+   */
+  cursor<T = Row>(sql: string, args?: readonly unknown[], opts?: CursorOptions): Cursor<T> {
+    return this.#cursor(NEVER_RELEASED, sql, args, opts);
+  }
+
+  #prepare(released: () => boolean, sql: string, opts: QueryOptions | undefined): Promise<PreparedStatement> {
+    try {
+      const owner = this.#owner(released);
+      owner.check("prepare");
+      return prepareStatement(owner, sql, opts);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  #cursor<T>(
+    released: () => boolean,
+    sql: string,
+    args: readonly unknown[] | undefined,
+    opts: CursorOptions | undefined,
+  ): Cursor<T> {
+    const owner = this.#owner(released);
+    owner.check("cursor");
+    if (this.#driver.transactionStatus === "idle") throw noTransaction();
+    return new Cursor<T>(owner, sql, args, opts);
+  }
+
+  /** What a prepared statement or cursor made now may use: valid until released or reset. */
+  #owner(released: () => boolean): StatementOwner {
+    const epoch = this.#epoch;
+    const driver = this.#driver;
+    return {
+      check: (what) => {
+        if (released() || epoch !== this.#epoch) {
+          throw new InterfaceError(
+            "CONNECTION_RELEASED",
+            `Cannot call ${what}() as its connection has been released back to the pool (or reset)`,
+          );
+        }
+      },
+      query: (sql, args, opts) => driver.query(sql, argsOf(args), opts),
+      queryMany: (sql, argsList, opts) => driver.queryMany(sql, argsListOf(argsList), opts),
+      describe: (sql, opts) => {
+        if (driver.describe === undefined) {
+          return Promise.reject(
+            new InterfaceError(
+              "UNSUPPORTED",
+              "Cannot prepare a statement as this driver cannot describe one",
+            ),
+          );
+        }
+        return driver.describe(sql, opts);
+      },
+      transactionStatus: () => driver.transactionStatus,
+      value: pickValue,
+    };
   }
 
   #clearSessionState(): void {

@@ -48,6 +48,22 @@ export interface QueryResult {
   command: string;
 }
 
+/** One result column of a described statement. */
+export interface ColumnDescription {
+  /** The column name. */
+  name: string;
+  /** The type's oid (`pg_type.oid`). */
+  typeOid: number;
+}
+
+/** What the server says about a statement (its ParameterDescription and RowDescription). */
+export interface StatementDescription {
+  /** Parameter type oids, in order. */
+  parameterTypes: number[];
+  /** Result columns, in order (empty for a statement without a result set). */
+  columns: ColumnDescription[];
+}
+
 /** The server's version, parsed from `server_version`. */
 export interface ServerVersion {
   /** Major version, e.g. `15`. */
@@ -185,6 +201,13 @@ export interface DriverConnection {
     argsList: readonly (readonly unknown[])[],
     options?: DriverQueryOptions,
   ): Promise<QueryResult[]>;
+  /**
+   * Asks the server to describe a statement (Parse + Describe) without running it. A driver keeps
+   * the statement prepared only within its bounded statement cache, so describing texts never
+   * grows the server's statements without bound. Optional: without it, `prepare()` rejects with
+   * `UNSUPPORTED`.
+   */
+  describe?(sql: string, options?: QueryOptions): Promise<StatementDescription>;
   /** Runs a `COPY … TO STDOUT`, handing each chunk to `sink` (awaited: backpressure); resolves to the status tag. */
   copyOut(
     sql: string,

@@ -8,6 +8,9 @@
 
 import { Connection, connectionInternals, type TransactionOptions } from "./connection.ts";
 import type { Checkout } from "./checkout.ts";
+import type { Cursor, CursorOptions } from "./cursor.ts";
+import type { QueryOptions, Row } from "./driver.ts";
+import type { PreparedStatement } from "./prepared_statement.ts";
 import { InterfaceError } from "./errors.ts";
 import { type ByName, defineMethods, PROXY_METHODS, type QueryApi, type SessionApi } from "./query_api.ts";
 
@@ -132,6 +135,62 @@ export class PoolConnection {
     const out = txInternals.transaction(this.#live("transaction"), this, fn, opts);
     (this.#state.slot as Checkout).lastStatement = out;
     return out;
+  }
+
+  /**
+   * Prepares a statement on this checkout; see `Connection.prepare()`. After
+   * release, every method of the statement throws `CONNECTION_RELEASED`.
+   *
+   * @param sql The statement.
+   * @param opts Timeout / abort signal for the preparation.
+   * @returns The prepared statement.
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { createPool } from "@x/pgpool";
+   * await using pool = await createPool({ maxSize: 1 });
+   * const con = await pool.acquire();
+   * const stmt = await con.prepare("SELECT $1::int AS n");
+   * assert.equal(await stmt.fetchVal([5]), 5);
+   * await pool.release(con);
+   * assert.throws(() => stmt.fetch([1]), { code: "CONNECTION_RELEASED" });
+   * ```
+   */
+  prepare(sql: string, opts?: QueryOptions): Promise<PreparedStatement> {
+    const s = this.#state;
+    if (s.released) throw released("prepare");
+    // The guard holds this proxy: while a statement made here is reachable, the checkout is not a
+    // leak to reclaim (its connection is not closed under the statement).
+    const out = txInternals.prepare(s.con, () => this.#state.released, sql, opts);
+    (s.slot as Checkout).lastStatement = out;
+    return out;
+  }
+
+  /**
+   * A server-side cursor on this checkout (inside a transaction); see
+   * `Connection.cursor()`. After release, every method throws `CONNECTION_RELEASED`.
+   *
+   * @param sql The query.
+   * @param args Values for the placeholders.
+   * @param opts `prefetch`: rows per round while iterating.
+   * @returns The cursor.
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { createPool } from "@x/pgpool";
+   * await using pool = await createPool({ maxSize: 1 });
+   * await using con = await pool.acquire();
+   * const rows = await con.transaction(async (tx) => {
+   *   const cursor = tx.cursor("SELECT generate_series(1, 100) AS n");
+   *   return await cursor.fetch(3);
+   * });
+   * assert.deepEqual(rows, [{ n: 1 }, { n: 2 }, { n: 3 }]);
+   * ```
+   */
+  cursor<T = Row>(sql: string, args?: readonly unknown[], opts?: CursorOptions): Cursor<T> {
+    const s = this.#state;
+    if (s.released) throw released("cursor");
+    return txInternals.cursor<T>(s.con, () => this.#state.released, sql, args, opts);
   }
 
   /** Releases this connection to its pool (`await using`). */

@@ -13,6 +13,7 @@ import type {
   QueryOptions,
   QueryResult,
   ServerVersion,
+  StatementDescription,
   TransactionStatus,
 } from "../../core/driver.ts";
 import {
@@ -904,6 +905,58 @@ export class NativeConnection implements DriverConnection {
     } catch (error) {
       return Promise.reject(error);
     }
+  }
+
+  /**
+   * Parse + Describe, one round. The text takes a place in the statement cache when one is free
+   * (later runs of it then bind the named statement with the described types); otherwise it is
+   * described as the unnamed statement, and nothing stays on the server.
+   */
+  describe(sql: string, options?: QueryOptions): Promise<StatementDescription> {
+    const refused = this.#refuse(options);
+    if (refused !== undefined) return refused;
+    const w = this.#writer;
+    w.discard();
+    let prepared = this.#prepared.get(sql);
+    let fresh = false;
+    if (prepared === undefined && this.#cache.admit(sql, 2)) {
+      prepared = { name: `n${this.#nextName++}`, fields: undefined, described: false, params: undefined };
+      fresh = true;
+    }
+    const name = prepared?.name ?? "";
+    if (prepared === undefined || fresh) writeParse(w, name, sql, []);
+    writeDescribe(w, "S", name);
+    writeSync(w);
+    const target = prepared;
+    let params: readonly number[] = [];
+    let fields: Fields | undefined;
+    const promise = this.#submit(
+      1,
+      options,
+      (): StatementDescription => ({
+        parameterTypes: [...params],
+        columns: fields === undefined
+          ? []
+          : fields.names.map((name, i) => ({ name, typeOid: fields!.oids[i]! })),
+      }),
+      undefined,
+      (f) => {
+        fields = f;
+        if (target !== undefined) {
+          target.fields = f;
+          target.described = true;
+        }
+      },
+      (op) => {
+        op.onParams = (oids) => {
+          params = oids;
+          if (target !== undefined) target.params = oids;
+        };
+      },
+    );
+    if (!fresh) return promise;
+    this.#prepared.set(sql, prepared!);
+    return promise.catch(this.#forget(sql));
   }
 
   async copyOut(sql: string, sink: (chunk: Uint8Array) => unknown, options?: QueryOptions): Promise<string> {

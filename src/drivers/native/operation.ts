@@ -15,7 +15,7 @@ import type { Alarm } from "../../core/watchdog.ts";
 export interface Fields {
   /** Column names. */
   names: string[];
-  /** Column type oids (to choose the parsers again when the connection's codecs change). */
+  /** Column type oids (what `describe()` reports; the parsers are chosen again from them when the connection's codecs change). */
   oids: number[];
   /** Parser per column (undefined: the text is the value). */
   parsers: (Parser | undefined)[];

@@ -24,6 +24,7 @@ import type {
   QueryResult,
   Row,
   ServerVersion,
+  StatementDescription,
   TransactionStatus,
 } from "../../core/driver.ts";
 import { systemClock } from "../../core/clock.ts";
@@ -91,6 +92,7 @@ interface NodeWritable {
 interface PgQuery extends Promise<unknown> {
   execute(): PgQuery;
   values(): PgQuery;
+  describe(): PgQuery;
   readable(): Promise<NodeReadable>;
   writable(): Promise<NodeWritable>;
 }
@@ -1102,6 +1104,37 @@ export class PostgresConnection implements DriverConnection {
       const arrayRows = options?.arrayRows === true;
       const result = await (arrayRows ? query.values() : query);
       return toQueryResult(result, this.#cycleLog.at(-1), arrayRows);
+    });
+  }
+
+  /**
+   * postgres.js describes through a named statement only: it is deallocated right after (postgres.js
+   * runs a text without arguments as a simple query, so nothing of it would ever use it). With
+   * `prepare: false` (a transaction pooler may run the DEALLOCATE on another server session) this
+   * rejects with `UNSUPPORTED`.
+   */
+  describe(sql: string, options?: QueryOptions): Promise<StatementDescription> {
+    if (!this.#config.prepare) {
+      return Promise.reject(
+        new InterfaceError(
+          "UNSUPPORTED",
+          "Cannot describe a statement with the postgres.js driver when prepare is false as postgres.js " +
+            "describes through a named statement; use the native driver",
+        ),
+      );
+    }
+    return this.#run(options, async () => {
+      this.#queryCount += 2;
+      const statement = await this.#sql!.unsafe(sql, []).describe() as {
+        name: string;
+        types: number[];
+        columns: { name: string; type: number }[];
+      };
+      await this.#sql!.unsafe(`DEALLOCATE ${quoteIdentifier(statement.name)}`);
+      return {
+        parameterTypes: [...statement.types],
+        columns: statement.columns.map((c) => ({ name: c.name, typeOid: c.type })),
+      };
     });
   }
 
