@@ -656,6 +656,12 @@ export class Connection {
         }
       },
       query: (sql, args, opts) => driver.query(sql, argsOf(args), opts),
+      rowQuery: (sql, args, opts) =>
+        driver.query(sql, argsOf(args), this.#rowFactory === undefined ? opts : arrayRowOptions(opts)),
+      rows: (result) => {
+        const factory = this.#rowFactory;
+        return factory === undefined ? result.rows : buildRows(factory, result);
+      },
       queryMany: (sql, argsList, opts) => driver.queryMany(sql, argsListOf(argsList), opts),
       describe: (sql, opts) => {
         if (driver.describe === undefined) {

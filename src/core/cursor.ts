@@ -34,6 +34,13 @@ export interface StatementOwner {
   check(what: string): void;
   /** Runs one statement (arguments checked as `execute` checks them). */
   query(sql: string, args: readonly unknown[] | undefined, opts?: QueryOptions): Promise<QueryResult>;
+  /**
+   * Runs one statement whose rows go to the caller: read them with `rows()` (with a row
+   * factory on the connection, the driver returns arrays for the factory to build from).
+   */
+  rowQuery(sql: string, args: readonly unknown[] | undefined, opts?: QueryOptions): Promise<QueryResult>;
+  /** The rows of a `rowQuery()` result, as the connection's row factory builds them (plain objects without one). */
+  rows(result: QueryResult): unknown[];
   /** Runs one statement per argument list, all or nothing (as `executeMany`). */
   queryMany(
     sql: string,
@@ -171,9 +178,12 @@ export class Cursor<T = Row> implements AsyncIterable<T> {
     return declared;
   }
 
-  async #command(sql: string): Promise<QueryResult> {
+  async #command(sql: string, rows = false): Promise<QueryResult> {
     await this.#declared();
-    return await this.#owner.query(sql, undefined, this.#bounds);
+    const owner = this.#owner;
+    return await (rows
+      ? owner.rowQuery(sql, undefined, this.#bounds)
+      : owner.query(sql, undefined, this.#bounds));
   }
 
   /**
@@ -196,8 +206,8 @@ export class Cursor<T = Row> implements AsyncIterable<T> {
   fetch(n: number): Promise<T[]> {
     this.#owner.check("Cursor.fetch");
     const count = countOf(n, "fetch");
-    return this.#command(`FETCH FORWARD ${count} FROM ${quoteIdentifier(this.#name)}`).then((r) =>
-      r.rows as T[]
+    return this.#command(`FETCH FORWARD ${count} FROM ${quoteIdentifier(this.#name)}`, true).then((r) =>
+      this.#owner.rows(r) as T[]
     );
   }
 
@@ -219,8 +229,8 @@ export class Cursor<T = Row> implements AsyncIterable<T> {
    */
   fetchRow(): Promise<T | null> {
     this.#owner.check("Cursor.fetchRow");
-    return this.#command(`FETCH FORWARD 1 FROM ${quoteIdentifier(this.#name)}`).then((r) =>
-      (r.rows[0] as T | undefined) ?? null
+    return this.#command(`FETCH FORWARD 1 FROM ${quoteIdentifier(this.#name)}`, true).then((r) =>
+      (this.#owner.rows(r)[0] as T | undefined) ?? null
     );
   }
 

@@ -175,8 +175,13 @@ export class PreparedStatement {
     this.#attributes = attributes;
   }
 
-  async #run(args: readonly unknown[] | undefined, opts: QueryOptions | undefined): Promise<QueryResult> {
-    const result = await this.#owner.query(this.#sql, args, opts);
+  async #run(
+    args: readonly unknown[] | undefined,
+    opts: QueryOptions | undefined,
+    rows = false,
+  ): Promise<QueryResult> {
+    const owner = this.#owner;
+    const result = await (rows ? owner.rowQuery(this.#sql, args, opts) : owner.query(this.#sql, args, opts));
     this.#status = result.command;
     return result;
   }
@@ -274,7 +279,7 @@ export class PreparedStatement {
    */
   fetch<T = Row>(args?: readonly unknown[], opts?: QueryOptions): Promise<T[]> {
     this.#owner.check("PreparedStatement.fetch");
-    return this.#run(args, opts).then((r) => r.rows as T[]);
+    return this.#run(args, opts, true).then((r) => this.#owner.rows(r) as T[]);
   }
 
   /**
@@ -295,7 +300,7 @@ export class PreparedStatement {
    */
   fetchRow<T = Row>(args?: readonly unknown[], opts?: QueryOptions): Promise<T | null> {
     this.#owner.check("PreparedStatement.fetchRow");
-    return this.#run(args, opts).then((r) => (r.rows[0] as T | undefined) ?? null);
+    return this.#run(args, opts, true).then((r) => (this.#owner.rows(r)[0] as T | undefined) ?? null);
   }
 
   /**

@@ -245,6 +245,37 @@ describe("Connection surface: rowFactory (real server)", () => {
     assert.ok(many.every((i) => i instanceof Item));
   });
 
+  it("rowFactory builds the rows of prepared statements and cursors too; fetchVal and explain are unaffected", async () => {
+    class Item {
+      constructor(readonly id: number) {}
+    }
+    await using pool = await createTestPool(server.dsn, {
+      maxSize: 1,
+      rowFactory: (columns, values) => new Item(values[columns.indexOf("id")] as number),
+    });
+    await using con = await pool.acquire();
+    const stmt = await con.prepare("SELECT id FROM generate_series(1, $1::int) id");
+    const rows = await stmt.fetch<Item>([3]);
+    assert.deepEqual(rows, [new Item(1), new Item(2), new Item(3)]);
+    assert.ok(rows.every((r) => r instanceof Item));
+    assert.ok((await stmt.fetchRow<Item>([1])) instanceof Item);
+    assert.equal(await stmt.fetchVal([2]), 1, "fetchVal picks a value, no row built");
+    assert.equal(typeof await stmt.explain([2]), "object");
+    await con.transaction(async (tx) => {
+      const cursor = tx.cursor<Item>("SELECT id FROM generate_series(1, 5) id", [], { prefetch: 2 });
+      assert.ok((await cursor.fetchRow()) instanceof Item);
+      assert.deepEqual(await cursor.fetch(2), [new Item(2), new Item(3)]);
+      const rest: Item[] = [];
+      for await (
+        const row of tx.cursor<Item>("SELECT id FROM generate_series(4, 5) id", [], { prefetch: 1 })
+      ) {
+        rest.push(row);
+      }
+      assert.deepEqual(rest, [new Item(4), new Item(5)]);
+      assert.ok(rest.every((r) => r instanceof Item));
+    });
+  });
+
   it("connect({ rowFactory }) applies it on a standalone connection; a wrong rowFactory is a TypeError", async () => {
     await using con = await connect(server.dsn, { rowFactory: "array" });
     assert.deepEqual(await con.fetch("SELECT 1 AS a, 2 AS a"), [[1, 2]], "duplicate names are kept");
