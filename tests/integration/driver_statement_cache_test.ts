@@ -87,6 +87,32 @@ for (const under of DRIVERS) {
       }
     });
 
+    it("a prepared text whose result type changed (ALTER TABLE) works again on the next run (regression: native failed forever)", async () => {
+      const con = await connect(under);
+      const table = `stale_plan_${under.name.toLowerCase()}`;
+      await con.query(`DROP TABLE IF EXISTS ${table}; CREATE TABLE ${table} (a int)`, []);
+      await con.query(`INSERT INTO ${table} VALUES (1)`, []);
+      const sql = `SELECT * FROM ${table} WHERE a = $1`;
+      for (let i = 0; i < 3; i++) assert.deepEqual((await con.query(sql, [1])).rows, [{ a: 1 }]);
+      assert.ok((await prepared(con)).includes(sql), "the text is prepared");
+      await con.query(`ALTER TABLE ${table} ADD COLUMN b int DEFAULT 7`, []);
+      // postgres.js runs it again by itself; the native engine reports the server's error once.
+      await con.query(sql, [1]).then(
+        (r) => assert.deepEqual(r.rows, [{ a: 1, b: 7 }]),
+        (e: { code?: string }) => assert.equal(e.code, "0A000"),
+      );
+      for (let i = 0; i < 3; i++) assert.deepEqual((await con.query(sql, [1])).rows, [{ a: 1, b: 7 }]);
+      if (under.name === "NativeDriver") {
+        // postgres.js prepares it again under a new name and leaves the old one on the server.
+        assert.equal(
+          (await prepared(con)).filter((t) => t === sql).length,
+          1,
+          "the stale statement is closed",
+        );
+      }
+      await con.query(`DROP TABLE ${table}`, []);
+    });
+
     it("a text longer than 15 KiB is never prepared", async () => {
       const con = await connect(under);
       const long = `SELECT $1::int AS v -- ${"x".repeat(16 * 1024)}`;

@@ -52,7 +52,13 @@ export function writeDescribe(w: WireWriter, kind: "S" | "P", name: string): voi
   w.begin(0x44).byte(kind === "S" ? 0x53 : 0x50).cstr(name).end();
 }
 
+/** Writes Close (`C`) of a prepared statement (`S`) or portal (`P`). */
+export function writeClose(w: WireWriter, kind: "S" | "P", name: string): void {
+  w.begin(0x43).byte(kind === "S" ? 0x53 : 0x50).cstr(name).end();
+}
+
 /** Writes Execute (`E`) of the unnamed portal, all rows. */
+
 export function writeExecute(w: WireWriter): void {
   w.begin(0x45).byte(0).int32(0).end();
 }

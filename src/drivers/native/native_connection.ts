@@ -36,6 +36,7 @@ import {
   quoteIdent,
   toPostgresError,
   writeBind,
+  writeClose,
   writeDescribe,
   writeExecute,
   writeParse,
@@ -51,6 +52,8 @@ import { WireWriter } from "./wire_writer.ts";
 
 /** A named statement on the server. */
 interface Prepared {
+  /** Its text (the key it is cached under). */
+  sql: string;
   name: string;
   fields: Fields | undefined;
   described: boolean;
@@ -208,6 +211,8 @@ export class NativeConnection implements DriverConnection {
   #closeWaiters: (() => void)[] = [];
   #handshake: ((type: number, b: Uint8Array, start: number, end: number) => void) | undefined;
   #handshakeFail: ((error: Error) => void) | undefined;
+  /** Names of cached statements to close (see `#dropStale`), written with the next extended round. */
+  #stale: string[] | undefined;
   /** A pipelined reset not written yet (see `#defer`). */
   #deferred: Uint8Array | undefined;
   #deferredAlarm: Alarm | undefined;
@@ -480,6 +485,9 @@ export class NativeConnection implements DriverConnection {
         this.#ops.length = 0;
         this.#opHead = 0;
       }
+      if (op.error !== undefined && op.statement !== undefined) {
+        this.#dropStale(op.statement as Prepared, op.error);
+      }
       if (op.reset && op.error !== undefined) {
         // Nothing after a failed reset may be delivered: close now, before the next answer is read.
         op.settle();
@@ -533,6 +541,7 @@ export class NativeConnection implements DriverConnection {
     onDescribed?: (fields: Fields | undefined) => void,
     setup?: (op: Operation) => void,
     defer = false,
+    statement?: Prepared,
   ): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const op = new Operation(
@@ -544,6 +553,7 @@ export class NativeConnection implements DriverConnection {
         onDescribed,
       );
       setup?.(op);
+      if (statement !== undefined) op.statement = statement;
       if ((options as DriverQueryOptions | undefined)?.arrayRows === true) op.arrayRows = true;
       this.#queryCount++;
       const bytes = this.#writer.take();
@@ -741,11 +751,22 @@ export class NativeConnection implements DriverConnection {
   ): Promise<T> {
     const w = this.#writer;
     w.discard();
+    if (this.#stale !== undefined) {
+      // Statements the server refused to run again (their result type changed): closed in this round.
+      for (const old of this.#stale) writeClose(w, "S", old);
+      this.#stale = undefined;
+    }
     const first = argsList[0]!;
     let prepared = this.#prepared.get(sql);
     let fresh = false;
     if (prepared === undefined && this.#cache.admit(sql, argsList.length)) {
-      prepared = { name: `n${this.#nextName++}`, fields: undefined, described: false, params: undefined };
+      prepared = {
+        sql,
+        name: `n${this.#nextName++}`,
+        fields: undefined,
+        described: false,
+        params: undefined,
+      };
       fresh = true;
     }
     const name = prepared?.name ?? "";
@@ -805,6 +826,8 @@ export class NativeConnection implements DriverConnection {
             op.onParams = (oids) => (target!.params = oids);
           }
           : undefined,
+        false,
+        prepared,
       );
     }
     this.#queryCount += argsList.length - 1;
@@ -853,6 +876,19 @@ export class NativeConnection implements DriverConnection {
     }
     this.#unhold();
     return written;
+  }
+
+  /**
+   * A cached statement the server would not run (0A000: "cached plan must not change result type"
+   * after an ALTER of a table it reads; 26000: it is gone, e.g. after a DEALLOCATE ALL) is dropped
+   * from the cache, closed with the next round, and prepared again at the next run of its text.
+   */
+  #dropStale(statement: Prepared, error: Error): void {
+    const code = (error as { code?: unknown }).code;
+    if (!(error instanceof PostgresError) || (code !== "0A000" && code !== "26000")) return;
+    if (this.#prepared.get(statement.sql) !== statement) return;
+    this.#prepared.delete(statement.sql);
+    (this.#stale ??= []).push(statement.name);
   }
 
   #forget(sql: string): (error: unknown) => never {
@@ -920,7 +956,13 @@ export class NativeConnection implements DriverConnection {
     let prepared = this.#prepared.get(sql);
     let fresh = false;
     if (prepared === undefined && this.#cache.admit(sql, 2)) {
-      prepared = { name: `n${this.#nextName++}`, fields: undefined, described: false, params: undefined };
+      prepared = {
+        sql,
+        name: `n${this.#nextName++}`,
+        fields: undefined,
+        described: false,
+        params: undefined,
+      };
       fresh = true;
     }
     const name = prepared?.name ?? "";

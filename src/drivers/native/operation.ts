@@ -138,6 +138,9 @@ export class Operation {
   /** Receives the row description of a statement described in this round. */
   #onDescribed: ((fields: Fields | undefined) => void) | undefined;
 
+  /** The cached statement this round ran (opaque to the operation; the connection drops a stale one). */
+  statement: object | undefined = undefined;
+
   constructor(
     types: TypeRegistry,
     readies: number,
