@@ -169,6 +169,41 @@ export const CONNECT_OPTION_NAMES: ReadonlySet<string> = new Set([
 export type NotificationListener = (payload: string, channel: string, pid: number) => void;
 
 /**
+ * What a driver can do beyond the contract's minimum, where the two drivers differ. Whatever a
+ * driver lacks it refuses with `UNSUPPORTED` or does as documented; the flags say so up front
+ * (the README's driver table lists them).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { NATIVE_CAPABILITIES, POSTGRES_JS_CAPABILITIES } from "./driver.ts";
+ * assert.equal(NATIVE_CAPABILITIES.describeUnnamed, true);
+ * assert.equal(POSTGRES_JS_CAPABILITIES.codecsOnPrepared, false);
+ * ```
+ */
+export interface DriverCapabilities {
+  /** `describe()` works with `prepare: false` (on the unnamed statement): prepared statements behind a transaction pooler. */
+  readonly describeUnnamed: boolean;
+  /** A type codec set after a statement was prepared on the connection applies to that statement's results too. */
+  readonly codecsOnPrepared: boolean;
+}
+
+/** The native engine's capabilities: all of them. */
+export const NATIVE_CAPABILITIES: DriverCapabilities = Object.freeze({
+  describeUnnamed: true,
+  codecsOnPrepared: true,
+});
+
+/**
+ * The postgres.js driver's: it describes through a named statement (refused with `prepare: false`),
+ * and a statement it prepared keeps the parsers it was prepared with.
+ */
+export const POSTGRES_JS_CAPABILITIES: DriverCapabilities = Object.freeze({
+  describeUnnamed: false,
+  codecsOnPrepared: false,
+});
+
+/**
  * One open physical connection, as a driver provides it. Implementations must
  * never reconnect silently: once closed, every call rejects with
  * `CONNECTION_CLOSED` and {@linkcode DriverConnection.isClosed} stays true.
@@ -188,6 +223,8 @@ export interface DriverConnection {
    * (`fallbackLifetime`), so it goes back to a standby once one is reachable. Absent = false.
    */
   readonly fallback?: boolean;
+  /** What this connection's driver can do where drivers differ; absent: none of it. */
+  readonly capabilities?: DriverCapabilities;
   /** True once the connection closed for any reason; never false again. */
   isClosed(): boolean;
   /** Runs one statement with `$1…` parameters. */

@@ -95,7 +95,12 @@ for (const under of DRIVERS) {
       async () => {
         const con = await connect(under, { prepare: false });
         const sql = "SELECT $1::int AS describe_unnamed";
-        if (native) {
+        assert.equal(
+          con.capabilities?.describeUnnamed,
+          native,
+          "the capability flag says what the driver does",
+        );
+        if (con.capabilities?.describeUnnamed) {
           const d = await con.describe!(sql);
           assert.deepEqual(d.parameterTypes, [23]);
           assert.deepEqual((await con.query(sql, [3])).rows, [{ describe_unnamed: 3 }]);

@@ -6,15 +6,17 @@
  * @module
  */
 
-import type {
-  DriverConnection,
-  DriverQueryOptions,
-  NotificationListener,
-  QueryOptions,
-  QueryResult,
-  ServerVersion,
-  StatementDescription,
-  TransactionStatus,
+import {
+  type DriverCapabilities,
+  type DriverConnection,
+  type DriverQueryOptions,
+  NATIVE_CAPABILITIES,
+  type NotificationListener,
+  type QueryOptions,
+  type QueryResult,
+  type ServerVersion,
+  type StatementDescription,
+  type TransactionStatus,
 } from "../../core/driver.ts";
 import {
   ConnectionError,
@@ -255,6 +257,8 @@ export class NativeConnection implements DriverConnection {
 
   /** Opened on the fallback pass of `prefer-standby` (set by the driver's connect). */
   fallback = false;
+  /** What this driver can do where the drivers differ. */
+  readonly capabilities: DriverCapabilities = NATIVE_CAPABILITIES;
 
   get pid(): number {
     return this.#pid;

@@ -16,16 +16,18 @@
  */
 
 import postgres from "postgres";
-import type {
-  DriverConnection,
-  DriverQueryOptions,
-  NotificationListener,
-  QueryOptions,
-  QueryResult,
-  Row,
-  ServerVersion,
-  StatementDescription,
-  TransactionStatus,
+import {
+  type DriverCapabilities,
+  type DriverConnection,
+  type DriverQueryOptions,
+  type NotificationListener,
+  POSTGRES_JS_CAPABILITIES,
+  type QueryOptions,
+  type QueryResult,
+  type Row,
+  type ServerVersion,
+  type StatementDescription,
+  type TransactionStatus,
 } from "../../core/driver.ts";
 import { systemClock } from "../../core/clock.ts";
 import { Deadline } from "../../core/deadline.ts";
@@ -388,6 +390,8 @@ export class PostgresConnection implements DriverConnection {
 
   /** Opened on the fallback pass of `prefer-standby` (set by the driver's connect). */
   fallback = false;
+  /** What this driver can do where the drivers differ. */
+  readonly capabilities: DriverCapabilities = POSTGRES_JS_CAPABILITIES;
 
   get pid(): number {
     return this.#tap.pid;
