@@ -29,6 +29,7 @@ export type {
   ColumnDescription,
   ConnectOptions,
   Driver,
+  DriverCapabilities,
   DriverConnection,
   DriverName,
   DriverQueryOptions,
