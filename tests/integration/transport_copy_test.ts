@@ -4,12 +4,12 @@
  * server instead of buffering in the process.
  */
 
-import { before, describe, it, type TestContext } from "node:test";
+import { before, describe } from "node:test";
 import assert from "node:assert/strict";
 import process from "node:process";
 import { getTestServer, type TestServer } from "../support/pg_server.ts";
 import { type RuntimeConnector, runtimeConnector } from "../support/tls_wire.ts";
-import { DRIVERS, type DriverUnderTest } from "../support/drivers.ts";
+import { currentDriver, itOnEachDriver } from "../support/drivers.ts";
 import type { DriverConnection } from "../../src/core/driver.ts";
 
 const MB = 1024 * 1024;
@@ -19,25 +19,9 @@ const RSS_BUDGET = 120 * MB;
 
 let server: TestServer;
 let adapter: RuntimeConnector;
-/** The driver of the case running now (see `each`). */
-let current: DriverUnderTest = DRIVERS[0]!;
-
-/** Defines a case once per driver; the title names the driver. */
-function each(
-  title: string,
-  options: { timeout?: number },
-  fn: (t: TestContext) => void | Promise<void>,
-): void {
-  for (const d of DRIVERS) {
-    it(`${d.name}: ${title}`, options, (t) => {
-      current = d;
-      return fn(t);
-    });
-  }
-}
 
 async function connect(): Promise<DriverConnection> {
-  const driver = current.create(adapter.connector, { env: {} });
+  const driver = currentDriver().create(adapter.connector, { env: {} });
   return await driver.connect({
     host: server.host,
     port: server.port,
@@ -65,43 +49,47 @@ describe("runtime transport adapter: large COPY", () => {
     adapter = await runtimeConnector();
   });
 
-  each("COPY TO STDOUT of 200 MB into a slow sink keeps memory flat", { timeout: 120_000 }, async () => {
-    const con = await connect();
-    try {
-      const rowText = 1000;
-      const rows = Math.ceil(TOTAL / (rowText + 1));
-      const start = retainedRss();
-      let peak = start;
-      let bytes = 0;
-      let chunks = 0;
-      const tag = await con.copyOut(
-        `copy (select repeat('x', ${rowText}) from generate_series(1, ${rows})) to stdout`,
-        async (chunk) => {
-          bytes += chunk.length;
-          if (++chunks % 256 === 0) {
-            if (chunks % 4096 === 0) peak = Math.max(peak, retainedRss());
-            // A consumer slower than the network: the adapter must stop reading meanwhile.
-            await new Promise((resolve) => setTimeout(resolve, 1));
-          }
-        },
-      );
-      peak = Math.max(peak, retainedRss());
-      assert.equal(tag, `COPY ${rows}`);
-      assert.equal(bytes, rows * (rowText + 1));
-      console.log(
-        `[${adapter.name}] COPY OUT ${(bytes / MB).toFixed(0)} MB: rss ${
-          (start / MB).toFixed(0)
-        } MB -> peak ${(peak / MB).toFixed(0)} MB`,
-      );
-      assert.ok(peak - start < RSS_BUDGET, `rss grew by ${((peak - start) / MB).toFixed(0)} MB`);
-      const after = await con.query("SELECT 1 AS one", []);
-      assert.deepEqual(after.rows, [{ one: 1 }], "the connection reads again after the COPY");
-    } finally {
-      con.terminate();
-    }
-  });
+  itOnEachDriver(
+    "COPY TO STDOUT of 200 MB into a slow sink keeps memory flat",
+    { timeout: 120_000 },
+    async () => {
+      const con = await connect();
+      try {
+        const rowText = 1000;
+        const rows = Math.ceil(TOTAL / (rowText + 1));
+        const start = retainedRss();
+        let peak = start;
+        let bytes = 0;
+        let chunks = 0;
+        const tag = await con.copyOut(
+          `copy (select repeat('x', ${rowText}) from generate_series(1, ${rows})) to stdout`,
+          async (chunk) => {
+            bytes += chunk.length;
+            if (++chunks % 256 === 0) {
+              if (chunks % 4096 === 0) peak = Math.max(peak, retainedRss());
+              // A consumer slower than the network: the adapter must stop reading meanwhile.
+              await new Promise((resolve) => setTimeout(resolve, 1));
+            }
+          },
+        );
+        peak = Math.max(peak, retainedRss());
+        assert.equal(tag, `COPY ${rows}`);
+        assert.equal(bytes, rows * (rowText + 1));
+        console.log(
+          `[${adapter.name}] COPY OUT ${(bytes / MB).toFixed(0)} MB: rss ${
+            (start / MB).toFixed(0)
+          } MB -> peak ${(peak / MB).toFixed(0)} MB`,
+        );
+        assert.ok(peak - start < RSS_BUDGET, `rss grew by ${((peak - start) / MB).toFixed(0)} MB`);
+        const after = await con.query("SELECT 1 AS one", []);
+        assert.deepEqual(after.rows, [{ one: 1 }], "the connection reads again after the COPY");
+      } finally {
+        con.terminate();
+      }
+    },
+  );
 
-  each(
+  itOnEachDriver(
     "COPY FROM STDIN of 200 MB keeps memory flat and every row arrives",
     { timeout: 120_000 },
     async () => {

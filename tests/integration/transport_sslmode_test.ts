@@ -4,7 +4,7 @@
  * without TLS.
  */
 
-import { after, before, describe, it, type TestContext } from "node:test";
+import { after, before, describe } from "node:test";
 import assert from "node:assert/strict";
 import {
   getTestServer,
@@ -14,7 +14,7 @@ import {
 } from "../support/pg_server.ts";
 import { makeTestCerts, type TestCerts } from "../support/tls_certs.ts";
 import { type RuntimeConnector, runtimeConnector } from "../support/tls_wire.ts";
-import { DRIVERS, type DriverUnderTest } from "../support/drivers.ts";
+import { currentDriver, itOnEachDriver } from "../support/drivers.ts";
 import type { ConnectOptions, DriverConnection } from "../../src/core/driver.ts";
 import { skipTest } from "../support/skip.ts";
 
@@ -22,25 +22,9 @@ let certs: TestCerts;
 let tlsServer: PostgresInstance;
 let plainServer: TestServer;
 let adapter: RuntimeConnector;
-/** The driver of the case running now (see `each`). */
-let current: DriverUnderTest = DRIVERS[0]!;
-
-/** Defines a case once per driver; the title names the driver. */
-function each(
-  title: string,
-  options: { timeout?: number },
-  fn: (t: TestContext) => void | Promise<void>,
-): void {
-  for (const d of DRIVERS) {
-    it(`${d.name}: ${title}`, options, (t) => {
-      current = d;
-      return fn(t);
-    });
-  }
-}
 
 function connect(server: TestServer, options: Partial<ConnectOptions>): Promise<DriverConnection> {
-  const driver = current.create(adapter.connector, { env: {} });
+  const driver = currentDriver().create(adapter.connector, { env: {} });
   return driver.connect({
     host: server.host,
     port: server.port,
@@ -101,23 +85,23 @@ describe("runtime transport adapter: sslmode through the driver", () => {
     await certs?.remove();
   });
 
-  each("disable uses plain text even when the server offers TLS", {}, async () => {
+  itOnEachDriver("disable uses plain text even when the server offers TLS", {}, async () => {
     await assertConnects(tlsServer, { sslmode: "disable" }, false);
   });
 
-  each("prefer falls back to plain text when the server has no TLS", {}, async () => {
+  itOnEachDriver("prefer falls back to plain text when the server has no TLS", {}, async () => {
     await assertConnects(plainServer, { sslmode: "prefer" }, false);
   });
 
-  each("require fails clearly when the server has no TLS", {}, async () => {
+  itOnEachDriver("require fails clearly when the server has no TLS", {}, async () => {
     await assertFails(plainServer, { sslmode: "require" }, "TLS_UNAVAILABLE", /does not accept TLS/);
   });
 
-  each("require with sslrootcert checks the chain and encrypts", {}, async () => {
+  itOnEachDriver("require with sslrootcert checks the chain and encrypts", {}, async () => {
     await assertConnects(tlsServer, { sslmode: "require", sslrootcert: certs.ca.pem }, true);
   });
 
-  each(
+  itOnEachDriver(
     "verify-ca with the right CA encrypts; with an unrelated CA it fails with TLS_FAILED",
     {},
     async () => {
@@ -131,7 +115,7 @@ describe("runtime transport adapter: sslmode through the driver", () => {
     },
   );
 
-  each(
+  itOnEachDriver(
     "verify-full with the right CA and host name encrypts; an unrelated CA fails with TLS_FAILED",
     {},
     async () => {
@@ -145,7 +129,7 @@ describe("runtime transport adapter: sslmode through the driver", () => {
     },
   );
 
-  each(
+  itOnEachDriver(
     "prefer and require without a root certificate encrypt without verifying the certificate",
     {},
     async () => {
@@ -154,7 +138,7 @@ describe("runtime transport adapter: sslmode through the driver", () => {
     },
   );
 
-  each("a unix socket never negotiates TLS, whatever sslmode says", {}, async (t) => {
+  itOnEachDriver("a unix socket never negotiates TLS, whatever sslmode says", {}, async (t) => {
     if (plainServer.socketDir === undefined) return skipTest(t, "the server comes from DATABASE_URL");
     await assertConnects({ ...plainServer, host: plainServer.socketDir }, { sslmode: "require" }, false);
   });

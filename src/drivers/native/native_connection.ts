@@ -753,26 +753,11 @@ export class NativeConnection implements DriverConnection {
     options: QueryOptions | undefined,
     map: (results: QueryResult[]) => T,
   ): Promise<T> {
-    const w = this.#writer;
-    w.discard();
-    if (this.#stale !== undefined) {
-      // Statements the server refused to run again (their result type changed): closed in this round.
-      for (const old of this.#stale) writeClose(w, "S", old);
-      this.#stale = undefined;
-    }
+    const w = this.#startRound();
     const first = argsList[0]!;
-    let prepared = this.#prepared.get(sql);
-    let fresh = false;
-    if (prepared === undefined && this.#cache.admit(sql, argsList.length)) {
-      prepared = {
-        sql,
-        name: `n${this.#nextName++}`,
-        fields: undefined,
-        described: false,
-        params: undefined,
-      };
-      fresh = true;
-    }
+    const known = this.#prepared.get(sql);
+    const prepared = known ?? this.#admit(sql, argsList.length);
+    const fresh = prepared !== known;
     const name = prepared?.name ?? "";
     const types = prepared === undefined ? this.#paramTypes?.get(sql) : prepared.params;
     let promise: Promise<T>;
@@ -883,6 +868,27 @@ export class NativeConnection implements DriverConnection {
   }
 
   /**
+   * The writer, empty, for a new extended round; statements found stale (see `#dropStale`) are
+   * closed at its start.
+   */
+  #startRound(): WireWriter {
+    const w = this.#writer;
+    w.discard();
+    const stale = this.#stale;
+    if (stale !== undefined) {
+      this.#stale = undefined;
+      for (const name of stale) writeClose(w, "S", name);
+    }
+    return w;
+  }
+
+  /** A new named statement for `sql` when the statement cache admits it (`runs` as `StatementCache.admit`). */
+  #admit(sql: string, runs: number): Prepared | undefined {
+    if (!this.#cache.admit(sql, runs)) return undefined;
+    return { sql, name: `n${this.#nextName++}`, fields: undefined, described: false, params: undefined };
+  }
+
+  /**
    * A cached statement the server would not run (0A000: "cached plan must not change result type"
    * after an ALTER of a table it reads; 26000: it is gone, e.g. after a DEALLOCATE ALL) is dropped
    * from the cache, closed with the next round, and prepared again at the next run of its text.
@@ -955,20 +961,10 @@ export class NativeConnection implements DriverConnection {
   describe(sql: string, options?: QueryOptions): Promise<StatementDescription> {
     const refused = this.#refuse(options);
     if (refused !== undefined) return refused;
-    const w = this.#writer;
-    w.discard();
-    let prepared = this.#prepared.get(sql);
-    let fresh = false;
-    if (prepared === undefined && this.#cache.admit(sql, 2)) {
-      prepared = {
-        sql,
-        name: `n${this.#nextName++}`,
-        fields: undefined,
-        described: false,
-        params: undefined,
-      };
-      fresh = true;
-    }
+    const w = this.#startRound();
+    const known = this.#prepared.get(sql);
+    const prepared = known ?? this.#admit(sql, 2);
+    const fresh = prepared !== known;
     const name = prepared?.name ?? "";
     if (prepared === undefined || fresh) writeParse(w, name, sql, []);
     writeDescribe(w, "S", name);
