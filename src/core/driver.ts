@@ -186,12 +186,18 @@ export interface DriverCapabilities {
   readonly describeUnnamed: boolean;
   /** A type codec set after a statement was prepared on the connection applies to that statement's results too. */
   readonly codecsOnPrepared: boolean;
+  /**
+   * Statements may be queued behind statements still running, each answered in order, and
+   * `reset({ behind: true })` works: what lets the pool pipeline its one-shots.
+   */
+  readonly pipelining: boolean;
 }
 
 /** The native engine's capabilities: all of them. */
 export const NATIVE_CAPABILITIES: DriverCapabilities = Object.freeze({
   describeUnnamed: true,
   codecsOnPrepared: true,
+  pipelining: true,
 });
 
 /**
@@ -201,6 +207,7 @@ export const NATIVE_CAPABILITIES: DriverCapabilities = Object.freeze({
 export const POSTGRES_JS_CAPABILITIES: DriverCapabilities = Object.freeze({
   describeUnnamed: false,
   codecsOnPrepared: false,
+  pipelining: false,
 });
 
 /**
@@ -265,9 +272,15 @@ export interface DriverConnection {
    * resolve once the reset is on its way, provided every later statement runs
    * after it, a failed reset closes the connection before any later result is
    * delivered, and a reset not answered within `timeout` seconds closes it too.
+   *
+   * With `behind` (only where `capabilities.pipelining`), the reset is queued right behind the
+   * statements already sent, without waiting for them: it cannot know the transaction status they
+   * leave, so it rolls back whatever may be open (a driver may skip that where the protocol proves
+   * nothing can be open, e.g. after statements that each bound parameters), and a `query: false`
+   * reset sends nothing else.
    */
   reset(
-    options: { query: boolean; signal?: AbortSignal; pipeline?: boolean; timeout?: number },
+    options: { query: boolean; signal?: AbortSignal; pipeline?: boolean; timeout?: number; behind?: boolean },
   ): Promise<void>;
   /** Closes gracefully (Terminate message); past `timeout` seconds it terminates. */
   close(options?: { timeout?: number }): Promise<void>;

@@ -98,8 +98,24 @@ export interface PoolOptions extends ConnectOptions {
   init?: (con: Connection) => Promise<void>;
   /** Runs on every acquire with the very object `acquire()` returns. */
   setup?: (con: PoolConnection) => Promise<void>;
-  /** Replaces the reset statements on release (the rollback and listener clearing still happen). */
-  reset?: (con: Connection) => Promise<void>;
+  /**
+   * Replaces the reset statements on release (the rollback and listener clearing still happen);
+   * `null` sends no reset statements at all (an open transaction is still rolled back), and unlike a
+   * hook keeps one-shots pipelined (see `pipelineDepth`).
+   */
+  reset?: ((con: Connection) => Promise<void>) | null;
+  /**
+   * How many one-shots (`pool.fetch`, `fetchRow`, `fetchVal`, `fetchMany`, `execute`,
+   * `executeMany`) may run at once on one connection once no idle connection is free, each followed
+   * by the session reset, so every one still sees a freshly reset session; `1` runs them one at a
+   * time. A one-shot never shares a checked-out connection, waiting `acquire()` calls keep their
+   * place in line, and a one-shot with a `timeout` or `signal` is never followed by another on its
+   * connection until it and its reset are answered (a cancel request hits whatever the server runs).
+   * Applies with a driver that can pipeline (the native one), in session pool mode, without a
+   * `setup` hook or a `reset` hook; otherwise one-shots run one at a time.
+   * @default {8}
+   */
+  pipelineDepth?: number;
   /** Receives every warning. Default: `console.warn`. */
   onWarning?: WarningHandler;
   /**
@@ -181,6 +197,10 @@ export interface PoolSettings {
   init: ((con: Connection) => Promise<void>) | undefined;
   setup: ((con: PoolConnection) => Promise<void>) | undefined;
   reset: ((con: Connection) => Promise<void>) | undefined;
+  /** `reset: null`: no reset statements. */
+  noReset: boolean;
+  /** One-shots in flight per connection at most (1 = no pipelining). */
+  pipelineDepth: number;
   onWarning: WarningHandler | undefined;
   onListenGap: ListenGapHandler | undefined;
   /** 0 = no bound. */
@@ -191,6 +211,9 @@ export interface PoolSettings {
   name: string;
   meter: PoolMeter | undefined;
 }
+
+/** One-shots in flight per connection by default (see `PoolOptions.pipelineDepth`). */
+const DEFAULT_PIPELINE_DEPTH = 8;
 
 const POOL_OPTION_NAMES: ReadonlySet<string> = new Set([
   "minSize",
@@ -209,6 +232,7 @@ const POOL_OPTION_NAMES: ReadonlySet<string> = new Set([
   "init",
   "setup",
   "reset",
+  "pipelineDepth",
   "onWarning",
   "onListenGap",
   "listenTimeout",
@@ -491,7 +515,9 @@ export function parsePoolOptions(
     connect: hook("connect", o.connect),
     init: hook("init", o.init),
     setup: hook("setup", o.setup),
-    reset: hook("reset", o.reset),
+    reset: o.reset === null ? undefined : hook("reset", o.reset),
+    noReset: o.reset === null,
+    pipelineDepth: integer("pipelineDepth", o.pipelineDepth, DEFAULT_PIPELINE_DEPTH, 1),
     onWarning: hook("onWarning", o.onWarning),
     onListenGap: hook("onListenGap", o.onListenGap),
     listenTimeoutMs: durationMs(where, "listenTimeout", o.listenTimeout, 30_000),
@@ -503,7 +529,7 @@ export function parsePoolOptions(
   };
   checkConnectOptions(connectOptions as ConnectOptions, where);
   if (settings.poolMode === "transaction") {
-    if (settings.reset !== undefined) {
+    if (settings.reset !== undefined || settings.noReset) {
       throw new TypeError(
         `${where} as 'reset' cannot be used in transaction pool mode: there is no session to reset ` +
           "(the pooler lends a server session per transaction)",

@@ -45,6 +45,13 @@ type PoolStatus = "new" | "initializing" | "ready" | "closing" | "closed";
 interface Waiter {
   state: "waiting" | "granted" | "cancelled";
   direct: boolean;
+  /**
+   * A one-shot waiting for a place on a connection running one-shots: resolved with a `shared`
+   * slot holding its place, or with a slot moved to `acquiring` for it to check out as usual.
+   */
+  shared: boolean;
+  /** A one-shot with a timeout or signal (see `Slot.bounded`). */
+  bounded: boolean;
   /** When it was queued (clock ms). */
   since: number;
   /** The `acquire()` call's stack while leak detection is on (a direct waiter's checkout is made at hand-off). */
@@ -99,6 +106,15 @@ const RESOLVED: Promise<void> = Promise.resolve();
 /** The liveness round trip: the cheapest statement both drivers run as any other. */
 const PING_SQL = "SELECT 1";
 const NO_ARGS: readonly unknown[] = Object.freeze([]);
+/** The one-shots that may be pipelined (the copy helpers need a connection to themselves). */
+const PIPELINED: ReadonlySet<QueryMethod> = new Set<QueryMethod>([
+  "execute",
+  "executeMany",
+  "fetch",
+  "fetchRow",
+  "fetchVal",
+  "fetchMany",
+]);
 
 function validTimeout(where: string, value: unknown): number | undefined {
   if (value === undefined) return undefined;
@@ -112,6 +128,13 @@ function validSignal(where: string, value: unknown): AbortSignal | undefined {
   if (value === undefined) return undefined;
   if (!(value instanceof AbortSignal)) throw new TypeError(`${where} as 'signal' must be an AbortSignal`);
   return value;
+}
+
+/** A one-shot's `timeout` and `signal` as an acquire takes them, leaving it some time. */
+function validBounds(opts: QueryOptions): boolean {
+  const { timeout, signal } = opts;
+  if (timeout !== undefined && (typeof timeout !== "number" || !(timeout > 0))) return false;
+  return signal === undefined || (signal instanceof AbortSignal && !signal.aborted);
 }
 
 /** A DSN's `target_session_attrs` asking for a writable server (the drivers parse the DSN; this only looks). */
@@ -173,6 +196,13 @@ export class BasePool {
   #idle: Slot[] = [];
   #empty: Slot[] = [];
   #inUse = 0;
+  /** Slots running pipelined one-shots. */
+  #sharing: Slot[] = [];
+  /** One-shots in flight per connection at most; 1 when one-shots are not pipelined. */
+  #pipelineDepth: number;
+  /** The reset behind a pipelined one-shot, and the awaited one behind a bounded one-shot. */
+  #sharedReset: { query: boolean; pipeline: boolean; behind: true; timeout: number | undefined };
+  #sharedResetAwaited: { query: boolean; pipeline: boolean; behind: true; timeout: number | undefined };
   #waiters: Waiter[] = [];
   #waiterHead = 0;
   #liveWaiters = 0;
@@ -283,9 +313,19 @@ export class BasePool {
     this.#leaks = new FinalizationRegistry((checkout: Checkout) => this.#collected(checkout));
     this.#releaseBound = settings.releaseTimeoutMs / 1000 || undefined;
     // Behind a transaction pooler there is no session of ours to reset: only an open transaction is rolled back.
-    this.#resetOptions = {
-      query: settings.reset === undefined && settings.poolMode === "session",
-      pipeline: true,
+    const resetQuery = settings.reset === undefined && !settings.noReset && settings.poolMode === "session";
+    this.#resetOptions = { query: resetQuery, pipeline: true, timeout: this.#releaseBound };
+    // One-shots share connections only where the reset can be queued behind each: no hook of the caller's
+    // runs per checkout or per release, and every connection is a session of its own.
+    this.#pipelineDepth =
+      settings.poolMode === "session" && settings.setup === undefined && settings.reset === undefined
+        ? settings.pipelineDepth
+        : 1;
+    this.#sharedReset = { query: resetQuery, pipeline: true, behind: true, timeout: this.#releaseBound };
+    this.#sharedResetAwaited = {
+      query: resetQuery,
+      pipeline: false,
+      behind: true,
       timeout: this.#releaseBound,
     };
     this.#listens = new ListenService({
@@ -443,9 +483,7 @@ export class BasePool {
         if (slot !== undefined) this.#move(slot, "acquiring");
       }
       if (slot === undefined) slot = await this.#wait(deadline);
-      if (slot.stale && slot.con !== undefined) await this.#pinged(slot, deadline);
-      if (this.#ready(slot)) return this.#handOut(slot, timeoutMs, site);
-      return await this.#checkout(slot, deadline, timeoutMs, site);
+      return await this.#claim(slot, deadline, timeoutMs, site);
     } catch (e) {
       if (deadline?.fired && e === deadline.reason) {
         if (e instanceof PoolTimeoutError && e.code === "ACQUIRE_TIMEOUT") {
@@ -456,6 +494,18 @@ export class BasePool {
     } finally {
       deadline?.dispose();
     }
+  }
+
+  /** Checks out a slot moved to `acquiring` for this acquire: pinged when due, connected when empty, set up. */
+  async #claim(
+    slot: Slot,
+    deadline: Deadline | undefined,
+    timeoutMs: number | undefined,
+    site: Error | undefined,
+  ): Promise<PoolConnection> {
+    if (slot.stale && slot.con !== undefined) await this.#pinged(slot, deadline);
+    if (this.#ready(slot)) return this.#handOut(slot, timeoutMs, site);
+    return await this.#checkout(slot, deadline, timeoutMs, site);
   }
 
   /** True when a slot can be checked out as it is: connected, current, no ping due and no `setup` to run. */
@@ -510,9 +560,18 @@ export class BasePool {
   }
 
   /** Queues a waiter; see {@linkcode Waiter}. */
-  #enqueue<T>(direct: boolean, site: Error | undefined): Promise<T> {
+  #enqueue<T>(direct: boolean, site: Error | undefined, shared = false, bounded = false): Promise<T> {
     const { promise, resolve, reject } = Promise.withResolvers<T>();
-    this.#waiters.push({ state: "waiting", direct, since: this.#clock.now(), site, resolve, reject });
+    this.#waiters.push({
+      state: "waiting",
+      direct,
+      shared,
+      bounded,
+      since: this.#clock.now(),
+      site,
+      resolve,
+      reject,
+    });
     this.#liveWaiters++;
     this.#counters.acquireWaitCount++;
     // A floor attempt holds a slot this acquire could connect in itself, within its own deadline.
@@ -520,12 +579,19 @@ export class BasePool {
     return promise;
   }
 
-  /** Queues a waiter that resolves with a slot already moved to `acquiring` for it. */
-  #wait(deadline: Deadline | undefined): Promise<Slot> {
-    const promise = this.#enqueue<Slot>(false, undefined);
+  /**
+   * Queues a waiter that resolves with a slot already moved to `acquiring` for it (or, for a one-shot
+   * waiting with `shared`, possibly a `shared` slot holding its place).
+   */
+  #wait(deadline: Deadline | undefined, shared = false, bounded = false): Promise<Slot> {
+    const promise = this.#enqueue<Slot>(false, undefined, shared, bounded);
     const waiter = this.#waiters[this.#waiters.length - 1]!;
     if (deadline === undefined) return promise;
-    return deadline.race(promise, (slot) => this.#free(slot)).catch((e: unknown) => {
+    const late = (slot: Slot): void => {
+      if (slot.state === "shared") this.#sharedDone(slot, bounded);
+      else this.#free(slot);
+    };
+    return deadline.race(promise, late).catch((e: unknown) => {
       if (waiter.state === "waiting") {
         waiter.state = "cancelled";
         this.#counters.acquireWaitMs += this.#clock.now() - waiter.since;
@@ -923,6 +989,10 @@ export class BasePool {
         slot.holder = undefined;
         this.#free(slot);
         return;
+      case "shared":
+        // Its one-shots fail with the driver's error; the last one to finish frees the slot.
+        this.#forget(slot, "broken");
+        return;
       default:
         // acquiring / releasing: the operation in flight fails and frees the slot.
         return;
@@ -948,6 +1018,12 @@ export class BasePool {
       this.#counters.acquireWaitMs += this.#clock.now() - waiter.since;
       this.#liveWaiters--;
       this.#compactWaiters();
+      if (waiter.shared && this.#shareable(slot)) {
+        this.#move(slot, "shared");
+        waiter.resolve(this.#reserve(slot, waiter.bounded));
+        this.#serveShared(slot); // the one-shots next in line may join it
+        return;
+      }
       this.#move(slot, "acquiring");
       if (!waiter.direct) waiter.resolve(slot);
       else if (this.#ready(slot)) waiter.resolve(this.#handOut(slot, undefined, waiter.site));
@@ -970,7 +1046,17 @@ export class BasePool {
       const empty = this.#empty;
       if (empty[empty.length - 1] === slot) empty.pop();
       else empty.splice(empty.indexOf(slot), 1);
-    } else this.#inUse--;
+    } else {
+      this.#inUse--;
+      if (from === "shared") {
+        const sharing = this.#sharing;
+        if (sharing[sharing.length - 1] === slot) sharing.pop();
+        else sharing.splice(sharing.indexOf(slot), 1);
+        slot.depth = 0;
+        slot.bounded = false;
+        slot.readOnly = false;
+      }
+    }
     slot.state = to;
     if (to === "idle") {
       this.#idle.push(slot);
@@ -983,7 +1069,10 @@ export class BasePool {
     } else if (to === "empty") {
       this.#empty.push(slot);
       if (this.#settings.minSize > 0) this.#wantFloor();
-    } else this.#inUse++;
+    } else {
+      this.#inUse++;
+      if (to === "shared") this.#sharing.push(slot);
+    }
     if (this.#inUse === 0 && this.#drained !== undefined) this.#drained();
   }
 
@@ -1326,7 +1415,7 @@ export class BasePool {
         this.#forget(slot, con.isClosed() ? "broken" : "closed");
         con.terminate();
       }
-      if (slot.state === "idle") this.#move(slot, "empty");
+      if (slot.state === "idle" || slot.state === "shared") this.#move(slot, "empty");
       else if (slot.state === "busy" && con !== undefined) {
         slot.holder!.to("over");
         slot.holder = undefined;
@@ -1525,15 +1614,247 @@ export class BasePool {
   }
 
   /**
+   * A one-shot: placed on a connection that runs one-shots when the pool pipelines them (see
+   * `pipelineDepth`), else acquire, run, release.
+   */
+  #oneShot(method: QueryMethod, a: unknown, b: unknown, c: unknown): Promise<unknown> {
+    if (this.#pipelineDepth > 1 && this.#status === "ready" && PIPELINED.has(method)) {
+      const opts = (METHODS[method] === 1 ? b : c) as QueryOptions | undefined;
+      const bounded = opts !== undefined && opts !== null &&
+        (opts.timeout !== undefined || opts.signal !== undefined);
+      // A bound that is not one, or leaves no time, fails as the acquire it stands for would.
+      if (bounded && !validBounds(opts)) return this.#exclusive(method, a, b, c);
+      const place = this.#place(bounded);
+      if (place === null) return this.#queued(method, a, b, c, bounded ? opts : undefined);
+      if (place !== undefined) return this.#runShared(place, method, a, b, c, bounded);
+    }
+    return this.#exclusive(method, a, b, c);
+  }
+
+  /**
+   * Where a one-shot goes now: a slot holding its place (an idle connection, else — at `maxSize` — the
+   * least loaded one running one-shots that takes more), `undefined` to acquire as usual (a connection
+   * to open, or an idle one that needs a ping first), or `null` to wait in line (behind any waiting
+   * acquire).
+   */
+  #place(bounded: boolean): Slot | null | undefined {
+    if (this.#liveWaiters > 0) return null;
+    const idle = this.#idle[this.#idle.length - 1];
+    if (idle !== undefined) {
+      if (!this.#shareable(idle)) return undefined;
+      this.#move(idle, "shared");
+      return this.#reserve(idle, bounded);
+    }
+    if (this.#empty.length > 0) return undefined; // below maxSize: a connection of its own, as an acquire
+    let best: Slot | undefined;
+    const sharing = this.#sharing;
+    for (let i = 0; i < sharing.length; i++) {
+      const slot = sharing[i]!;
+      if ((best === undefined || slot.depth < best.depth) && this.#joinable(slot)) best = slot;
+    }
+    return best === undefined ? null : this.#reserve(best, bounded);
+  }
+
+  /** A connected, current slot whose driver pipelines: it may run one-shots. */
+  #shareable(slot: Slot): boolean {
+    return this.#ready(slot) && slot.driver!.capabilities?.pipelining === true;
+  }
+
+  /** A slot running one-shots that takes one more. */
+  #joinable(slot: Slot): boolean {
+    const driver = slot.driver;
+    return !slot.bounded && slot.depth < this.#pipelineDepth && !slot.lifeOver && !slot.readOnly &&
+      slot.generation === this.#generation && this.#status === "ready" && driver !== undefined &&
+      driver.queryCount < this.#settings.maxQueries && !driver.isClosed();
+  }
+
+  /** Takes a place on a `shared` slot. */
+  #reserve(slot: Slot, bounded: boolean): Slot {
+    slot.depth++;
+    if (bounded) slot.bounded = true;
+    this.#counters.acquireCount++;
+    return slot;
+  }
+
+  /**
+   * Runs a one-shot on a `shared` slot: its statement, then the reset queued right behind it (both
+   * written in this very turn, so no other one-shot's statement comes between). The caller gets its
+   * statement's outcome; a failed reset closes the connection before any later answer is delivered. A
+   * bounded one-shot keeps its place until its reset is answered, so that nothing is queued behind it
+   * while a cancel request for it may still land.
+   */
+  #runShared(
+    slot: Slot,
+    method: QueryMethod,
+    a: unknown,
+    b: unknown,
+    c: unknown,
+    bounded: boolean,
+  ): Promise<unknown> {
+    const driver = slot.driver!;
+    let result: Promise<unknown>;
+    try {
+      result = (slot.con as unknown as ByName)[method](a, b, c) as Promise<unknown>;
+    } catch (e) {
+      result = Promise.reject(e);
+    }
+    let reset: Promise<void>;
+    try {
+      reset = driver.reset(bounded ? this.#sharedResetAwaited : this.#sharedReset);
+    } catch (e) {
+      reset = Promise.reject(e);
+    }
+    if (bounded) {
+      const done = (): void => this.#sharedDone(slot, true);
+      reset.then(done, done);
+      return result.then(undefined, (e: unknown) => {
+        this.#sawError(slot, e);
+        throw e;
+      });
+    }
+    reset.catch(noop);
+    return result.then((value) => {
+      this.#sharedDone(slot, false);
+      return value;
+    }, (e: unknown) => {
+      this.#sawError(slot, e);
+      this.#sharedDone(slot, false);
+      throw e;
+    });
+  }
+
+  /** A one-shot failed: a read-only answer where the pool wants a writable server retires its connection. */
+  #sawError(slot: Slot, e: unknown): void {
+    if (this.#watchReadOnly && (e as { code?: unknown } | null)?.code === "25006") slot.readOnly = true;
+  }
+
+  /**
+   * A one-shot on a `shared` slot is over: its place goes to the next one-shot in line, and the slot
+   * goes back (idle, or to the next waiter) once no one-shot runs on it.
+   */
+  #sharedDone(slot: Slot, bounded: boolean): void {
+    if (slot.state !== "shared") return; // the pool was terminated meanwhile
+    slot.depth--;
+    if (bounded) slot.bounded = false;
+    if (this.#liveWaiters > 0) this.#serveShared(slot);
+    if (slot.depth === 0) this.#endShared(slot);
+  }
+
+  /** Places the one-shots first in line on a `shared` slot while it takes more; a waiting acquire first in line stops it. */
+  #serveShared(slot: Slot): void {
+    while (this.#liveWaiters > 0 && this.#joinable(slot)) {
+      const waiter = this.#waiters[this.#waiterHead]!;
+      if (waiter.state === "waiting" && !waiter.shared) return; // the connection drains for it
+      this.#waiters[this.#waiterHead++] = undefined as unknown as Waiter;
+      if (waiter.state !== "waiting") continue;
+      waiter.state = "granted";
+      this.#counters.acquireWaitMs += this.#clock.now() - waiter.since;
+      this.#liveWaiters--;
+      this.#compactWaiters();
+      waiter.resolve(this.#reserve(slot, waiter.bounded));
+    }
+  }
+
+  /** No one-shot runs on a `shared` slot any more: retired if it must be, then given back. */
+  #endShared(slot: Slot): void {
+    const driver = slot.driver;
+    if (driver !== undefined && !driver.isClosed() && this.#status !== "closed") {
+      const reason: CloseReason | undefined = slot.generation !== this.#generation
+        ? "expired"
+        : slot.readOnly
+        ? "broken"
+        : driver.queryCount >= this.#settings.maxQueries
+        ? "maxQueries"
+        : undefined;
+      if (reason !== undefined) this.#discard(slot, false, reason);
+    }
+    this.#free(slot);
+  }
+
+  /**
+   * A one-shot waits in line for a place; its `timeout` and `signal` bound the wait. Given a slot of
+   * its own instead of a place (one to connect or ping first), it checks it out as an acquire would.
+   */
+  async #queued(
+    method: QueryMethod,
+    a: unknown,
+    b: unknown,
+    c: unknown,
+    opts: QueryOptions | undefined,
+  ): Promise<unknown> {
+    const bounded = opts !== undefined;
+    const where = "Cannot acquire a connection";
+    const timeoutMs = bounded ? validTimeout(where, opts.timeout) : undefined;
+    const signal = bounded ? validSignal(where, opts.signal) : undefined;
+    if (timeoutMs !== undefined && timeoutMs <= 0) return this.#exclusive(method, a, b, c);
+    const deadlineAt = timeoutMs === undefined ? undefined : this.#clock.now() + timeoutMs;
+    const deadline = bounded
+      ? new Deadline(
+        this.#clock,
+        timeoutMs,
+        signal,
+        "ACQUIRE_TIMEOUT",
+        `Timed out after ${(timeoutMs ?? 0) / 1000}s acquiring a connection`,
+      )
+      : undefined;
+    let slot: Slot;
+    let con: PoolConnection | undefined;
+    try {
+      slot = await this.#wait(deadline, true, bounded);
+      if (slot.state !== "shared") con = await this.#claim(slot, deadline, timeoutMs, undefined);
+    } catch (e) {
+      if (deadline?.fired && e === deadline.reason) {
+        if (e instanceof PoolTimeoutError && e.code === "ACQUIRE_TIMEOUT") {
+          this.#counters.acquireTimeoutCount++;
+        } else this.#counters.acquireAbortCount++;
+      }
+      throw e;
+    } finally {
+      deadline?.dispose();
+    }
+    if (con !== undefined) return this.#runOn(con, method, a, b, c, opts, deadlineAt);
+    if (slot.con === undefined) {
+      // Its connection was lost before this one-shot's turn: nothing of it ran; it is placed again.
+      this.#sharedDone(slot, bounded);
+      return this.#oneShot(method, a, b, c);
+    }
+    if (deadlineAt !== undefined) {
+      const q = { ...opts, timeout: Math.max(0.001, (deadlineAt - this.#clock.now()) / 1000) };
+      if (METHODS[method] === 1) b = q;
+      else c = q;
+    }
+    return this.#runShared(slot, method, a, b, c, bounded);
+  }
+
+  /**
    * Acquires, runs `method` with the connection, releases — even when it throws
    * (its error wins over a release error). The method's options (`timeout`,
    * `signal`) bound the whole call: acquire, query and release share one budget.
    */
-  async #oneShot(method: QueryMethod, a: unknown, b: unknown, c: unknown): Promise<unknown> {
-    const at = METHODS[method];
-    const opts = (at === 1 ? b : c) as QueryOptions | undefined;
+  async #exclusive(method: QueryMethod, a: unknown, b: unknown, c: unknown): Promise<unknown> {
+    const opts = (METHODS[method] === 1 ? b : c) as QueryOptions | undefined;
     if (opts === undefined || (opts.timeout === undefined && opts.signal === undefined)) {
-      const con = await this.acquire();
+      return this.#runOn(await this.acquire(), method, a, b, c, undefined, undefined);
+    }
+    const deadlineAt = opts.timeout === undefined ? undefined : this.#clock.now() + opts.timeout * 1000;
+    const con = await this.acquire({ timeout: opts.timeout, signal: opts.signal });
+    return this.#runOn(con, method, a, b, c, opts, deadlineAt);
+  }
+
+  /**
+   * Runs `method` on a checked-out connection and releases it. With `opts` (a timeout or signal) the
+   * query gets what is left of the budget ending at `deadlineAt`, and so does the wait for the release.
+   */
+  async #runOn(
+    con: PoolConnection,
+    method: QueryMethod,
+    a: unknown,
+    b: unknown,
+    c: unknown,
+    opts: QueryOptions | undefined,
+    deadlineAt: number | undefined,
+  ): Promise<unknown> {
+    if (opts === undefined) {
       let result: unknown;
       try {
         result = await (con as unknown as ByName)[method](a, b, c);
@@ -1544,10 +1865,9 @@ export class BasePool {
       await this.release(con).catch((e: unknown) => this.#releaseFailedAfter(e, con));
       return result;
     }
-    const deadlineAt = opts.timeout === undefined ? undefined : this.#clock.now() + opts.timeout * 1000;
+    const at = METHODS[method];
     const left = (): number | undefined =>
       deadlineAt === undefined ? undefined : Math.max(0.001, (deadlineAt - this.#clock.now()) / 1000);
-    const con = await this.acquire({ timeout: opts.timeout, signal: opts.signal });
     let result: unknown;
     try {
       const q = deadlineAt === undefined ? opts : { ...opts, timeout: left() };

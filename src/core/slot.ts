@@ -17,8 +17,9 @@ import type { CloseReason } from "./pool_stats.ts";
  * - `acquiring`: reserved by an acquire (connecting, `init`, `setup`).
  * - `busy`: checked out.
  * - `releasing`: being reset after release.
+ * - `shared`: runs pipelined one-shots (never checked out meanwhile).
  */
-export type SlotState = "empty" | "idle" | "acquiring" | "busy" | "releasing";
+export type SlotState = "empty" | "idle" | "acquiring" | "busy" | "releasing" | "shared";
 
 /** A pool slot. Internal. */
 export class Slot {
@@ -36,6 +37,12 @@ export class Slot {
   lifeOver = false;
   /** Idle past `pingAfterIdle`: pinged before it is handed out. */
   stale = false;
+  /** While `shared`: one-shots placed on it and not finished (reset included for a bounded one). */
+  depth = 0;
+  /** While `shared`: a one-shot with a timeout or signal is among them, so nothing more is queued behind it. */
+  bounded = false;
+  /** While `shared`: a one-shot found the server read-only (25006) where the pool wants a writable one. */
+  readOnly = false;
   /** Why the pool is closing its connection, once it decided to (counted when the connection goes). */
   closeReason: CloseReason | undefined = undefined;
 }
