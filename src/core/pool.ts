@@ -1705,10 +1705,19 @@ export class BasePool {
       reset = Promise.reject(e);
     }
     if (bounded) {
-      const done = (): void => this.#sharedDone(slot, true);
+      // Its place is given up once both its statement and its reset are over (whatever order a driver
+      // settles them in).
+      let left = 2;
+      const done = (): void => {
+        if (--left === 0) this.#sharedDone(slot, true);
+      };
       reset.then(done, done);
-      return result.then(undefined, (e: unknown) => {
+      return result.then((value) => {
+        done();
+        return value;
+      }, (e: unknown) => {
         this.#sawError(slot, e);
+        done();
         throw e;
       });
     }

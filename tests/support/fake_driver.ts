@@ -12,6 +12,7 @@
 import { Connection } from "../../src/core/connection.ts";
 import type {
   ConnectOptions,
+  DriverCapabilities,
   DriverConnection,
   DriverQueryOptions,
   NotificationListener,
@@ -108,6 +109,20 @@ export class FakeDriverConnection implements DriverConnection {
     return this.#closed;
   }
 
+  /** Pipelining when the driver says so ({@linkcode FakeDriver.pipelining}); no flags otherwise. */
+  get capabilities(): DriverCapabilities | undefined {
+    return this.driver.pipelining
+      ? { describeUnnamed: true, codecsOnPrepared: true, pipelining: true }
+      : undefined;
+  }
+
+  /** Statements started and not settled. */
+  inFlight = 0;
+  /** The most statements in flight at once. */
+  maxInFlight = 0;
+  /** Resets queued behind statements in flight (`behind`). */
+  behindResets = 0;
+
   #guard(): void {
     if (this.#closed) throw new InterfaceError("CONNECTION_CLOSED", "Cannot use a closed connection");
   }
@@ -141,12 +156,17 @@ export class FakeDriverConnection implements DriverConnection {
     this.queries.push(sql);
     this.args.push(args);
     this.options.push(opts);
+    this.driver.onQuery?.(this, sql, args, opts);
+    this.maxInFlight = Math.max(this.maxInFlight, ++this.inFlight);
     try {
+      if (this.driver.gate !== undefined) await this.driver.gate(sql);
       await this.#run(this.driver.query.next(), "query", opts);
     } catch (e) {
       const code = this.driver.queryErrorCode;
       if (code !== undefined && e instanceof ScriptedError) Object.assign(e, { code });
       throw e;
+    } finally {
+      this.inFlight--;
     }
     const verb = sql.trim().split(/\s+/)[0]!.toUpperCase();
     if (verb === "BEGIN") this.transactionStatus = "transaction";
@@ -201,16 +221,30 @@ export class FakeDriverConnection implements DriverConnection {
   /** The `query` flag of each reset, in order. */
   resetQueries: boolean[] = [];
 
-  async reset(options: { query: boolean; signal?: AbortSignal }): Promise<void> {
+  async reset(
+    options: { query: boolean; signal?: AbortSignal; pipeline?: boolean; behind?: boolean },
+  ): Promise<void> {
     this.#guard();
     this.resets++;
     this.resetQueries.push(options.query);
     this.driver.resets++;
+    if (options.behind === true) {
+      // Queued behind the statements in flight: a pipelined one resolves at once, its failure closes.
+      this.behindResets++;
+      this.queryCount++;
+      const done = play(this.driver.clock, this.driver.reset.next(), "reset", this.driver.slowMs)
+        .then(() => this.driver.onResetDone?.(this, options.pipeline === true), (e) => {
+          this.terminate();
+          throw e;
+        });
+      if (options.pipeline === true) return void done.catch(() => {});
+      return await done;
+    }
     if (this.transactionStatus !== "idle") {
       this.queryCount++;
       this.transactionStatus = "idle";
     }
-    if (!options.query) return;
+    if (!options.query) return this.driver.onResetDone?.(this, false);
     this.queryCount++;
     try {
       await play(this.driver.clock, this.driver.reset.next(), "reset", this.driver.slowMs, options.signal);
@@ -218,6 +252,7 @@ export class FakeDriverConnection implements DriverConnection {
       this.terminate();
       throw e;
     }
+    this.driver.onResetDone?.(this, false);
   }
 
   close(): Promise<void> {
@@ -304,6 +339,16 @@ export class FakeDriver {
   /** Connect calls in flight (to observe concurrency). */
   inFlight = 0;
   maxInFlight = 0;
+  /** Connections report `capabilities.pipelining` (and take `reset({ behind })`). */
+  pipelining = false;
+  /** Called as each statement starts (before it settles). */
+  onQuery:
+    | ((con: FakeDriverConnection, sql: string, args: readonly unknown[], opts?: QueryOptions) => void)
+    | undefined;
+  /** Awaited by each statement before its outcome plays (a test's scheduler orders them). */
+  gate: ((sql: string) => Promise<void>) | undefined;
+  /** Called when a reset was answered (`pipelined`: queued behind statements, and the pool did not wait for it). */
+  onResetDone: ((con: FakeDriverConnection, pipelined: boolean) => void) | undefined;
 
   constructor(readonly clock: FakeClock) {}
 
