@@ -1626,9 +1626,30 @@ export class BasePool {
       if (bounded && !validBounds(opts)) return this.#exclusive(method, a, b, c);
       const place = this.#place(bounded);
       if (place === null) return this.#queued(method, a, b, c, bounded ? opts : undefined);
-      if (place !== undefined) return this.#runShared(place, method, a, b, c, bounded);
+      if (place !== undefined) {
+        if (this.#metrics === undefined) return this.#runShared(place, method, a, b, c, bounded);
+        this.#metrics.waited(0);
+        return this.#timedShared(place, method, a, b, c, bounded, this.#metrics);
+      }
     }
     return this.#exclusive(method, a, b, c);
+  }
+
+  /** `#runShared` feeding the `use_time` histogram (the place's time until its statement settled). */
+  #timedShared(
+    slot: Slot,
+    method: QueryMethod,
+    a: unknown,
+    b: unknown,
+    c: unknown,
+    bounded: boolean,
+    metrics: PoolMetrics,
+  ): Promise<unknown> {
+    const start = this.#clock.now();
+    const used = (): void => metrics.used(this.#clock.now() - start);
+    const result = this.#runShared(slot, method, a, b, c, bounded);
+    result.then(used, used);
+    return result;
   }
 
   /**
@@ -1808,6 +1829,8 @@ export class BasePool {
       : undefined;
     let slot: Slot;
     let con: PoolConnection | undefined;
+    const metrics = this.#metrics;
+    const start = metrics === undefined ? 0 : this.#clock.now();
     try {
       slot = await this.#wait(deadline, true, bounded);
       if (slot.state !== "shared") con = await this.#claim(slot, deadline, timeoutMs, undefined);
@@ -1821,7 +1844,11 @@ export class BasePool {
     } finally {
       deadline?.dispose();
     }
-    if (con !== undefined) return this.#runOn(con, method, a, b, c, opts, deadlineAt);
+    if (con !== undefined) {
+      metrics?.waited(this.#clock.now() - start);
+      if (metrics !== undefined) (proxyInternals.state(con).slot as Checkout).heldAt = this.#clock.now();
+      return this.#runOn(con, method, a, b, c, opts, deadlineAt);
+    }
     if (slot.con === undefined) {
       // Its connection was lost before this one-shot's turn: nothing of it ran; it is placed again.
       this.#sharedDone(slot, bounded);
@@ -1832,7 +1859,9 @@ export class BasePool {
       if (METHODS[method] === 1) b = q;
       else c = q;
     }
-    return this.#runShared(slot, method, a, b, c, bounded);
+    if (metrics === undefined) return this.#runShared(slot, method, a, b, c, bounded);
+    metrics.waited(this.#clock.now() - start);
+    return this.#timedShared(slot, method, a, b, c, bounded, metrics);
   }
 
   /**

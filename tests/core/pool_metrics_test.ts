@@ -7,7 +7,7 @@ import type {
   MetricObservable,
   PoolMeter,
 } from "../../src/core/pool_metrics.ts";
-import { readyPool, settle } from "../support/core_pool.ts";
+import { fakePool, readyPool, settle } from "../support/core_pool.ts";
 
 /** A meter that keeps what the pool records and lets the test run the observation callback. */
 class RecordingMeter implements PoolMeter {
@@ -62,6 +62,25 @@ class RecordingMeter implements PoolMeter {
 }
 
 describe("Pool metrics", () => {
+  it("Pool metrics record wait and use times of pipelined one-shots too", async () => {
+    const meter = new RecordingMeter();
+    const h = fakePool({ name: "p", meter, minSize: 1, maxSize: 1, pipelineDepth: 2 });
+    h.driver.pipelining = true;
+    await h.pool.init();
+    h.driver.query.fallback = "slow";
+    const calls = [1, 2, 3].map((n) => h.pool.fetchVal("SELECT $1", [n]));
+    await h.clock.tick(100);
+    await h.clock.tick(100);
+    assert.deepEqual(await Promise.all(calls), [1, 2, 3]);
+    assert.deepEqual(
+      meter.seconds("db.client.connection.wait_time"),
+      [0, 0, 0.1],
+      "the third waited for a place",
+    );
+    assert.deepEqual(meter.seconds("db.client.connection.use_time"), [0.1, 0.1, 0.1]);
+    await h.pool.close();
+  });
+
   it("Pool metrics record create, wait and use times in seconds on the pool's clock", async () => {
     const meter = new RecordingMeter();
     const h = await readyPool({ name: "p", meter, maxSize: 1 });
