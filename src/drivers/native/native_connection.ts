@@ -1194,15 +1194,19 @@ export class NativeConnection implements DriverConnection {
   }
 
   /**
-   * A reset failed or went unanswered: the connection closes. What was queued behind it fails with
-   * the server's refusal, or as a lost connection.
+   * A reset failed or went unanswered: the connection closes. What was queued behind it fails as a
+   * lost connection: the server may well have run it (a reset that fails with an ERROR does not stop
+   * the statements already sent behind it), so its outcome is unknown, never the reset's own error.
+   * Only a FATAL error (the session ended during the reset) proves nothing behind it ran.
    */
   #resetFailed(error: Error): void {
     if (this.#state.kind === "closed") return;
     this.#transition(
-      error instanceof PostgresError ? error : new ConnectionError(
+      isFatal(error) ? error : new ConnectionError(
         "CONNECTION_LOST",
-        "The session reset was not answered; the connection was closed",
+        error instanceof PostgresError
+          ? "The session reset failed; the connection was closed"
+          : "The session reset was not answered; the connection was closed",
         { cause: error },
       ),
     );
