@@ -4,6 +4,7 @@
  * ratios to "ours (default reset)".
  *
  *   deno task bench:peers [--quick] [--scenarios=S1,S2] [--contenders=ours,postgresjs] [--reps=5] [--no-write]
+ *                         [--depth=N]  (ours' pipelineDepth, for a sweep)
  *   bun run bench:peers   [same flags]
  *
  * Starts a throwaway server (tests/support/pg_server.ts) unless DATABASE_URL
@@ -39,10 +40,11 @@ import { s2OneShot } from "./harness/s2_one_shot.ts";
 import { s3Transaction } from "./harness/s3_transaction.ts";
 import { s4Http, wrkUnavailable } from "./harness/s4_http.ts";
 import { s5Scale } from "./harness/s5_scale.ts";
+import { s6Page } from "./harness/s6_page.ts";
 import type { Sample } from "./harness/stats.ts";
 import type { Context, Scenario, Variant } from "./harness/variant.ts";
 
-const SCENARIOS: Scenario[] = [s1Checkout, s2OneShot, s3Transaction, s4Http, s5Scale];
+const SCENARIOS: Scenario[] = [s1Checkout, s2OneShot, s3Transaction, s4Http, s5Scale, s6Page];
 const KINDS: ContenderKind[] = [ours, oursNoReset, oursPgjs, postgresJs, bunSql, nodePg];
 
 function flag(name: string): string | undefined {
@@ -56,6 +58,8 @@ const reps = Number(flag("reps") ?? (quick ? 3 : 5));
 const write = flag("no-write") === undefined;
 const onlyScenarios = flag("scenarios")?.split(",");
 const onlyContenders = flag("contenders")?.split(",");
+const depth = flag("depth");
+if (depth !== undefined) process.env.PGPOOL_BENCH_DEPTH = depth;
 const wanted = (key: string): boolean => onlyContenders === undefined || onlyContenders.includes(key);
 const log = (msg: string): void => void process.stderr.write(`${msg}\n`);
 
@@ -276,7 +280,7 @@ async function main(): Promise<void> {
       (m.loadavgBefore as number[]).join(" ")
     } → ${(m.loadavgAfter as number[]).join(" ")}; ${serverDescription}; ${
       quick ? "--quick, " : ""
-    }median of ${reps} reps`,
+    }median of ${reps} reps${depth === undefined ? "" : `; ours with pipelineDepth ${depth}`}`,
     result.scenarios,
     records,
     targets,

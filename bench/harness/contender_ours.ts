@@ -1,16 +1,25 @@
 /**
  * This library, three times: on its default driver with the default session
- * reset on release, and with `reset: async () => {}` (no reset statements are
- * sent, but a connection released inside a transaction is still rolled back);
- * and on the postgres.js driver (`driver: "postgres"`) with the default reset.
+ * reset on release, and with `reset: null` (no reset statements are sent, but a
+ * connection released inside a transaction is still rolled back; one-shots stay
+ * pipelined); and on the postgres.js driver (`driver: "postgres"`) with the
+ * default reset. `PGPOOL_BENCH_DEPTH` (set by `bench/peers.ts --depth=N`) sets
+ * `pipelineDepth` of the first two.
  *
  * @module
  */
 
-import { createPool } from "../../mod.ts";
+import process from "node:process";
+import { createPool, type PoolOptions } from "../../mod.ts";
 import type { Contender, ContenderKind } from "./contender.ts";
 
 type Pool = Awaited<ReturnType<typeof createPool>>;
+
+/** `pipelineDepth` for a sweep (`--depth=N`), else the pool's default. */
+function depth(): PoolOptions {
+  const n = Number(process.env.PGPOOL_BENCH_DEPTH);
+  return Number.isInteger(n) && n >= 1 ? { pipelineDepth: n } : {};
+}
 
 function wrap(pool: Pool): Contender {
   return {
@@ -30,17 +39,17 @@ export const ours: ContenderKind = {
   checkoutApi: "acquire()/release()",
   oneShotApi: "pool.fetchVal()",
   unavailable: () => undefined,
-  open: async (dsn, size) => wrap(await createPool(dsn, { maxSize: size })),
+  open: async (dsn, size) => wrap(await createPool(dsn, { maxSize: size, ...depth() })),
 };
 
-/** Our pool with the reset statements replaced by a no-op hook. */
+/** Our pool without reset statements (`reset: null`). */
 export const oursNoReset: ContenderKind = {
   key: "ours-noreset",
   label: "ours (reset disabled)",
   checkoutApi: "acquire()/release()",
   oneShotApi: "pool.fetchVal()",
   unavailable: () => undefined,
-  open: async (dsn, size) => wrap(await createPool(dsn, { maxSize: size, reset: async () => {} })),
+  open: async (dsn, size) => wrap(await createPool(dsn, { maxSize: size, reset: null, ...depth() })),
 };
 
 /** Our pool on the postgres.js driver, default reset. */

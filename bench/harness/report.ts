@@ -130,6 +130,42 @@ export function checkTargets(records: ResultRecord[], runtime: string): TargetCh
     1.0,
     true,
   );
+  // Issue 16: pipelined one-shots, each still followed by the session reset.
+  ratio("S2", "pipelined one-shots: ours (default reset) ÷ postgres.js sql``", "ours", "postgresjs", 1.5);
+  ratio(
+    "S2",
+    `pipelined one-shots: ours (default reset) ÷ postgres.js sql\`\`, ${fresh}`,
+    "ours",
+    "postgresjs",
+    1.5,
+    true,
+  );
+  ratio(
+    "S2",
+    "pipelined one-shots: ours (reset disabled) ÷ postgres.js sql``",
+    "ours-noreset",
+    "postgresjs",
+    2.0,
+  );
+  ratio(
+    "S2",
+    `pipelined one-shots: ours (reset disabled) ÷ postgres.js sql\`\`, ${fresh}`,
+    "ours-noreset",
+    "postgresjs",
+    2.0,
+    true,
+  );
+  if (runtime === "bun") {
+    ratio("S2", "pipelined one-shots: ours (default reset) ÷ Bun.sql sql``", "ours", "bunsql", 0.4);
+  }
+  ratio(
+    "S4",
+    "one-shot handler: ours pool.fetchVal() ÷ postgres.js sql``",
+    "ours-direct",
+    "postgresjs-direct",
+    1.2,
+  );
+  ratio("S6", "page of 20 one-shots: ours (default reset) ÷ postgres.js sql``", "ours", "postgresjs", 1.2);
   const s1 = find(records, "S1", "ours");
   const s5 = find(records, "S5", "ours");
   const perConn = s1 && s5 ? (s5.opsPerSec / 100) / (s1.opsPerSec / 10) : Number.NaN;

@@ -1,8 +1,9 @@
 /**
  * S4 HTTP: an HTTP server in this process (`Deno.serve` / `Bun.serve`) whose
  * handler checks out a connection (`await using con = await pool.acquire()`
- * for ours), runs one `fetchRow` and answers JSON; wrk drives it with 100
- * connections. One server serves every variant: a repetition switches the
+ * for ours), runs one `fetchRow` and answers JSON — and, as `<key>-direct`
+ * rows, the same handler on each library's one-shot API (`pool.fetchRow()`,
+ * `sql\`\``); wrk drives it with 100 connections. One server serves every variant: a repetition switches the
  * handler, then runs wrk.
  *
  * @module
@@ -175,7 +176,8 @@ export const s4Http: Scenario = {
         () => kind.open(ctx.dsn, SIZE),
         (c) => (n) => c.checkout(async (q) => firstRow(await q.query(SQL, [n]))),
       ));
-      if (kind.key === "postgresjs" || kind.key === "bunsql") {
+      // Every contender also serves the request with its one-shot API (ours: pipelined one-shots).
+      {
         rows.push(httpVariant(
           `${kind.key}-direct`,
           kind.label,
