@@ -4,8 +4,12 @@
  * ratios to "ours (default reset)".
  *
  *   deno task bench:peers [--quick] [--scenarios=S1,S2] [--contenders=ours,postgresjs] [--reps=5] [--no-write]
- *                         [--depth=N]  (ours' pipelineDepth, for a sweep)
+ *                         [--depth=N]
  *   bun run bench:peers   [same flags]
+ *
+ * `--depth=N` (or `PGPOOL_BENCH_DEPTH=N`) gives "ours" and "ours (reset
+ * disabled)" `pipelineDepth: N` instead of the pool's default, for a sweep
+ * (`--depth=1` turns pipelining off); the report's header names it.
  *
  * Starts a throwaway server (tests/support/pg_server.ts) unless DATABASE_URL
  * is set (S5 then needs max_connections of about 650: one pool of 100 per
@@ -30,7 +34,7 @@ import { type ContenderKind, runtime } from "./harness/contender.ts";
 import { asyncpgUnavailable, asyncpgVersion, stopAsyncpg } from "./harness/contender_asyncpg.ts";
 import { bunSql } from "./harness/contender_bun_sql.ts";
 import { nodePg } from "./harness/contender_node_pg.ts";
-import { ours, oursNoReset, oursPgjs } from "./harness/contender_ours.ts";
+import { benchDepth, ours, oursNoReset, oursPgjs } from "./harness/contender_ours.ts";
 import { pgbenchUnavailable } from "./harness/contender_pgbench.ts";
 import { postgresJs } from "./harness/contender_postgresjs.ts";
 import { writeResultsReadme } from "./harness/results_readme.ts";
@@ -58,8 +62,10 @@ const reps = Number(flag("reps") ?? (quick ? 3 : 5));
 const write = flag("no-write") === undefined;
 const onlyScenarios = flag("scenarios")?.split(",");
 const onlyContenders = flag("contenders")?.split(",");
-const depth = flag("depth");
-if (depth !== undefined) process.env.PGPOOL_BENCH_DEPTH = depth;
+const depthFlag = flag("depth");
+if (depthFlag !== undefined) process.env.PGPOOL_BENCH_DEPTH = depthFlag;
+/** Ours' `pipelineDepth` for this run (a sweep), or undefined for the pool's default; throws when malformed. */
+const depth = benchDepth();
 const wanted = (key: string): boolean => onlyContenders === undefined || onlyContenders.includes(key);
 const log = (msg: string): void => void process.stderr.write(`${msg}\n`);
 
@@ -216,7 +222,9 @@ async function main(): Promise<void> {
   try {
     serverDescription = await serverInfo(server.dsn);
     log(
-      `${runtime} ${runtimeVersion()}; ${serverDescription}; ${quick ? "quick" : "full"} run, ${reps} reps`,
+      `${runtime} ${runtimeVersion()}; ${serverDescription}; ${quick ? "quick" : "full"} run, ${reps} reps${
+        depth === undefined ? "" : `; ours with pipelineDepth ${depth}`
+      }`,
     );
     const ctx: Context = {
       dsn: server.dsn,
@@ -259,6 +267,7 @@ async function main(): Promise<void> {
     generatedAt: new Date().toISOString(),
     quick,
     reps,
+    ...(depth === undefined ? {} : { pipelineDepth: depth }),
     seconds: Math.round(seconds),
     machine: { ...machineBefore, loadavgBefore: machineBefore.loadavg, loadavgAfter: machineAfter.loadavg },
     server: serverDescription,

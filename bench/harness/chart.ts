@@ -26,6 +26,8 @@ export const RESULTS_DIR: string = fileURLToPath(new URL("../results/", import.m
 const COLORS: Record<string, string> = {
   "ours": "#1f6feb",
   "ours-noreset": "#58a6ff",
+  "ours-direct": "#0a3069",
+  "ours-noreset-direct": "#218bff",
   "postgresjs": "#d9822b",
   "postgresjs-direct": "#f0b45a",
   "bunsql": "#8957e5",

@@ -5,7 +5,9 @@
  * A contender is one client library's pool, opened against the benchmark
  * server with a given size. Scenarios only use `checkout(fn)` (reserve a
  * connection, run `fn` on it, give it back), `oneShot(sql, args)` (let the pool
- * pick a connection for a single statement) and `close()`. SQL uses `$n`
+ * pick a connection for a single statement), `oneShotRow(sql, args)` where the
+ * library has a one-shot that returns a row (our `pool.fetchRow()`), and
+ * `close()`. SQL uses `$n`
  * placeholders in ascending order so each library can run it natively.
  *
  * @module
@@ -25,6 +27,12 @@ export interface Contender {
   checkout<T>(fn: (q: Querier) => Promise<T>): Promise<T>;
   /** Runs one statement on any pooled connection. */
   oneShot(sql: string, args?: readonly unknown[]): Promise<unknown>;
+  /**
+   * Runs one statement on any pooled connection and resolves to its first row,
+   * when the library has such a helper; else scenarios take the first row of
+   * `oneShot`'s result (see `oneShotRow()` below).
+   */
+  oneShotRow?(sql: string, args?: readonly unknown[]): Promise<unknown>;
   /** Closes every connection. */
   close(): Promise<void>;
 }
@@ -39,6 +47,8 @@ export interface ContenderKind {
   checkoutApi: string;
   /** API used for one-shots, e.g. "sql``". */
   oneShotApi: string;
+  /** API of `Contender.oneShotRow`, e.g. "pool.fetchRow()"; `oneShotApi` when absent. */
+  oneShotRowApi?: string;
   /** Why this contender cannot run here, or undefined when it can. */
   unavailable(): string | undefined;
   /** Opens a pool of `size` connections (lazily or eagerly, as the library does). */
@@ -51,6 +61,20 @@ export const runtime: "deno" | "bun" | "node" = "Deno" in globalThis
   : "Bun" in globalThis
   ? "bun"
   : "node";
+
+/** The first row of whatever a library returned (an array, pg's result, or a row already). */
+export function firstRow(result: unknown): unknown {
+  if (Array.isArray(result)) return result[0];
+  if (result !== null && typeof result === "object" && "rows" in result) {
+    return (result as { rows: unknown[] }).rows[0];
+  }
+  return result;
+}
+
+/** Runs `sql` as a one-shot and resolves to its first row, through the library's row helper when it has one. */
+export async function oneShotRow(c: Contender, sql: string, args?: readonly unknown[]): Promise<unknown> {
+  return c.oneShotRow ? await c.oneShotRow(sql, args) : firstRow(await c.oneShot(sql, args));
+}
 
 /** Resolves after `ms` milliseconds. */
 export function sleep(ms: number): Promise<void> {

@@ -1,10 +1,13 @@
 /**
  * This library, three times: on its default driver with the default session
  * reset on release, and with `reset: null` (no reset statements are sent, but a
- * connection released inside a transaction is still rolled back; one-shots stay
- * pipelined); and on the postgres.js driver (`driver: "postgres"`) with the
- * default reset. `PGPOOL_BENCH_DEPTH` (set by `bench/peers.ts --depth=N`) sets
- * `pipelineDepth` of the first two.
+ * connection released inside a transaction is still rolled back, and unlike a
+ * no-op `reset` hook one-shots stay pipelined); and on the postgres.js driver
+ * (`driver: "postgres"`, which cannot pipeline) with the default reset.
+ *
+ * `PGPOOL_BENCH_DEPTH=N` (set by `bench/peers.ts --depth=N`) passes
+ * `pipelineDepth: N` to the first two, for a sweep; unset, they use the
+ * pool's default depth.
  *
  * @module
  */
@@ -15,10 +18,23 @@ import type { Contender, ContenderKind } from "./contender.ts";
 
 type Pool = Awaited<ReturnType<typeof createPool>>;
 
-/** `pipelineDepth` for a sweep (`--depth=N`), else the pool's default. */
-function depth(): PoolOptions {
-  const n = Number(process.env.PGPOOL_BENCH_DEPTH);
-  return Number.isInteger(n) && n >= 1 ? { pipelineDepth: n } : {};
+/** The `pipelineDepth` asked for by `PGPOOL_BENCH_DEPTH`, or undefined for the pool's default. */
+export function benchDepth(): number | undefined {
+  const raw = process.env.PGPOOL_BENCH_DEPTH;
+  if (raw === undefined || raw === "") return undefined;
+  const n = Number(raw);
+  if (!Number.isSafeInteger(n) || n < 1) {
+    throw new Error(
+      `--depth / PGPOOL_BENCH_DEPTH must be an integer of at least 1, got ${JSON.stringify(raw)}`,
+    );
+  }
+  return n;
+}
+
+/** Options that pipeline: the sweep's depth when one is set. */
+function pipelining(): PoolOptions {
+  const depth = benchDepth();
+  return depth === undefined ? {} : { pipelineDepth: depth };
 }
 
 function wrap(pool: Pool): Contender {
@@ -28,6 +44,7 @@ function wrap(pool: Pool): Contender {
       return await fn({ query: (sql, args) => con.fetchRow(sql, args) });
     },
     oneShot: (sql, args) => pool.fetchVal(sql, args),
+    oneShotRow: (sql, args) => pool.fetchRow(sql, args),
     close: () => pool.close(),
   };
 }
@@ -38,18 +55,20 @@ export const ours: ContenderKind = {
   label: "ours (default reset)",
   checkoutApi: "acquire()/release()",
   oneShotApi: "pool.fetchVal()",
+  oneShotRowApi: "pool.fetchRow()",
   unavailable: () => undefined,
-  open: async (dsn, size) => wrap(await createPool(dsn, { maxSize: size, ...depth() })),
+  open: async (dsn, size) => wrap(await createPool(dsn, { maxSize: size, ...pipelining() })),
 };
 
-/** Our pool without reset statements (`reset: null`). */
+/** Our pool without reset statements (`reset: null`): one-shots still pipelined. */
 export const oursNoReset: ContenderKind = {
   key: "ours-noreset",
   label: "ours (reset disabled)",
   checkoutApi: "acquire()/release()",
   oneShotApi: "pool.fetchVal()",
+  oneShotRowApi: "pool.fetchRow()",
   unavailable: () => undefined,
-  open: async (dsn, size) => wrap(await createPool(dsn, { maxSize: size, reset: null, ...depth() })),
+  open: async (dsn, size) => wrap(await createPool(dsn, { maxSize: size, reset: null, ...pipelining() })),
 };
 
 /** Our pool on the postgres.js driver, default reset. */
@@ -58,6 +77,7 @@ export const oursPgjs: ContenderKind = {
   label: "ours (postgres.js driver)",
   checkoutApi: "acquire()/release()",
   oneShotApi: "pool.fetchVal()",
+  oneShotRowApi: "pool.fetchRow()",
   unavailable: () => undefined,
   open: async (dsn, size) => wrap(await createPool(dsn, { maxSize: size, driver: "postgres" })),
 };

@@ -85,7 +85,8 @@ export function writeResultsReadme(): string {
   }
   out.push(
     "Throughput relative to ours (default reset) per scenario (S1 checkout, S2 one-shot, S3 transaction, S4 HTTP,",
-    "S5 5,000 waiters on 100 connections); checkouts use each library's reserve/connect API, S2 its one-shot API:",
+    "S5 5,000 waiters on 100 connections, S6 a page of 20 one-shots at once); checkouts use each library's",
+    "reserve/connect API, S2 and S6 its one-shot API (S4's `-direct` rows too):",
     "",
   );
   for (const r of runs) out.push(summaryTable(r), "");

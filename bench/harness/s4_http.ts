@@ -1,16 +1,22 @@
 /**
  * S4 HTTP: an HTTP server in this process (`Deno.serve` / `Bun.serve`) whose
  * handler checks out a connection (`await using con = await pool.acquire()`
- * for ours), runs one `fetchRow` and answers JSON — and, as `<key>-direct`
- * rows, the same handler on each library's one-shot API (`pool.fetchRow()`,
- * `sql\`\``); wrk drives it with 100 connections. One server serves every variant: a repetition switches the
+ * for ours), runs one `fetchRow` and answers JSON; wrk drives it with 100
+ * connections. One server serves every variant: a repetition switches the
  * handler, then runs wrk.
+ *
+ * The libraries whose one-shots may share a connection also serve the same
+ * request with their one-shot API instead of a checkout, as `<key>-direct`
+ * rows: `pool.fetchRow()` for ours (pipelined; with and without the reset),
+ * `sql\`...\`` on the shared pool for postgres.js and Bun.sql. The key
+ * suffix predates ours' row: `postgresjs-direct` and `bunsql-direct` keep
+ * their meaning across results files.
  *
  * @module
  */
 
 import { spawn, spawnSync } from "node:child_process";
-import { type Contender, runLoop, runtime } from "./contender.ts";
+import { type Contender, firstRow, oneShotRow, runLoop, runtime } from "./contender.ts";
 import type { Sample } from "./stats.ts";
 import type { Scenario, Variant } from "./variant.ts";
 
@@ -114,14 +120,8 @@ export function wrkUnavailable(): string | undefined {
   return spawnSync("sh", ["-c", "command -v wrk"]).status === 0 ? undefined : "wrk is not installed";
 }
 
-/** The first row of whatever a library returned (an array, pg's result, or a row already). */
-function firstRow(result: unknown): unknown {
-  if (Array.isArray(result)) return result[0];
-  if (result !== null && typeof result === "object" && "rows" in result) {
-    return (result as { rows: unknown[] }).rows[0];
-  }
-  return result;
-}
+/** Contenders that also get a one-shot handler row (their one-shots share connections). */
+const ONE_SHOT_HANDLERS: ReadonlySet<string> = new Set(["ours", "ours-noreset", "postgresjs", "bunsql"]);
 
 function httpVariant(
   key: string,
@@ -159,7 +159,7 @@ export const s4Http: Scenario = {
   title: "HTTP",
   description:
     `${runtime === "bun" ? "Bun.serve" : "Deno.serve"}, pool size ${SIZE}: checkout + one fetchRow ` +
-    `per request; wrk -t1 -c${CONNECTIONS}`,
+    `per request (\`-direct\` rows: one one-shot instead); wrk -t1 -c${CONNECTIONS}`,
   durationMs: (quick) => (quick ? 1000 : 10_000),
   reps: (quick) => (quick ? 2 : undefined),
   warmMs: (quick) => (quick ? 150 : 1000),
@@ -176,14 +176,13 @@ export const s4Http: Scenario = {
         () => kind.open(ctx.dsn, SIZE),
         (c) => (n) => c.checkout(async (q) => firstRow(await q.query(SQL, [n]))),
       ));
-      // Every contender also serves the request with its one-shot API (ours: pipelined one-shots).
-      {
+      if (ONE_SHOT_HANDLERS.has(kind.key)) {
         rows.push(httpVariant(
           `${kind.key}-direct`,
           kind.label,
-          `${kind.oneShotApi} directly`,
+          `${kind.oneShotRowApi ?? kind.oneShotApi} directly`,
           () => kind.open(ctx.dsn, SIZE),
-          (c) => async (n) => firstRow(await c.oneShot(SQL, [n])),
+          (c) => (n) => oneShotRow(c, SQL, [n]),
         ));
       }
     }

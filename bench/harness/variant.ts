@@ -85,7 +85,7 @@ export function inProcessVariant(
 
 /** One benchmark scenario (one file per scenario under bench/harness/). */
 export interface Scenario {
-  /** "S1" … "S5". */
+  /** "S1" … "S6". */
   id: string;
   /** Short title, e.g. "checkout". */
   title: string;

@@ -105,7 +105,16 @@ for (const driver of DRIVERS) {
           ),
           "400 one-shots",
         );
-        const codes = new Set(results.flatMap((r) => r.status === "rejected" ? [codeOf(r.reason)] : []));
+        // A statement's own failure, or (pipelined one-shots) the failed reset that closed the connection
+        // under it: a one-shot queued behind a failed reset rejects CONNECTION_LOST with the reset's error as
+        // its cause.
+        const codes = new Set(
+          results.flatMap((r) =>
+            r.status === "rejected"
+              ? [codeOf(r.reason), codeOf((r.reason as { cause?: unknown }).cause ?? r.reason)]
+              : []
+          ),
+        );
         note(`named statements through a transaction pooler (${driver})`, `errors: ${[...codes].join(", ")}`);
         assert.ok(
           codes.has("26000") || codes.has("42P05"),
