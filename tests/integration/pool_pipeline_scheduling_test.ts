@@ -159,8 +159,13 @@ describe("Pool pipelined one-shots: scheduling on a real server", () => {
   });
 
   it("Pool.acquire() waiting behind a stream of pipelined one-shots is served before any one-shot issued after it", async () => {
-    await using pool = await createTestPool(server.dsn, { driver: "native", minSize: 1, maxSize: 1 });
-    const DEPTH = 8; // the default pipelineDepth
+    const DEPTH = 8;
+    await using pool = await createTestPool(server.dsn, {
+      driver: "native",
+      minSize: 1,
+      maxSize: 1,
+      pipelineDepth: DEPTH,
+    });
     let issued = 0;
     let completed = 0;
     let stop = false;

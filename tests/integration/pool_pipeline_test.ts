@@ -29,7 +29,7 @@ describe("Pool pipelined one-shots on a real server", () => {
   });
 
   it("Pool one-shots fired together on one backend are pipelined and each sees a freshly reset session", async () => {
-    await using pool = await createTestPool(server.dsn, { minSize: 1, maxSize: 1 });
+    await using pool = await createTestPool(server.dsn, { minSize: 1, maxSize: 1, pipelineDepth: 8 });
     const table = `pipe_tx_${process.pid}`;
     await admin.execute(`DROP TABLE IF EXISTS ${table}; CREATE TABLE ${table} (id int)`);
     const locks = "SELECT count(*)::int FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()";
