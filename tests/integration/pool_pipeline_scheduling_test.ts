@@ -118,7 +118,12 @@ describe("Pool pipelined one-shots: scheduling on a real server", () => {
   });
 
   it("Pool one-shots never share a checked-out connection", async () => {
-    await using pool = await createTestPool(server.dsn, { driver: "native", minSize: 2, maxSize: 2 });
+    await using pool = await createTestPool(server.dsn, {
+      driver: "native",
+      minSize: 2,
+      maxSize: 2,
+      pipelineDepth: 8,
+    });
     const held = await pool.acquire();
     const heldPid = await held.fetchVal<number>("SELECT pg_backend_pid()");
     try {
