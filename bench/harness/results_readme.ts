@@ -116,7 +116,7 @@ export function writeResultsReadme(): string {
   out.push(
     "## Notes on reading these numbers",
     "",
-    "- **ours (reset disabled)** is `createPool(dsn, { reset: async () => {} })`: no reset statements are sent, but a",
+    "- **ours (reset disabled)** is `createPool(dsn, { reset: null })`: no reset statements are sent (one-shots stay pipelined), but a",
     "  connection released inside a transaction is still rolled back and listeners are still removed.",
     "- **postgres.js one-shots slow down over a run.** Under sustained saturation its pool keeps connections in",
     "  queues whose backing arrays only shrink when they drain completely; `Queue.remove` (an `indexOf` over that",
