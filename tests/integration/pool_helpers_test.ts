@@ -34,21 +34,31 @@ function jitter(): Promise<void> {
 
 /**
  * Runs `fn` 200 times at once (each after a small random delay). Every call must finish, and
- * the calls must really have overlapped: at some point more of them were waiting for a
- * connection than the pool has, so the queue and its hand-offs were exercised.
+ * the calls must really have overlapped: at some point more of them were in flight than the pool
+ * has connections. One at a time per connection (`queued`), some of them then waited in the pool's
+ * queue, so the queue and its hand-offs were exercised; with pipelined one-shots they may instead
+ * share connections.
  */
-async function run200(pool: Pool, fn: (i: number) => Promise<void>): Promise<void> {
+async function run200(pool: Pool, fn: (i: number) => Promise<void>, queued: boolean): Promise<void> {
   const done = new Set<number>();
   let peakWaiting = 0;
+  let inFlight = 0;
+  let peakInFlight = 0;
   await Promise.all(Array.from({ length: 200 }, async (_, i) => {
     await jitter();
     const call = fn(i);
+    peakInFlight = Math.max(peakInFlight, ++inFlight);
     peakWaiting = Math.max(peakWaiting, pool.getWaitingCount());
-    await call;
+    try {
+      await call;
+    } finally {
+      inFlight--;
+    }
     done.add(i);
   }));
   assert.equal(done.size, 200, "every call finished");
-  assert.ok(peakWaiting > 0, "calls queued for a connection: the pool's queue was exercised");
+  assert.ok(peakInFlight > pool.getMaxSize(), `the calls overlapped: ${peakInFlight} in flight at once`);
+  if (queued) assert.ok(peakWaiting > 0, "calls queued for a connection: the pool's queue was exercised");
 }
 
 describe("Pool helpers and queries on a real server", () => {
@@ -87,16 +97,19 @@ describe("Pool helpers and queries on a real server", () => {
       ],
     ];
     for (const [name, call] of cases) {
-      const log = warningLog();
-      await using pool = await createTestPool(server.dsn, {
-        minSize: 5,
-        maxSize: 10,
-        onWarning: log.onWarning,
-      });
-      await run200(pool, (i) => call(pool, i));
-      assert.ok(pool.getSize() <= 10, name);
-      assert.equal(pool.getIdleSize(), pool.getSize(), `${name}: every connection is back`);
-      assert.deepEqual(log.codes(), [], name);
+      for (const pipelineDepth of [1, 16]) {
+        const log = warningLog();
+        await using pool = await createTestPool(server.dsn, {
+          minSize: 5,
+          maxSize: 10,
+          pipelineDepth,
+          onWarning: log.onWarning,
+        });
+        await run200(pool, (i) => call(pool, i), pipelineDepth === 1);
+        assert.ok(pool.getSize() <= 10, name);
+        assert.equal(pool.getIdleSize(), pool.getSize(), `${name}: every connection is back`);
+        assert.deepEqual(log.codes(), [], name);
+      }
     }
   });
 
@@ -109,7 +122,7 @@ describe("Pool helpers and queries on a real server", () => {
           "d",
           4,
         ]]);
-      });
+      }, false);
       assert.equal(await pool.fetchVal("SELECT count(*)::int FROM exmany"), 800);
       assert.equal(await pool.fetchVal("SELECT sum(b)::int FROM exmany"), 2000);
     } finally {
