@@ -468,13 +468,7 @@ export class BasePool {
         `Timed out acquiring a connection: the timeout is ${timeoutMs / 1000}s`,
       );
     }
-    const deadline = timeoutMs === undefined && signal === undefined ? undefined : new Deadline(
-      this.#clock,
-      timeoutMs,
-      signal,
-      "ACQUIRE_TIMEOUT",
-      `Timed out after ${(timeoutMs ?? 0) / 1000}s acquiring a connection`,
-    );
+    const deadline = this.#acquireDeadline(timeoutMs, signal);
     try {
       deadline?.check();
       let slot: Slot | undefined;
@@ -485,15 +479,29 @@ export class BasePool {
       if (slot === undefined) slot = await this.#wait(deadline);
       return await this.#claim(slot, deadline, timeoutMs, site);
     } catch (e) {
-      if (deadline?.fired && e === deadline.reason) {
-        if (e instanceof PoolTimeoutError && e.code === "ACQUIRE_TIMEOUT") {
-          this.#counters.acquireTimeoutCount++;
-        } else this.#counters.acquireAbortCount++;
-      }
+      this.#countGiveUp(deadline, e);
       throw e;
     } finally {
       deadline?.dispose();
     }
+  }
+
+  /** The bound of an acquire (and of a one-shot's wait for a place): undefined when it has none. */
+  #acquireDeadline(timeoutMs: number | undefined, signal: AbortSignal | undefined): Deadline | undefined {
+    return timeoutMs === undefined && signal === undefined ? undefined : new Deadline(
+      this.#clock,
+      timeoutMs,
+      signal,
+      "ACQUIRE_TIMEOUT",
+      `Timed out after ${(timeoutMs ?? 0) / 1000}s acquiring a connection`,
+    );
+  }
+
+  /** An acquire failed: counted as timed out or aborted when its own deadline ended it. */
+  #countGiveUp(deadline: Deadline | undefined, e: unknown): void {
+    if (!deadline?.fired || e !== deadline.reason) return;
+    if (e instanceof PoolTimeoutError && e.code === "ACQUIRE_TIMEOUT") this.#counters.acquireTimeoutCount++;
+    else this.#counters.acquireAbortCount++;
   }
 
   /** Checks out a slot moved to `acquiring` for this acquire: pinged when due, connected when empty, set up. */
@@ -1014,10 +1022,7 @@ export class BasePool {
       const waiter = this.#waiters[this.#waiterHead]!;
       this.#waiters[this.#waiterHead++] = undefined as unknown as Waiter;
       if (waiter.state !== "waiting") continue;
-      waiter.state = "granted";
-      this.#counters.acquireWaitMs += this.#clock.now() - waiter.since;
-      this.#liveWaiters--;
-      this.#compactWaiters();
+      this.#granted(waiter);
       if (waiter.shared && this.#shareable(slot)) {
         this.#move(slot, "shared");
         waiter.resolve(this.#reserve(slot, waiter.bounded));
@@ -1031,6 +1036,14 @@ export class BasePool {
       return;
     }
     this.#move(slot, slot.con === undefined ? "empty" : "idle");
+  }
+
+  /** A waiter taken off the queue to be served (its wait counted). */
+  #granted(waiter: Waiter): void {
+    waiter.state = "granted";
+    this.#counters.acquireWaitMs += this.#clock.now() - waiter.since;
+    this.#liveWaiters--;
+    this.#compactWaiters();
   }
 
   /** The one place a slot changes state. */
@@ -1777,10 +1790,7 @@ export class BasePool {
       if (waiter.state === "waiting" && !waiter.shared) return; // the connection drains for it
       this.#waiters[this.#waiterHead++] = undefined as unknown as Waiter;
       if (waiter.state !== "waiting") continue;
-      waiter.state = "granted";
-      this.#counters.acquireWaitMs += this.#clock.now() - waiter.since;
-      this.#liveWaiters--;
-      this.#compactWaiters();
+      this.#granted(waiter);
       waiter.resolve(this.#reserve(slot, waiter.bounded));
     }
   }
@@ -1818,15 +1828,7 @@ export class BasePool {
     const signal = bounded ? validSignal(where, opts.signal) : undefined;
     if (timeoutMs !== undefined && timeoutMs <= 0) return this.#exclusive(method, a, b, c);
     const deadlineAt = timeoutMs === undefined ? undefined : this.#clock.now() + timeoutMs;
-    const deadline = bounded
-      ? new Deadline(
-        this.#clock,
-        timeoutMs,
-        signal,
-        "ACQUIRE_TIMEOUT",
-        `Timed out after ${(timeoutMs ?? 0) / 1000}s acquiring a connection`,
-      )
-      : undefined;
+    const deadline = this.#acquireDeadline(timeoutMs, signal);
     let slot: Slot;
     let con: PoolConnection | undefined;
     const metrics = this.#metrics;
@@ -1835,11 +1837,7 @@ export class BasePool {
       slot = await this.#wait(deadline, true, bounded);
       if (slot.state !== "shared") con = await this.#claim(slot, deadline, timeoutMs, undefined);
     } catch (e) {
-      if (deadline?.fired && e === deadline.reason) {
-        if (e instanceof PoolTimeoutError && e.code === "ACQUIRE_TIMEOUT") {
-          this.#counters.acquireTimeoutCount++;
-        } else this.#counters.acquireAbortCount++;
-      }
+      this.#countGiveUp(deadline, e);
       throw e;
     } finally {
       deadline?.dispose();

@@ -17,6 +17,8 @@ import {
   assertPoolInvariants,
   codeOf,
   note,
+  prng,
+  StormAbort,
   Tally,
   trapUnhandledRejections,
   waitFor,
@@ -25,25 +27,6 @@ import {
 
 let server: TestServer;
 let admin: Connection;
-
-/** A small deterministic PRNG (mulberry32), so a failing storm can be replayed with its seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-class StormAbort extends Error {
-  constructor() {
-    super("storm abort");
-    this.name = "StormAbort";
-  }
-}
 
 const ALLOWED = new Set(["ACQUIRE_TIMEOUT", "QUERY_TIMEOUT", "StormAbort", "TimeoutError"]);
 

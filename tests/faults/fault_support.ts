@@ -250,3 +250,23 @@ export class TrackingClock implements Clock {
     return this.#pending.size;
   }
 }
+
+/** A small deterministic PRNG (mulberry32), so a failing storm can be replayed with its seed. */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** The abort reason of the cancellation storms. */
+export class StormAbort extends Error {
+  constructor() {
+    super("storm abort");
+    this.name = "StormAbort";
+  }
+}

@@ -20,6 +20,8 @@ import { assertLedgerClean, describeReport, Ledger } from "../support/ledger.ts"
 import {
   assertPoolInvariants,
   note,
+  prng,
+  StormAbort,
   Tally,
   trapUnhandledRejections,
   waitFor,
@@ -28,25 +30,6 @@ import {
 
 let server: TestServer;
 let admin: Connection;
-
-/** A small deterministic PRNG (mulberry32, as the cancel storm's), so a failing storm replays with its seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-class StormAbort extends Error {
-  constructor() {
-    super("storm abort");
-    this.name = "StormAbort";
-  }
-}
 
 /** What a bounded operation may reject with. */
 const BOUNDED_CODES = new Set(["ACQUIRE_TIMEOUT", "QUERY_TIMEOUT", "StormAbort"]);
