@@ -101,8 +101,16 @@ describe("Pool COPY backpressure (real server)", () => {
           TOTAL / MB
         } MB`,
       );
-      // the other connection is free for other callers while the COPY is stalled
-      assert.equal(await pool.fetchVal("SELECT $1::int", [42], { timeout: 5 }), 42);
+      // The other connection is free for other callers while the COPY is stalled. Checked out and released
+      // (the release waits for its reset): a one-shot returns once its statement is answered, and its reset
+      // may still be on the wire when the COPY ends.
+      const other = await pool.acquire({ timeout: 5 });
+      try {
+        assert.equal(await other.fetchVal("SELECT $1::int", [42], { timeout: 5 }), 42);
+      } finally {
+        await pool.release(other);
+      }
+      assert.equal(pool.getIdleSize(), 1, "the other connection is back");
       resume();
       const tag = await within(60_000, copying, "the COPY");
       assert.equal(tag, `COPY ${rows}`);
