@@ -40,6 +40,9 @@ import {
   WRITE_HIGH_WATER_MARK,
   WriteQueue,
 } from "./adapter_support.ts";
+import { nextTurn, ReadTurns } from "./read_turns.ts";
+
+const performanceNow = (): number => performance.now();
 
 /** Size of the buffer each read fills. */
 const READ_SIZE = 128 * 1024;
@@ -52,6 +55,8 @@ class DenoTransport implements Transport {
   readonly #target: TransportTarget;
   readonly #handlers: TransportHandlers;
   readonly #queue = new WriteQueue();
+  /** When a long stream of reads lets the event loop round (see read_turns.ts). */
+  readonly #turns = new ReadTurns(performanceNow);
   /** Bytes handed to the socket by the running flush and not yet confirmed. */
   #inFlight = 0;
   #flushing: Promise<void> | undefined;
@@ -87,6 +92,7 @@ class DenoTransport implements Transport {
 
   write(chunk: Uint8Array): boolean {
     if (this.#state !== "open" || this.#tlsEnding) return false;
+    this.#turns.wrote();
     if (this.#nodeTls !== undefined) return this.#nodeTls.socket.write(chunk);
     if (this.#held) this.#release();
     if (isSslRequest(chunk)) this.#sslPending = true;
@@ -339,10 +345,13 @@ class DenoTransport implements Transport {
       if (tls !== undefined) {
         // Ciphertext for node:tls; its read() callback lifts the block.
         if (!tls.cipher.push(chunk)) this.#cipherBlocked = true;
+        if (this.#turns.afterRead(n >= READ_SIZE / 2)) await nextTurn();
         continue;
       }
       while (this.#paused && !this.#isClosed()) await this.#sleep();
       if (!this.#deliver(chunk)) return;
+      // A long stream of full reads lets the event loop see the other sockets now and then.
+      if (this.#turns.afterRead(n >= READ_SIZE / 2)) await nextTurn();
     }
   }
 
@@ -397,6 +406,7 @@ class DenoTransport implements Transport {
   #close(error: Error | undefined): void {
     if (this.#isClosed()) return;
     this.#state = "closed";
+    this.#turns.closed();
     this.#queue.clear();
     this.#cipherWritten = [];
     const tls = this.#nodeTls;
