@@ -149,12 +149,29 @@ for (const driver of ["native", "postgres"] as const) {
       }
     });
 
-    it(`Pool.fetchVal() sends a plain object to a jsonb[] parameter as an array of JSON objects (${driver})`, async () => {
+    it(`Pool.fetchVal() sends plain objects and JSON text in an array bound to jsonb[] as JSON values (${driver})`, async () => {
       await using pool = await createTestPool(server.dsn, { driver, maxSize: 1 });
       const kinds = await pool.fetchVal("SELECT array_agg(jsonb_typeof(x)) FROM unnest($1::jsonb[]) x", [
-        [{ a: 1 }, '{"b":2}', [3]],
+        // A nested JS array would be a dimension of the PostgreSQL array: a JSON array element is JSON text.
+        [{ a: 1 }, '{"b":2}', "[3]"],
       ]);
       assert.deepEqual(kinds, ["object", "object", "array"]);
+    });
+
+    it(`PoolConnection.setTypeCodec() on jsonb: an encoder receives a plain object as its JSON text, as the README says (${driver})`, async () => {
+      await using pool = await createTestPool(server.dsn, { driver, maxSize: 1 });
+      await using con = await pool.acquire();
+      const seen: unknown[] = [];
+      await con.setTypeCodec("jsonb", {
+        encoder: (v) => {
+          seen.push(v);
+          return typeof v === "string" ? v : JSON.stringify(v);
+        },
+        decoder: (text) => JSON.parse(text),
+      });
+      assert.equal(await con.fetchVal("SELECT jsonb_typeof($1::jsonb) AS codec_kind", [{ a: 1 }]), "object");
+      assert.equal(await con.fetchVal("SELECT jsonb_typeof($1::jsonb) AS codec_array", [[1, 2]]), "array");
+      assert.deepEqual(seen, ['{"a":1}', [1, 2]]);
     });
 
     it(`Pool.fetchVal() sends a plain object to a text or untyped parameter as its JSON text (${driver})`, async () => {
