@@ -151,7 +151,9 @@ const NO_ARGS: readonly unknown[] = Object.freeze([]);
 const NO_OPTIONS: Readonly<Partial<CopyFromTableOptions & CopyToTableOptions>> = Object.freeze({});
 
 /**
- * Checks query arguments; plain objects become JSON text. Returns the array to send. With
+ * Checks query arguments; plain objects become JSON text (the only place a plain object is encoded:
+ * the drivers send a string bound to json/jsonb as the JSON text it is, see
+ * `src/drivers/json_param.ts`). Returns the array to send. With
  * `objects` (the connection has type codecs), other objects go to the driver as they are, for an
  * encoder.
  */

@@ -9,12 +9,19 @@
  * statement with the same parameter through the native driver must give
  * postgres.js's result, or fail where postgres.js fails.
  *
+ * Comparing the drivers with each other cannot see a mistake both make (a plain object once reached
+ * jsonb as a JSON string on both), so json and jsonb values are also checked against the server's
+ * reading of the JSON text the README promises (a string is JSON text, anything else its
+ * `JSON.stringify`), written as an SQL literal, with `jsonb_typeof` on the server — through the
+ * drivers and through the pool's `Connection` (which encodes plain objects) on both drivers.
+ *
  * @module
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { getTestServer } from "../support/pg_server.ts";
+import { connect, type Connection } from "../../mod.ts";
 import { createNativeDriver } from "../../src/drivers/native/driver.ts";
 import { createPostgresDriver } from "../../src/drivers/postgresjs/driver.ts";
 import { nodeConnector } from "../../src/runtime/node.ts";
@@ -142,12 +149,57 @@ const CASES: [string, fc.Arbitrary<unknown>][] = [
   ],
 ];
 
-type Outcome = { ok: true; value: unknown; text: string | null } | { ok: false; error: unknown };
+/** The json and jsonb types of {@linkcode CASES}, checked against the server as well. */
+const JSON_TYPES: ReadonlySet<string> = new Set(["json", "jsonb", "json[]", "jsonb[]"]);
+
+/** Whether the parameter is declared bool (a boolean, or an array whose first element is one): no cast to json. */
+function declaredBool(value: unknown): boolean {
+  return typeof value === "boolean" || (Array.isArray(value) && declaredBool(value[0]));
+}
+
+/** The JSON text the README promises for an argument bound to json/jsonb: a string is JSON text already. */
+function jsonText(value: unknown): string {
+  return typeof value === "string" ? value : JSON.stringify(value);
+}
+
+/**
+ * The statement that gives, with no parameter at all, what binding `value` to `$1::<type>` must give:
+ * the promised JSON text as an SQL literal (an ARRAY of literals for json[]/jsonb[]). Undefined when
+ * the bind must fail (a boolean is declared bool).
+ */
+function intendedJsonSql(type: string, value: unknown): string | undefined {
+  if (declaredBool(value)) return undefined;
+  let expr: string;
+  if (value === null) expr = "NULL";
+  else if (type.endsWith("[]")) {
+    const elements = (value as unknown[]).map((e) => (e === null ? "NULL" : literal(jsonText(e))));
+    expr = `ARRAY[${elements.join(",")}]`;
+  } else expr = literal(jsonText(value));
+  return `SELECT v, ${OUTPUT_TEXT} AS t, ${jsonKinds(type)} AS k FROM (SELECT ${expr}::${type}) s(v)`;
+}
+
+/** `jsonb_typeof` of `v` on the server; for an array type, of each element, as a text[] literal. */
+function jsonKinds(type: string): string {
+  return type.endsWith("[]")
+    ? "(SELECT array_agg(jsonb_typeof(x::text::jsonb) ORDER BY o)::text FROM unnest(v) WITH ORDINALITY u(x, o))"
+    : "jsonb_typeof(v::text::jsonb)";
+}
+
+/** The `jsonb_typeof` a JavaScript JSON value has. */
+function kindOf(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "array";
+  return typeof value;
+}
+
+type Outcome =
+  | { ok: true; value: unknown; text: string | null; kind?: string | null }
+  | { ok: false; error: unknown };
 
 async function outcome(run: () => Promise<{ rows: Record<string, unknown>[] }>): Promise<Outcome> {
   try {
     const row = (await run()).rows[0]!;
-    return { ok: true, value: row.v, text: row.t as string | null };
+    return { ok: true, value: row.v, text: row.t as string | null, kind: row.k as string | null | undefined };
   } catch (error) {
     return { ok: false, error };
   }
@@ -165,12 +217,57 @@ describe("native value codecs and the native driver match the postgres.js driver
   let con: DriverConnection;
   /** The same statements through the native engine. */
   let nat: DriverConnection;
+  /** The pool's `Connection` (the core: plain objects become JSON text) on each driver. */
+  let cores: [string, Connection][] = [];
   const oids = new Map<string, number>();
+
+  /** Binds `value` to `$1::<type>` every way and checks what the server holds against {@linkcode intendedJsonSql}. */
+  async function checkJson(type: string, value: unknown): Promise<void> {
+    const intended = intendedJsonSql(type, value);
+    const expected: Outcome = intended === undefined
+      ? { ok: false, error: "a boolean is declared bool, which has no cast to json" }
+      : await outcome(() => con.query(intended, []));
+    if (expected.ok && expected.text !== null && !type.endsWith("[]")) {
+      assert.equal(
+        expected.kind,
+        kindOf(JSON.parse(jsonText(value))),
+        "the server reads the promised JSON text",
+      );
+    }
+    const sql = `SELECT v, ${OUTPUT_TEXT} AS t, ${jsonKinds(type)} AS k FROM (SELECT $1::${type}) s(v)`;
+    const ways: [string, () => Promise<{ rows: Record<string, unknown>[] }>][] = [
+      ["the postgres.js driver", () => con.query(sql, [value])],
+      ["the native driver", () => nat.query(sql, [value])],
+      ...cores.map(([name, core]): [string, () => Promise<{ rows: Record<string, unknown>[] }>] => [
+        name,
+        async () => ({ rows: [(await core.fetchRow<Record<string, unknown>>(sql, [value]))!] }),
+      ]),
+    ];
+    for (const [name, run] of ways) {
+      const got = await outcome(run);
+      assert.equal(
+        got.ok,
+        expected.ok,
+        `${name} ${got.ok ? "accepted" : `failed (${!got.ok && got.error})`}, the promised JSON text ${
+          expected.ok ? "is accepted" : `fails (${!expected.ok && expected.error})`
+        }`,
+      );
+      if (got.ok && expected.ok) {
+        assert.equal(got.text, expected.text, `${name} stores the promised JSON text`);
+        assert.equal(got.kind, expected.kind, `${name}: jsonb_typeof on the server`);
+        assert.deepStrictEqual(got.value, expected.value, `${name} returns the promised value`);
+      }
+    }
+  }
 
   before(async () => {
     const server = await getTestServer();
     con = await driver.connect({ dsn: server.dsn });
     nat = await createNativeDriver(nodeConnector).connect({ dsn: server.dsn });
+    cores = [
+      ["Connection on the native driver", await connect(server.dsn, { driver: "native" })],
+      ["Connection on the postgres.js driver", await connect(server.dsn, { driver: "postgres" })],
+    ];
     for (const [type] of CASES) {
       const { rows } = await con.query(`SELECT ${literal(type)}::regtype::oid AS oid`, []);
       oids.set(type, rows[0]!.oid as number);
@@ -180,6 +277,7 @@ describe("native value codecs and the native driver match the postgres.js driver
   after(async () => {
     await con?.close();
     await nat?.close();
+    for (const [, core] of cores) await core.close();
   });
 
   it("arrayTypeQuery lists the built-in arrays the registry already parses, so addArrayTypes() changes none", async () => {
@@ -222,6 +320,7 @@ describe("native value codecs and the native driver match the postgres.js driver
                 "the native driver returns postgres.js's value",
               );
             }
+            if (JSON_TYPES.has(type)) await checkJson(type, value);
             let wire: ReturnType<typeof serializeParam> | undefined;
             let thrown: unknown;
             try {

@@ -48,6 +48,8 @@ import { installArrayTypes, parseArray, serializeArray, type TypeTables } from "
 import type { CodecType, TextCodec } from "../../core/type_codecs.ts";
 import { PgSocket } from "./pg_socket.ts";
 import { fixQueryOrigin } from "./query_origin.ts";
+import { serializeJsonParam } from "../json_param.ts";
+import { OID } from "../type_oids.ts";
 import { StatementCache } from "../statement_cache.ts";
 import { type Cycle, ProtocolTap } from "./protocol_tap.ts";
 import { awaitCancelled, closeWithin, sendCancelRequest } from "../timing.ts";
@@ -642,6 +644,10 @@ export class PostgresConnection implements DriverConnection {
         socket: () => this.#socketFactory(),
       })
     );
+    // postgres.js writes a string bound to json/jsonb as a JSON string; the pool sends plain objects as
+    // their JSON text, so such a string is JSON text: the shared rule (before the arrays take it).
+    sql.options.serializers[OID.json] = serializeJsonParam;
+    sql.options.serializers[OID.jsonb] = serializeJsonParam;
     installArrayTypes(sql.options);
     guardSerializers(sql.options.serializers);
     // A query that is never executed, only to reach postgres.js's query prototype.

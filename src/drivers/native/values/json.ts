@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { serializeJsonParam } from "../../json_param.ts";
 
 /**
  * Parses json/jsonb text.
@@ -18,16 +19,14 @@ export function parseJson(text: string): unknown {
 }
 
 /**
- * Writes a json/jsonb parameter with `JSON.stringify`: a string becomes a JSON
- * string (the pool turns plain objects into JSON text before, so such text
- * arrives here as a string too).
+ * Writes a json/jsonb parameter: a string as it is (JSON text: the pool has
+ * turned plain objects into their JSON text before), anything else with
+ * `JSON.stringify`. The rule both drivers share: see `../../json_param.ts`.
  *
  * @example
  * ```ts
  * import { serializeJson } from "./json.ts";
- * console.log(serializeJson({ a: 1 }), serializeJson("x")); // {"a":1} "x"
+ * console.log(serializeJson({ a: 1 }), serializeJson('{"a":1}'), serializeJson([1])); // {"a":1} {"a":1} [1]
  * ```
  */
-export function serializeJson(value: unknown): string {
-  return JSON.stringify(value);
-}
+export const serializeJson: (value: unknown) => string = serializeJsonParam;

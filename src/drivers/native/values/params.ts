@@ -64,8 +64,9 @@ export function inferParamOid(value: unknown): number {
  * How a parameter value goes on the wire: its declared oid and its text.
  * When the declared oid is 0, pass the oid the server described for the
  * parameter (ParameterDescription) as `describedOid`: the text is written by
- * that type's serializer (a string for a json parameter becomes a JSON
- * string, an array for an int4[] parameter an array literal).
+ * that type's serializer (an array for a json parameter becomes JSON, for
+ * an int4[] parameter an array literal; a string for a json parameter is
+ * JSON text and goes as it is).
  *
  * @param value The argument (null for SQL NULL; undefined is refused).
  * @param describedOid The parameter type the server described.
