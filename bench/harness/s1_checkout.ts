@@ -21,6 +21,7 @@ const RESET_SCRIPT = [
   "SELECT pg_advisory_unlock_all();",
   "CLOSE ALL;",
   "UNLISTEN *;",
+  "RESET SESSION AUTHORIZATION;",
   "RESET ALL;",
   "\\endpipeline",
   "",

@@ -853,9 +853,10 @@ export class Connection {
 
   /**
    * The session reset statements a pool runs on this server when a connection
-   * is released (asyncpg's `get_reset_query()`), as one text: on PostgreSQL
-   * `SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL;`, less
-   * on servers that lack some (CockroachDB, Redshift, CrateDB); empty in
+   * is released (asyncpg's `get_reset_query()`, plus the role), as one text: on
+   * PostgreSQL `SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET
+   * SESSION AUTHORIZATION; RESET ALL;`, less on servers that lack some
+   * (CockroachDB, Redshift, CrateDB); empty in
    * transaction pool mode, where nothing is reset. A custom `reset` hook runs
    * it to extend the default reset rather than replace it.
    *

@@ -29,6 +29,11 @@ export function parseServerVersion(text: string): ServerVersion {
 /**
  * The session reset statements the server supports, chosen from its reported
  * parameters like asyncpg does (CockroachDB, Redshift and CrateDB lack some).
+ * On PostgreSQL it also undoes `SET ROLE` and `SET SESSION AUTHORIZATION`,
+ * which `RESET ALL` leaves alone (so does asyncpg's reset; `DISCARD ALL`
+ * undoes them): `RESET SESSION AUTHORIZATION`, which any user may run, returns
+ * to the user that logged in and puts `role` back to the session's own default (a
+ * `role` sent at connect time or set with `ALTER ROLE … SET role`).
  *
  * @example
  * ```ts
@@ -40,5 +45,5 @@ export function resetQueryFor(parameters: ReadonlyMap<string, string>): string {
   if (parameters.has("crate_version")) return "";
   if (parameters.has("crdb_version")) return "RESET ALL;";
   if (parameters.has("padb_revision")) return "CLOSE ALL;\nRESET ALL;";
-  return "SELECT pg_advisory_unlock_all();\nCLOSE ALL;\nUNLISTEN *;\nRESET ALL;";
+  return "SELECT pg_advisory_unlock_all();\nCLOSE ALL;\nUNLISTEN *;\nRESET SESSION AUTHORIZATION;\nRESET ALL;";
 }

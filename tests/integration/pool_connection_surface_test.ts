@@ -16,7 +16,8 @@ import { createTestPool, getTestServer, type TestServer, warningLog } from "./po
 
 let server: TestServer;
 
-const POSTGRES_RESET = "SELECT pg_advisory_unlock_all();\nCLOSE ALL;\nUNLISTEN *;\nRESET ALL;";
+const POSTGRES_RESET =
+  "SELECT pg_advisory_unlock_all();\nCLOSE ALL;\nUNLISTEN *;\nRESET SESSION AUTHORIZATION;\nRESET ALL;";
 
 /** A DO block raising one notice of `severity` with every optional field set. */
 const FULL_NOTICE = `DO $$ BEGIN

@@ -28,6 +28,10 @@
  * `SELECT 1`), and settings change through `set_config()`, plpgsql `EXECUTE 'SET …'` and
  * SQL-language functions, with no `ParameterStatus` for the settings the server does not report
  * (`work_mem`, custom settings). So `pg_advisory_unlock_all()`, `UNLISTEN *` and `RESET ALL` stay.
+ * A role taken with `SET ROLE`, `set_config('role', …)` or `SET SESSION AUTHORIZATION` survives
+ * `RESET ALL`; `RESET SESSION AUTHORIZATION` clears it. The server reports `role` itself to no one:
+ * only `is_superuser` when the change flips it (here, as the test login is a superuser), so that
+ * statement stays too.
  *
  * Each way is a test case that asserts what it leaves and whether the wire announced it, so the
  * file fails if a way behaves otherwise on some server (say, a version that announces a held
@@ -364,11 +368,52 @@ const SETTINGS: Kind = {
   ],
 };
 
-const KINDS: readonly Kind[] = [CURSORS, LOCKS, CHANNELS, SETTINGS];
+const ROLES: Kind = {
+  name: "a role",
+  statement: "RESET SESSION AUTHORIZATION",
+  // Whom the session acts as besides the user that logged in (pg_stat_activity keeps that one).
+  probe: "SELECT coalesce(array_agg(DISTINCT r ORDER BY r), '{}') FROM " +
+    "unnest(ARRAY[current_user::text, session_user::text]) r " +
+    "WHERE r <> (SELECT usename::text FROM pg_stat_activity WHERE pid = pg_backend_pid())",
+  // A top-level SET says SET; the server reports session_authorization, and is_superuser when it changes
+  // (the test server's login is a superuser, the role is not: a login that is none would see nothing).
+  announces: (log) => log.tags.includes("SET") || log.parameters.length !== 0,
+  ways: [
+    { how: "a top-level SET ROLE", sql: "SET ROLE rp_role", leaves: ["rp_role"], announced: true },
+    {
+      how: "set_config('role')",
+      sql: "SELECT set_config('role', $1, false)",
+      args: ["rp_role"],
+      leaves: ["rp_role"],
+      announced: true,
+    },
+    {
+      how: "a DO block's EXECUTE 'SET ROLE …'",
+      sql: "DO $$ BEGIN EXECUTE 'SET ROLE rp_role'; END $$",
+      leaves: ["rp_role"],
+      announced: true,
+    },
+    {
+      how: "a top-level SET SESSION AUTHORIZATION",
+      sql: "SET SESSION AUTHORIZATION rp_role",
+      leaves: ["rp_role"],
+      announced: true,
+    },
+    {
+      how: "SET LOCAL ROLE in a transaction that ends",
+      sql: "BEGIN; SET LOCAL ROLE rp_role; COMMIT",
+      leaves: [],
+      announced: true,
+    },
+  ],
+};
+
+const KINDS: readonly Kind[] = [CURSORS, LOCKS, CHANNELS, SETTINGS, ROLES];
 
 /** The functions, procedures, table, trigger and view the ways call (idempotent). */
 const SCHEMA = `
 CREATE SCHEMA IF NOT EXISTS reset_proof;
+DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'rp_role') THEN CREATE ROLE rp_role NOLOGIN; END IF; END $$;
 CREATE OR REPLACE FUNCTION reset_proof.hold(name text) RETURNS int LANGUAGE plpgsql AS $$
 BEGIN EXECUTE format('DECLARE %I CURSOR WITH HOLD FOR SELECT 1', name); RETURN 1; END $$;
 CREATE OR REPLACE FUNCTION reset_proof.hold_sql() RETURNS int LANGUAGE sql AS $$
@@ -481,7 +526,7 @@ describe("Reset proof: what the session reset must clear, and what the client is
     return con;
   }
 
-  it("the default reset runs CLOSE ALL, pg_advisory_unlock_all(), UNLISTEN * and RESET ALL", async () => {
+  it("the default reset runs CLOSE ALL, pg_advisory_unlock_all(), UNLISTEN *, RESET SESSION AUTHORIZATION and RESET ALL", async () => {
     const con = await nativeConnection();
     assert.deepEqual(resetStatements(con).sort(), KINDS.map((k) => k.statement).sort());
   });

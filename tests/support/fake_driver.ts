@@ -300,7 +300,7 @@ export class FakeDriverConnection implements DriverConnection {
   }
 
   resetQuery(): string {
-    return "SELECT pg_advisory_unlock_all();\nCLOSE ALL;\nUNLISTEN *;\nRESET ALL;";
+    return "SELECT pg_advisory_unlock_all();\nCLOSE ALL;\nUNLISTEN *;\nRESET SESSION AUTHORIZATION;\nRESET ALL;";
   }
 
   /** The notice receiver the connection registered (a test calls it to play a server notice). */
