@@ -204,26 +204,44 @@ describe("serializeParam()", () => {
       oid: 0,
       text: '{"{\\"a\\":1}","{\\"b\\":2}"}',
     });
-    assert.deepEqual(serializeParam(0, 16), { oid: 0, text: "f" });
-    assert.deepEqual(serializeParam("2024-01-02", 1082), { oid: 0, text: "2024-01-02T00:00:00.000Z" });
+    // A string or number bound to bool, date or timestamp is sent as it is, for the server to read or refuse.
+    assert.deepEqual(serializeParam(0, 16), { oid: 0, text: "0" });
+    assert.deepEqual(serializeParam("yes", 16), { oid: 0, text: "yes" });
+    assert.deepEqual(serializeParam("t", 16), { oid: 0, text: "t" });
+    assert.deepEqual(serializeParam("2024-01-02", 1082), { oid: 0, text: "2024-01-02" });
+    assert.deepEqual(serializeParam("2024-01-02 10:00:00.123456+05:30", 1114), {
+      oid: 0,
+      text: "2024-01-02 10:00:00.123456+05:30",
+    });
     assert.deepEqual(serializeParam("ab", 17), { oid: 0, text: "\\x6162" });
+    assert.deepEqual(serializeParam([0, 255], 17), { oid: 0, text: "\\x00ff" });
+    assert.throws(() => serializeParam([300], 17), TypeError);
+    // Elements without a serializer of their own: never [object Object].
+    assert.deepEqual(serializeParam(["x", { a: 1 }, new Date(0), new Uint8Array([10])], 1009), {
+      oid: 0,
+      text: '{"x","{\\"a\\":1}","1970-01-01T00:00:00.000Z","\\\\x0a"}',
+    });
   });
 
   it("serializeParam() writes other values with string conversion", () => {
     assert.deepEqual(serializeParam(1.5, 701), { oid: 0, text: "1.5" });
-    assert.deepEqual(serializeParam(-0, 23), { oid: 0, text: "0" });
+    assert.deepEqual(serializeParam(-0, 701), { oid: 0, text: "-0" });
     assert.deepEqual(serializeParam(NaN), { oid: 0, text: "NaN" });
     assert.deepEqual(serializeParam("12345678901234567890", 1700), { oid: 0, text: "12345678901234567890" });
-    assert.deepEqual(serializeParam([1, 2], 23), { oid: 0, text: "1,2" });
+    // An array bound to a type that is no array is written as an array literal (the server refuses it).
+    assert.deepEqual(serializeParam([1, 2], 23), { oid: 0, text: '{"1","2"}' });
   });
 
   it("serializeParam() writes an array with its first element's declared type like postgres.js does", () => {
-    assert.deepEqual(serializeParam([true, false]), { oid: 16, text: "f" });
-    assert.deepEqual(serializeParam([new Date(0)]), { oid: 1184, text: "1970-01-01T00:00:00.000Z" });
-    // Two Dates make no Date: the text goes to the server, which refuses it (as with postgres.js, whose
-    // date serializer is guarded the same way: src/drivers/postgresjs/safe_serializers.ts).
+    // Declared bool or timestamptz, the array is written as an array literal, which the server refuses for
+    // that scalar type (it once became 'f', and one Date a timestamptz truncated to seconds).
+    assert.deepEqual(serializeParam([true, false]), { oid: 16, text: '{"true","false"}' });
+    assert.deepEqual(serializeParam([new Date(0)]), { oid: 1184, text: '{"1970-01-01T00:00:00.000Z"}' });
     const two = [new Date(0), new Date(1)];
-    assert.deepEqual(serializeParam(two), { oid: 1184, text: String(two) });
+    assert.deepEqual(serializeParam(two), {
+      oid: 1184,
+      text: '{"1970-01-01T00:00:00.000Z","1970-01-01T00:00:00.001Z"}',
+    });
   });
 
   it("serializeParam() rejects undefined with INVALID_ARGUMENT", () => {

@@ -10,6 +10,7 @@
  */
 
 import { BUILTIN_ARRAYS } from "../type_oids.ts";
+import { serializeArrayLiteral } from "../param_text.ts";
 
 type Parser = (text: string) => unknown;
 type Serializer = (value: unknown) => string;
@@ -76,7 +77,9 @@ export function parseArray(text: string, parse?: Parser): unknown[] {
 
 /**
  * Writes a JavaScript array (nested for more dimensions) as an array literal,
- * quoting every element and applying `serialize` to non-null ones.
+ * quoting every element and applying `serialize` to non-null ones (the shared
+ * `paramText()` without one: a plain object is its JSON text, never
+ * `[object Object]`). The writer both drivers share: `../param_text.ts`.
  *
  * @example
  * ```ts
@@ -85,14 +88,7 @@ export function parseArray(text: string, parse?: Parser): unknown[] {
  * ```
  */
 export function serializeArray(value: unknown, serialize?: Serializer): string {
-  if (!Array.isArray(value)) return serialize ? serialize(value) : String(value);
-  const parts = value.map((item): string => {
-    if (Array.isArray(item)) return serializeArray(item, serialize);
-    if (item === null || item === undefined) return "NULL";
-    const text = serialize ? serialize(item) : String(item);
-    return `"${text.replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"`;
-  });
-  return `{${parts.join(",")}}`;
+  return serializeArrayLiteral(value, serialize);
 }
 
 /**

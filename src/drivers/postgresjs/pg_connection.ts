@@ -49,7 +49,8 @@ import type { CodecType, TextCodec } from "../../core/type_codecs.ts";
 import { PgSocket } from "./pg_socket.ts";
 import { fixQueryOrigin } from "./query_origin.ts";
 import { serializeJsonParam } from "../json_param.ts";
-import { OID } from "../type_oids.ts";
+import { paramText, serializeBoolParam, serializeByteaParam, serializeDateParam } from "../param_text.ts";
+import { BUILTIN_ARRAYS, OID } from "../type_oids.ts";
 import { StatementCache } from "../statement_cache.ts";
 import { type Cycle, ProtocolTap } from "./protocol_tap.ts";
 import { awaitCancelled, closeWithin, sendCancelRequest } from "../timing.ts";
@@ -648,6 +649,10 @@ export class PostgresConnection implements DriverConnection {
     // their JSON text, so such a string is JSON text: the shared rule (before the arrays take it).
     sql.options.serializers[OID.json] = serializeJsonParam;
     sql.options.serializers[OID.jsonb] = serializeJsonParam;
+    // postgres.js writes a string bound to bool as 'f' unless it is "true", a string bound to a date type
+    // through new Date() (microseconds and offsets lost), -0 as 0, [object Object] in arrays: the shared
+    // rules instead, so that a value is never sent as another (see ../param_text.ts).
+    installParamText(sql.options.serializers);
     installArrayTypes(sql.options);
     guardSerializers(sql.options.serializers);
     // A query that is never executed, only to reach postgres.js's query prototype.
@@ -1421,4 +1426,21 @@ export async function openPostgresConnection(
     deadline.dispose();
   }
   return connection;
+}
+
+/**
+ * Puts the shared parameter rules (`../param_text.ts`) in a postgres.js serializer table: bool, bytea and
+ * the date types their own, every other built-in scalar type (and 0, a type not described) `paramText()`.
+ * json and jsonb keep theirs; the array types are installed afterwards over these.
+ */
+function installParamText(serializers: Record<number, ((value: unknown) => string) | undefined>): void {
+  serializers[0] = paramText;
+  for (const [element] of BUILTIN_ARRAYS) {
+    if (element !== OID.json && element !== OID.jsonb) serializers[element] = paramText;
+  }
+  serializers[OID.bool] = serializeBoolParam;
+  serializers[OID.bytea] = serializeByteaParam;
+  serializers[OID.date] = serializeDateParam;
+  serializers[OID.timestamp] = serializeDateParam;
+  serializers[OID.timestamptz] = serializeDateParam;
 }

@@ -91,14 +91,9 @@ function readArray(c: Cursor): unknown[] {
 }
 
 /**
- * Writes a JavaScript array (nested for more dimensions) as an array
- * literal: every non-null element quoted (backslashes and quotes escaped)
- * after `serialize`, null and undefined as `NULL`. A value that is not an
- * array is written as a scalar.
- *
- * @param value The array.
- * @param serialize The element serializer; string conversion without one.
- * @param delim The element type's delimiter, `,` by default.
+ * Writes a JavaScript array as an array literal: the writer both drivers share (see
+ * `../../param_text.ts`); elements without a serializer are written by `paramText()` (a plain object as
+ * its JSON text, a Date as its ISO 8601 text, a Uint8Array as bytea hex), never `[object Object]`.
  *
  * @example
  * ```ts
@@ -106,32 +101,4 @@ function readArray(c: Cursor): unknown[] {
  * console.log(serializeArrayLiteral([1, null, 'a"b'])); // {"1",NULL,"a\"b"}
  * ```
  */
-export function serializeArrayLiteral(
-  value: unknown,
-  serialize?: (value: unknown) => string,
-  delim = ",",
-): string {
-  if (!Array.isArray(value)) return serialize ? serialize(value) : String(value);
-  let out = "{";
-  for (let k = 0; k < value.length; k++) {
-    if (k > 0) out += delim;
-    const item: unknown = value[k];
-    if (Array.isArray(item)) out += serializeArrayLiteral(item, serialize, delim);
-    else if (item === null || item === undefined) out += "NULL";
-    else out += quote(serialize ? serialize(item) : String(item));
-  }
-  return out + "}";
-}
-
-function quote(text: string): string {
-  let out = '"';
-  let start = 0;
-  for (let i = 0; i < text.length; i++) {
-    const code = text.charCodeAt(i);
-    if (code === QUOTE || code === BACKSLASH) {
-      out += text.slice(start, i) + "\\";
-      start = i;
-    }
-  }
-  return out + text.slice(start) + '"';
-}
+export { serializeArrayLiteral } from "../../param_text.ts";

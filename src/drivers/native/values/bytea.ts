@@ -5,6 +5,7 @@
  * @module
  */
 import { Buffer } from "node:buffer";
+import { serializeByteaParam } from "../../param_text.ts";
 
 /**
  * Parses bytea hex text (`\x0aff`) to a Buffer.
@@ -21,7 +22,9 @@ export function parseBytea(text: string): Buffer {
 
 /**
  * Writes a bytea parameter in hex format. A Uint8Array is written byte for
- * byte; a string as its UTF-8 bytes; an array as its numbers (`Buffer.from`).
+ * byte; a string as its UTF-8 bytes; an array as its numbers, each an
+ * integer 0-255 (anything else throws TypeError rather than wrap to a byte).
+ * The rule both drivers share: see `../../param_text.ts`.
  *
  * @example
  * ```ts
@@ -29,6 +32,4 @@ export function parseBytea(text: string): Buffer {
  * console.log(serializeBytea(new Uint8Array([10, 255]))); // \x0aff
  * ```
  */
-export function serializeBytea(value: unknown): string {
-  return "\\x" + Buffer.from(value as Uint8Array).toString("hex");
-}
+export const serializeBytea: (value: unknown) => string = serializeByteaParam;

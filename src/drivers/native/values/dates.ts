@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { serializeDateParam } from "../../param_text.ts";
 
 /**
  * Parses date, timestamp or timestamptz text to a Date.
@@ -20,18 +21,15 @@ export function parseDate(text: string): Date {
 }
 
 /**
- * Writes a date/timestamp parameter as ISO 8601 UTC; a value that is not a
- * Date goes through `new Date(value)` first; one that is no valid Date is sent as
- * its text, for the server to read or refuse (SQLSTATE 22007).
+ * Writes a date/timestamp parameter: a Date as its ISO 8601 UTC instant; a string (or anything else) as
+ * it is, for the server to read in the session's TimeZone (microseconds, offsets, `infinity`, BC dates
+ * kept) or refuse (SQLSTATE 22007/22008). The rule both drivers share: see `../../param_text.ts`.
  *
  * @example
  * ```ts
  * import { serializeDate } from "./dates.ts";
  * console.log(serializeDate(new Date(0))); // 1970-01-01T00:00:00.000Z
+ * console.log(serializeDate("2024-01-02 10:00:00.123456")); // 2024-01-02 10:00:00.123456
  * ```
  */
-export function serializeDate(value: unknown): string {
-  const date = value instanceof Date ? value : new Date(value as string);
-  // Not a valid Date: the server reads the text itself (an invalid one fails with 22007, `infinity` is kept).
-  return Number.isNaN(date.getTime()) ? String(value) : date.toISOString();
-}
+export const serializeDate: (value: unknown) => string = serializeDateParam;

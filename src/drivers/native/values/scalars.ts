@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { paramText, serializeBoolParam } from "../../param_text.ts";
 
 /**
  * Parses int2, int4, oid, float4 and float8 text (`NaN`, `Infinity` and
@@ -33,28 +34,27 @@ export function parseBool(text: string): boolean {
 }
 
 /**
- * Writes a bool parameter: `t` for `true`, `f` for anything else.
+ * Writes a bool parameter: `t` for `true`, `f` for `false`, anything else as it is for the server to
+ * read (`"yes"`, `"1"`, `1` are true) or refuse with 22P02. The rule both drivers share: see
+ * `../../param_text.ts`.
  *
  * @example
  * ```ts
  * import { serializeBool } from "./scalars.ts";
- * console.log(serializeBool(true), serializeBool(1)); // t f
+ * console.log(serializeBool(true), serializeBool("yes"), serializeBool(0)); // t yes 0
  * ```
  */
-export function serializeBool(value: unknown): string {
-  return value === true ? "t" : "f";
-}
+export const serializeBool: (value: unknown) => string = serializeBoolParam;
 
 /**
- * Writes a parameter of a type without its own serializer: JavaScript's
- * string conversion (`"" + value`).
+ * Writes a parameter of a type without its own serializer: a string as it is, a number as its text
+ * (negative zero `-0`), an array as an array literal, a plain object as its JSON text (see
+ * `../../param_text.ts`).
  *
  * @example
  * ```ts
  * import { serializeText } from "./scalars.ts";
- * console.log(serializeText(12n), serializeText([1, 2])); // 12 1,2
+ * console.log(serializeText(12n), serializeText(-0), serializeText([1, 2])); // 12 -0 {"1","2"}
  * ```
  */
-export function serializeText(value: unknown): string {
-  return "" + (value as string);
-}
+export const serializeText: (value: unknown) => string = paramText;
