@@ -43,6 +43,8 @@ export class Checkout {
   lastStatement: Promise<unknown> | undefined = undefined;
   /** A `CONNECTION_LEAK` was reported for it (counted once). */
   leaked = false;
+  /** Registered with the pool's leak registry (most checkouts end before they would be). */
+  registered = false;
   /** Its release, once started. */
   release: Release | undefined = undefined;
   /** When it was handed out (clock ms); set only when the pool records metrics. */

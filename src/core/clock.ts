@@ -39,6 +39,12 @@ export interface Clock {
    * process open). A clock without it keeps its timers as they are.
    */
   unref?(handle: TimerHandle): void;
+  /**
+   * Optional: the current time for bookkeeping that tolerates a little staleness (wait-time statistics,
+   * idle timestamps): a clock may return one reading for everything in the same turn of microtasks.
+   * The pool uses {@linkcode Clock.now} when absent. Deadlines always use `now()`.
+   */
+  coarseNow?(): number;
 }
 
 /**
@@ -66,6 +72,13 @@ export function installTimerUnref(fn: (handle: TimerHandle) => void): void {
   unrefTimer = fn;
 }
 
+/** One `performance.now()` reading shared by the microtasks queued before its expiry (see coarseNow). */
+let coarse = 0;
+let coarseFresh = false;
+const expireCoarse = (): void => {
+  coarseFresh = false;
+};
+
 /**
  * The clock of the running runtime: `performance.now()` and the global timers.
  *
@@ -80,6 +93,14 @@ export function installTimerUnref(fn: (handle: TimerHandle) => void): void {
  */
 export const systemClock: Clock = {
   now: (): number => performance.now(),
+  coarseNow: (): number => {
+    if (!coarseFresh) {
+      coarse = performance.now();
+      coarseFresh = true;
+      queueMicrotask(expireCoarse);
+    }
+    return coarse;
+  },
   setTimeout: (fn: () => void, ms: number): TimerHandle => setTimeout(fn, ms),
   clearTimeout: (handle: TimerHandle): void => clearTimeout(handle as number),
   random: (): number => Math.random(),

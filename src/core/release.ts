@@ -62,8 +62,14 @@ export class Release {
       this.#resolve = resolve;
       this.#reject = reject;
     });
-    if (timeoutMs !== undefined) this.#alarm = watchdog.after(timeoutMs, () => this.#timedOut());
     work.then(() => this.#end("returned", undefined), (e: unknown) => this.#end("failed", e));
+    // Armed a microtask later, behind the settling of a `work` that is already over (a pipelined reset
+    // is: the driver bounds its answer itself), so that the common release arms and cancels nothing.
+    if (timeoutMs !== undefined) {
+      queueMicrotask(() => {
+        if (this.#state === "running") this.#alarm = watchdog.after(timeoutMs, () => this.#timedOut());
+      });
+    }
   }
 
   /** Where it is. */
