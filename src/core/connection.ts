@@ -682,7 +682,7 @@ export class Connection {
   }
 
   #clearSessionState(): void {
-    this.#listeners.clear();
+    if (this.#listeners.size > 0) this.#listeners.clear(); // clear() of an empty Map costs V8 ~40 ns
     this.#listenerCount = 0;
     if (this.#logListeners !== undefined && this.#logListeners.size > 0) {
       this.#logListeners.clear();
