@@ -46,6 +46,8 @@ const performanceNow = (): number => performance.now();
 
 /** Size of the buffer each read fills. */
 const READ_SIZE = 128 * 1024;
+/** What one read returns at most once TLS runs (measured on Deno 2.9, `Deno.startTls` and node:tls alike). */
+const TLS_FULL_READ = 8 * 1024;
 
 type AnyConn = Deno.Conn;
 
@@ -57,6 +59,8 @@ class DenoTransport implements Transport {
   readonly #queue = new WriteQueue();
   /** When a long stream of reads lets the event loop round (see read_turns.ts). */
   readonly #turns = new ReadTurns(performanceNow);
+  /** Bytes from which a read counts as full (more is probably waiting): TLS reads stop at 8 KB. */
+  #fullRead = READ_SIZE / 2;
   /** Bytes handed to the socket by the running flush and not yet confirmed. */
   #inFlight = 0;
   #flushing: Promise<void> | undefined;
@@ -179,6 +183,7 @@ class DenoTransport implements Transport {
         unsafelyDisableHostnameVerification: options.verify === "ca",
       });
       this.#conn = tls;
+      this.#fullRead = TLS_FULL_READ;
       if (!this.#refd) tls.unref();
       await tls.handshake();
     } catch (cause) {
@@ -232,6 +237,7 @@ class DenoTransport implements Transport {
       rejectUnauthorized: false,
     });
     this.#nodeTls = { socket, cipher };
+    this.#fullRead = TLS_FULL_READ;
     if (this.#paused) socket.pause();
     this.#release();
     try {
@@ -345,13 +351,13 @@ class DenoTransport implements Transport {
       if (tls !== undefined) {
         // Ciphertext for node:tls; its read() callback lifts the block.
         if (!tls.cipher.push(chunk)) this.#cipherBlocked = true;
-        if (this.#turns.afterRead(n >= READ_SIZE / 2)) await nextTurn();
+        if (this.#turns.afterRead(n >= this.#fullRead)) await nextTurn();
         continue;
       }
       while (this.#paused && !this.#isClosed()) await this.#sleep();
       if (!this.#deliver(chunk)) return;
       // A long stream of full reads lets the event loop see the other sockets now and then.
-      if (this.#turns.afterRead(n >= READ_SIZE / 2)) await nextTurn();
+      if (this.#turns.afterRead(n >= this.#fullRead)) await nextTurn();
     }
   }
 
