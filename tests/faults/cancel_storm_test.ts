@@ -22,6 +22,7 @@ import {
   Tally,
   trapUnhandledRejections,
   waitFor,
+  waitForServerSessions,
   within,
 } from "./fault_support.ts";
 
@@ -160,16 +161,7 @@ describe("Faults: cancellation storm", { timeout: 120_000 }, () => {
           5000,
         );
         await assertPoolInvariants(pool, { label: "cancel storm" });
-        await waitFor(
-          "the server's session count to match the pool",
-          async () =>
-            Number(
-              await admin.fetchVal("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", [
-                app,
-              ]),
-            ) === pool.getSize(),
-          5000,
-        );
+        await waitForServerSessions(admin, app, pool, 5000);
         const report = await ledger.verify(admin);
         note(
           "cancel storm",

@@ -8,7 +8,8 @@
 
 import assert from "node:assert/strict";
 import process from "node:process";
-import type { Pool } from "../../mod.ts";
+import { connect, type Connection, type Pool } from "../../mod.ts";
+import { getTestServer, type TestServer } from "../support/pg_server.ts";
 import { codeOf } from "../support/ledger.ts";
 import type { Clock, TimerHandle } from "../../src/core/clock.ts";
 
@@ -205,6 +206,73 @@ export async function assertPoolInvariants(
   assert.equal(pool.getIdleSize(), pool.getSize(), `${label}all connections idle again`);
   assert.ok(pool.getSize() <= max);
   assert.equal(pool.getWaitingCount(), 0);
+}
+
+/**
+ * Waits until the server lists exactly as many sessions of application `app` as the pool holds
+ * (a dropped connection's backend may take a moment to exit).
+ */
+export async function waitForServerSessions(
+  admin: Connection,
+  app: string,
+  pool: Pool,
+  timeoutMs = 5000,
+): Promise<void> {
+  await waitFor(
+    "the server's session count to match the pool",
+    async () =>
+      Number(
+        await admin.fetchVal("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", [app]),
+      ) ===
+        pool.getSize(),
+    timeoutMs,
+  );
+}
+
+/** One of a pool's sessions as the server lists it. */
+export interface ServerSession {
+  pid: number;
+  state: string;
+  query: string;
+}
+
+/**
+ * The test server and an admin connection to it, both started on first use inside a test (Bun bounds
+ * hooks at 5 s whatever they are given, and a cold start on a loaded machine can take that long).
+ */
+export class LazyAdmin {
+  readonly #name: string;
+  #server: TestServer | undefined;
+  #con: Connection | undefined;
+
+  /** @param name The admin connection's application_name. */
+  constructor(name: string) {
+    this.#name = name;
+  }
+
+  /** The server (started on first use). */
+  async server(): Promise<TestServer> {
+    return this.#server ??= await getTestServer();
+  }
+
+  /** The admin connection (opened on first use). */
+  async connection(): Promise<Connection> {
+    const server = await this.server();
+    return this.#con ??= await connect(server.dsn, { applicationName: this.#name });
+  }
+
+  /** The sessions of application `app` on the server: pid, state and query. */
+  async sessions(app: string): Promise<ServerSession[]> {
+    return await (await this.connection()).fetch<ServerSession>(
+      "SELECT pid, state, query FROM pg_stat_activity WHERE application_name = $1",
+      [app],
+    );
+  }
+
+  /** Closes the admin connection, if it was opened. */
+  async close(): Promise<void> {
+    await this.#con?.close();
+  }
 }
 
 /** Prints one line of scenario numbers (recovery times etc.) to the test output. */

@@ -7,34 +7,16 @@
 
 import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { connect, type Connection, createPool } from "../../mod.ts";
-import { getTestServer, type TestServer } from "../support/pg_server.ts";
+import { createPool } from "../../mod.ts";
 import { FaultProxy } from "../support/fault_proxy.ts";
-import { rejection, trapUnhandledRejections, waitFor, within } from "./fault_support.ts";
+import { LazyAdmin, rejection, trapUnhandledRejections, waitFor, within } from "./fault_support.ts";
 
-let server: TestServer;
-let admin: Connection | undefined;
+const admin = new LazyAdmin("late-cancel-admin");
 
 describe("Faults: a late cancel request", { timeout: 60_000 }, () => {
-  // The server starts inside the test (bounded by its timeout): Bun bounds hooks at 5 s whatever
-  // they are given, and a cold start on a loaded machine can take that long.
-  async function adminConnection(): Promise<Connection> {
-    server ??= await getTestServer();
-    admin ??= await connect(server.dsn, { applicationName: "late-cancel-admin" });
-    return admin;
-  }
-
   after(async () => {
-    await admin?.close();
+    await admin.close();
   });
-
-  /** The pool's sessions on the server: pid, state and query. */
-  async function sessions(app: string): Promise<{ pid: number; state: string; query: string }[]> {
-    return await (await adminConnection()).fetch<{ pid: number; state: string; query: string }>(
-      "SELECT pid, state, query FROM pg_stat_activity WHERE application_name = $1",
-      [app],
-    );
-  }
 
   it(
     "a cancel delivered after its statement finished, while the next caller's statement runs, does not cancel it",
@@ -42,7 +24,8 @@ describe("Faults: a late cancel request", { timeout: 60_000 }, () => {
       timeout: 30_000,
     },
     async () => {
-      await adminConnection();
+      await admin.connection();
+      const server = await admin.server();
       const trap = trapUnhandledRejections();
       const proxy = await FaultProxy.start({ host: "127.0.0.1", port: server.port });
       const app = `late-cancel-${process.pid}-${Date.now()}`;
@@ -60,14 +43,14 @@ describe("Faults: a late cancel request", { timeout: 60_000 }, () => {
         assert.equal((await within(5000, a, "A")).code, "QUERY_TIMEOUT");
         // A ends by itself on the server: its cancel has not arrived.
         await waitFor("A to finish on the server", async () => {
-          const s = await sessions(app);
+          const s = await admin.sessions(app);
           return s.length === 1 && s[0]!.state === "idle";
         });
         // B, the next caller, runs (2 s, long enough for a cancel to land); the late cancel is delivered meanwhile.
         const b = pool.fetchVal<string>("SELECT $1::text FROM pg_sleep(2)", ["B"]);
         b.catch(() => {});
         await waitFor("B to run on the server", async () => {
-          const s = await sessions(app);
+          const s = await admin.sessions(app);
           return s.some((r) => r.state === "active" && r.query.includes("pg_sleep(2)"));
         }, 10_000);
         assert.equal(proxy.releaseCancelRequests(), 1);

@@ -25,6 +25,7 @@ import {
   Tally,
   trapUnhandledRejections,
   waitFor,
+  waitForServerSessions,
   within,
 } from "./fault_support.ts";
 
@@ -186,16 +187,7 @@ describe("Faults: cancellation storm over pipelined one-shots", { timeout: 120_0
           5000,
         );
         await assertPoolInvariants(pool, { label: `pipeline cancel storm (seed ${seed})` });
-        await waitFor(
-          "the server's session count to match the pool",
-          async () =>
-            Number(
-              await admin.fetchVal("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", [
-                app,
-              ]),
-            ) === pool.getSize(),
-          5000,
-        );
+        await waitForServerSessions(admin, app, pool, 5000);
         const report = await ledger.verify(admin);
         note("pipeline cancel storm", `seed ${seed}: ledger ${describeReport(report)}`);
         assertLedgerClean(report, `seed ${seed}`);

@@ -8,33 +8,16 @@
 import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import process from "node:process";
-import { connect, type Connection, createPool } from "../../mod.ts";
-import { getTestServer, type TestServer } from "../support/pg_server.ts";
+import { createPool } from "../../mod.ts";
 import { FaultProxy } from "../support/fault_proxy.ts";
-import { rejection, trapUnhandledRejections, waitFor, within } from "./fault_support.ts";
+import { LazyAdmin, rejection, trapUnhandledRejections, waitFor, within } from "./fault_support.ts";
 
-let server: TestServer;
-let admin: Connection | undefined;
+const admin = new LazyAdmin("pipe-late-cancel-admin");
 
 describe("Faults: a late cancel request under pipelined one-shots", { timeout: 60_000 }, () => {
-  // The server starts inside the test: Bun bounds hooks at 5 s whatever they are given.
-  async function adminConnection(): Promise<Connection> {
-    server ??= await getTestServer();
-    admin ??= await connect(server.dsn, { applicationName: "pipe-late-cancel-admin" });
-    return admin;
-  }
-
   after(async () => {
-    await admin?.close();
+    await admin.close();
   });
-
-  /** The pool's sessions on the server. */
-  async function sessions(app: string): Promise<{ pid: number; state: string; query: string }[]> {
-    return await (await adminConnection()).fetch<{ pid: number; state: string; query: string }>(
-      "SELECT pid, state, query FROM pg_stat_activity WHERE application_name = $1",
-      [app],
-    );
-  }
 
   it(
     "Pool one-shot timed out behind an unbounded one: its cancel, delivered late, reaches neither neighbour",
@@ -42,7 +25,8 @@ describe("Faults: a late cancel request under pipelined one-shots", { timeout: 6
       timeout: 30_000,
     },
     async () => {
-      await adminConnection();
+      await admin.connection();
+      const server = await admin.server();
       const trap = trapUnhandledRejections();
       const proxy = await FaultProxy.start({ host: "127.0.0.1", port: server.port });
       const app = `pipe-late-cancel-${process.pid}`;
@@ -67,14 +51,14 @@ describe("Faults: a late cancel request under pipelined one-shots", { timeout: 6
         assert.equal((await within(5000, bounded, "the bounded one-shot")).code, "QUERY_TIMEOUT");
         await waitFor("its cancel to be in flight", () => proxy.heldCancels === 1);
         await waitFor("the bounded statement to finish on the server by itself", async () => {
-          const s = await sessions(app);
+          const s = await admin.sessions(app);
           return s.length >= 1 && s.every((r) => r.state === "idle");
         });
         // The next one-shot runs long enough for a cancel to land; the late cancel is delivered meanwhile.
         const next = pool.fetchVal<string>("SELECT $1::text FROM pg_sleep(2)", ["next"]);
         next.catch(() => {});
         await waitFor("the next one-shot to run on the server", async () => {
-          const s = await sessions(app);
+          const s = await admin.sessions(app);
           return s.some((r) => r.state === "active" && r.query.includes("pg_sleep(2)"));
         }, 10_000);
         assert.equal(proxy.releaseCancelRequests(), 1);

@@ -16,7 +16,14 @@ import { connect, type Connection, createPool } from "../../mod.ts";
 import { getTestServer, type TestServer } from "../support/pg_server.ts";
 import { FaultProxy } from "../support/fault_proxy.ts";
 import { assertLedgerClean, describeReport, Ledger } from "../support/ledger.ts";
-import { codeOf, note, trapUnhandledRejections, waitFor, within } from "./fault_support.ts";
+import {
+  codeOf,
+  note,
+  trapUnhandledRejections,
+  waitFor,
+  waitForServerSessions,
+  within,
+} from "./fault_support.ts";
 
 let server: TestServer;
 let admin: Connection;
@@ -81,16 +88,7 @@ describe("Faults: connections lost under pipelined one-shots", { timeout: 120_00
         }
         assert.notEqual(await within(5000, pool.fetchVal<number>("SELECT pg_backend_pid()")), pid);
         assert.equal(pool.getSize(), 1);
-        await waitFor(
-          "the server's session count to match the pool",
-          async () =>
-            Number(
-              await admin.fetchVal("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", [
-                app,
-              ]),
-            ) ===
-              pool.getSize(),
-        );
+        await waitForServerSessions(admin, app, pool);
       } finally {
         pool.terminate();
         trap.check();

@@ -18,6 +18,7 @@ import {
   startLoad,
   trapUnhandledRejections,
   waitFor,
+  waitForServerSessions,
   within,
 } from "./fault_support.ts";
 
@@ -99,16 +100,7 @@ describe("Faults: backends terminated by the server", { timeout: 60_000 }, () =>
         assert.ok(load.tally.failed > 0, "the kills were felt");
         await assertPoolInvariants(pool, { label: "terminate_backend" });
         // The server has exactly the sessions the pool thinks it has.
-        await waitFor(
-          "the server's session count to match the pool",
-          async () =>
-            Number(
-              await admin.fetchVal("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", [
-                app,
-              ]),
-            ) === pool.getSize(),
-          3000,
-        );
+        await waitForServerSessions(admin, app, pool, 3000);
         const report = await ledger.verify(admin);
         note(
           "pg_terminate_backend",
