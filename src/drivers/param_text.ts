@@ -45,9 +45,7 @@ export function paramText(value: unknown): string {
     case "object":
       if (value === null) return "null";
       if (value instanceof Date) return dateText(value);
-      if (value instanceof Uint8Array) {
-        return "\\x" + Buffer.from(value.buffer, value.byteOffset, value.length).toString("hex");
-      }
+      if (value instanceof Uint8Array) return bytesHex(value);
       if (Array.isArray(value)) return serializeArrayLiteral(value);
       {
         const proto: unknown = Object.getPrototypeOf(value);
@@ -57,6 +55,11 @@ export function paramText(value: unknown): string {
     default:
       return "" + (value as string);
   }
+}
+
+/** Bytes as bytea hex text (`\\x0aff`), without copying them. */
+function bytesHex(bytes: Uint8Array): string {
+  return "\\x" + Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString("hex");
 }
 
 /** A Date's ISO 8601 UTC text; an invalid Date's `Invalid Date`, which the server refuses (22007). */
@@ -108,9 +111,7 @@ export function serializeDateParam(value: unknown): string {
  * ```
  */
 export function serializeByteaParam(value: unknown): string {
-  if (value instanceof Uint8Array) {
-    return "\\x" + Buffer.from(value.buffer, value.byteOffset, value.length).toString("hex");
-  }
+  if (value instanceof Uint8Array) return bytesHex(value);
   if (typeof value === "string") return "\\x" + Buffer.from(value, "utf8").toString("hex");
   if (Array.isArray(value)) {
     for (const byte of value) {
